@@ -1,0 +1,1 @@
+"""cni-rdma: CNI plugins for RDMA networking in Kubernetes pods."""

@@ -1,0 +1,87 @@
+"""Run code inside a network namespace given by path, without ever moving the main thread.
+
+setns() switches only the calling thread, so each call gets a fresh short-lived thread: the
+namespace can never leak into the main thread or into a later call. Opening a path never
+creates a namespace (unlike pyroute2's IPRoute(netns=...)).
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from typing import Callable, TypeVar
+
+from .errors import CniError, IO_FAILURE
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+
+
+class NetnsNotFound(CniError):
+    """The netns path does not exist (DEL treats this as "already gone")."""
+
+    def __init__(self, path: str):
+        super().__init__(IO_FAILURE, f"failed to open netns {path!r}", "no such network namespace")
+        self.path = path
+
+
+def _setns(fd: int) -> None:
+    if hasattr(os, "setns"):
+        os.setns(fd, CLONE_NEWNET)
+        return
+    # Python 3.11 has no os.setns.
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def open_netns(path: str) -> int:
+    """Open a netns path read-only; NetnsNotFound when missing; the caller closes the fd."""
+    if not path:
+        raise NetnsNotFound(path)
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetnsNotFound(path) from None
+    except OSError as e:
+        raise CniError(IO_FAILURE, f"failed to open netns {path!r}", e.strerror or str(e)) from None
+
+
+def in_netns(path: str, fn: Callable[..., T], *args, **kwargs) -> T:
+    """Call fn(*args, **kwargs) inside the netns at path; return its value or re-raise its exception."""
+    fd = open_netns(path)
+    try:
+        return in_netns_fd(fd, fn, *args, _path=path, **kwargs)
+    finally:
+        os.close(fd)
+
+
+def in_netns_fd(fd: int, fn: Callable[..., T], *args, _path: str = "", **kwargs) -> T:
+    box: dict[str, object] = {}
+
+    def runner() -> None:
+        try:
+            try:
+                _setns(fd)
+            except OSError as e:
+                what = _path or f"fd {fd}"
+                if e.errno == errno.EINVAL:
+                    raise CniError(IO_FAILURE, f"{what} is not a network namespace") from None
+                raise CniError(IO_FAILURE, f"setns into {what} failed", e.strerror or str(e)) from None
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=runner, name="netns")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
+def current_netns_path() -> str:
+    """The path of the caller thread's own netns (used to move things back to the host)."""
+    return f"/proc/{os.getpid()}/task/{threading.get_native_id()}/ns/net"
