@@ -1,0 +1,224 @@
+"""The skeleton: environment, stdin, version reconciliation and dispatch (SPEC.md "CNI Operations").
+
+Mirrors Go's pkg/skel so callers see the same codes and messages; a plugin module only implements
+add/delete/check/status/gc over a parsed Request and raises CniError for anything a user can cause.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import BinaryIO, Mapping, Optional, TextIO
+
+from . import cniargs
+from .errors import (CniError, DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, INVALID_ENV,
+                     IO_FAILURE, UNKNOWN_CONTAINER)
+from .log import Logger
+from .types import NetConf, Result
+from .version import CURRENT, SUPPORTED, at_least, version_json
+
+_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+MAX_IFNAME = 15
+
+# Which env vars each command requires (Go pkg/skel getCmdArgsFromEnv).
+_ENV = (
+    ("CNI_COMMAND", {"ADD", "CHECK", "DEL", "GC", "STATUS"}),
+    ("CNI_CONTAINERID", {"ADD", "CHECK", "DEL"}),
+    ("CNI_NETNS", {"ADD", "CHECK"}),
+    ("CNI_IFNAME", {"ADD", "CHECK", "DEL"}),
+    ("CNI_ARGS", set()),
+    ("CNI_PATH", {"ADD", "CHECK", "DEL", "GC", "STATUS"}),
+)
+# Minimum config version per command (SPEC.md: CHECK since 0.4.0, GC and STATUS since 1.1.0).
+_MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+_FUNCS = {"ADD": "add", "DEL": "delete", "CHECK": "check", "GC": "gc", "STATUS": "status"}
+
+
+def validate_container_id(cid: str) -> None:
+    if not cid:
+        raise CniError(UNKNOWN_CONTAINER, "missing containerID")
+    if not _ID_RE.match(cid):
+        raise CniError(INVALID_ENV, "invalid characters in containerID", cid)
+
+
+def validate_ifname(name: str) -> None:
+    if not name:
+        raise CniError(INVALID_ENV, "interface name is empty")
+    if len(name) > MAX_IFNAME:
+        raise CniError(INVALID_ENV, "interface name is too long",
+                       f"interface name should be less than {MAX_IFNAME + 1} characters")
+    if name in (".", ".."):
+        raise CniError(INVALID_ENV, "interface name is . or ..")
+    if any(c in "/:" or c.isspace() for c in name):
+        raise CniError(INVALID_ENV, "interface name contains / or : or whitespace characters")
+
+
+def validate_network_name(name: str) -> None:
+    if not name:
+        raise CniError(INVALID_CONFIG, "missing network name")
+    if not _ID_RE.match(name):
+        raise CniError(INVALID_CONFIG, "invalid characters found in network name", name)
+
+
+_VALIDATORS = {"CNI_CONTAINERID": validate_container_id, "CNI_IFNAME": validate_ifname}
+
+
+@dataclass(frozen=True)
+class Request:
+    command: str
+    container_id: str
+    netns: str
+    ifname: str
+    cni_args: str
+    path: tuple[str, ...]
+    stdin: bytes
+    conf: NetConf
+    env: Mapping[str, str] = field(default_factory=dict)
+    log: Logger = field(default_factory=Logger)
+
+    @property
+    def raw(self) -> dict:
+        return self.conf.raw
+
+    def args(self, known: frozenset[str] | set[str] = frozenset()) -> dict[str, str]:
+        return cniargs.parse(self.cni_args, known)
+
+    def with_command(self, command: str) -> "Request":
+        env = dict(self.env)
+        env["CNI_COMMAND"] = command
+        return replace(self, command=command, env=env)
+
+
+def _read_env(env: Mapping[str, str]) -> dict[str, str]:
+    cmd = env.get("CNI_COMMAND", "")
+    values: dict[str, str] = {}
+    missing: list[str] = []
+    for name, required_for in _ENV:
+        val = env.get(name, "")
+        values[name] = val
+        if not val:
+            if cmd in required_for or name == "CNI_COMMAND":
+                missing.append(name)
+        elif cmd in required_for and name in _VALIDATORS:
+            _VALIDATORS[name](val)
+    if missing:
+        raise CniError(INVALID_ENV, f"required env variables [{','.join(missing)}] missing")
+    return values
+
+
+def _decode_config(stdin: bytes) -> dict:
+    try:
+        raw = json.loads(stdin)
+    except (ValueError, RecursionError) as e:
+        raise CniError(DECODE_FAILURE, f"error unmarshall network config: {str(e).splitlines()[0][:200]}") from None
+    if not isinstance(raw, dict):
+        raise CniError(DECODE_FAILURE, "error unmarshall network config: expected a JSON object")
+    name = raw.get("name", "")
+    if not isinstance(name, str):
+        raise CniError(DECODE_FAILURE, 'error unmarshall network config: "name" must be a string')
+    validate_network_name(name)
+    return raw
+
+
+def _config_version(raw: dict) -> str:
+    v = raw.get("cniVersion", "")
+    if not isinstance(v, str):
+        raise CniError(DECODE_FAILURE, 'decoding version from network config: "cniVersion" must be a string')
+    return v or "0.1.0"
+
+
+def _check_version(cmd: str, v: str) -> None:
+    minimum = _MIN_VERSION.get(cmd)
+    if minimum:
+        if not at_least(v, minimum):
+            raise CniError(INCOMPATIBLE_VERSION, f"config version does not allow {cmd}")
+        if not any(at_least(p, v) for p in SUPPORTED):
+            raise CniError(INCOMPATIBLE_VERSION, f"plugin version does not allow {cmd}")
+    if v not in SUPPORTED:
+        quoted = " ".join(f'"{s}"' for s in SUPPORTED)
+        raise CniError(INCOMPATIBLE_VERSION, "incompatible CNI versions", f'config is "{v}", plugin supports [{quoted}]')
+
+
+def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[Result]:
+    """Validate and run one command; return the ADD result. Raises CniError. Also the in-process IPAM path."""
+    values = _read_env(env)
+    cmd = values["CNI_COMMAND"]
+    raw = _decode_config(stdin)
+    if cmd not in _FUNCS:
+        raise CniError(INVALID_ENV, f"unknown CNI_COMMAND: {cmd}")
+    _check_version(cmd, _config_version(raw))
+    conf = NetConf.from_json(raw)
+    req = Request(
+        command=cmd,
+        container_id=values["CNI_CONTAINERID"],
+        netns=values["CNI_NETNS"],
+        ifname=values["CNI_IFNAME"],
+        cni_args=values["CNI_ARGS"],
+        path=tuple(p for p in values["CNI_PATH"].split(os.pathsep) if p),
+        stdin=stdin,
+        conf=conf,
+        env=env,
+        log=Logger.from_conf(raw, f"{conf.type or module.__name__} {cmd} {values['CNI_CONTAINERID']} {values['CNI_IFNAME']}"),
+    )
+    fn = getattr(module, _FUNCS[cmd], None)
+    if fn is None:
+        raise CniError(INVALID_ENV, f"{conf.type or 'this plugin'} does not implement {cmd}")
+    req.log.debug(f"{cmd} netns={req.netns!r} args={req.cni_args!r}")
+    result = fn(req)
+    return result if cmd == "ADD" else None
+
+
+def _error_version(stdin: bytes) -> str:
+    try:
+        v = json.loads(stdin).get("cniVersion")
+    except Exception:
+        return CURRENT
+    return v if isinstance(v, str) and v in SUPPORTED else CURRENT
+
+
+def run(module: ModuleType, env: Optional[Mapping[str, str]] = None, stdin: Optional[BinaryIO] = None,
+        stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+    """The process-level entry: print a result or a CNI error JSON on stdout; exit 0 or 1."""
+    env = os.environ if env is None else env
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    cmd = env.get("CNI_COMMAND", "")
+    data = b""
+    try:
+        if not cmd:
+            # No command: an interactive look at the binary, as Go prints its "about" line.
+            about = getattr(module, "ABOUT", "cni-rdma")
+            stderr.write(f"{about}\nCNI protocol versions supported: {', '.join(SUPPORTED)}\n")
+            return 0
+        if cmd == "VERSION":
+            _read_env(env)
+            stdout.write(version_json() + "\n")
+            return 0
+        try:
+            data = (stdin or sys.stdin.buffer).read()
+        except OSError as e:
+            raise CniError(IO_FAILURE, f"error reading from stdin: {e}") from None
+        result = call(module, env, data)
+        if result is not None:
+            stdout.write(json.dumps(result.to_json(_config_version(json.loads(data)))) + "\n")
+        return 0
+    except CniError as e:
+        err = e
+    except Exception as e:  # never a traceback on stdout/stderr: one line, code 999
+        import traceback
+
+        err = CniError(INTERNAL, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unexpected error'}")
+        Logger.from_conf(_safe_raw(data), f"{getattr(module, 'ABOUT', '')} {cmd}").error(traceback.format_exc())
+    stdout.write(json.dumps(err.to_json(_error_version(data))) + "\n")
+    return 1
+
+
+def _safe_raw(data: bytes) -> dict:
+    try:
+        raw = json.loads(data)
+    except Exception:
+        return {}
+    return raw if isinstance(raw, dict) else {}
