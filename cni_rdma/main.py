@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 
@@ -14,12 +15,21 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) > 1 and argv[1] == "--version":
         from .version import print_build_version
         return print_build_version(name)
-    module = PLUGINS.get(name)
-    if module is None:
+    module_name = PLUGINS.get(name)
+    if module_name is None:
         sys.stderr.write(f"cni-rdma: invoked as {name!r}; install it under one of: {', '.join(sorted(PLUGINS))}\n")
         return 1
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # a broken install must still answer in CNI's error format
+        from .errors import CniError, INTERNAL
+        from .version import CURRENT
+
+        err = CniError(INTERNAL, f"cni-rdma: plugin {name!r} failed to load: {type(e).__name__}: {e}")
+        sys.stdout.write(json.dumps(err.to_json(CURRENT)) + "\n")
+        return 1
     from . import skel
-    return skel.run(importlib.import_module(module))
+    return skel.run(module)
 
 
 if __name__ == "__main__":
