@@ -1,0 +1,168 @@
+"""PCI and netdev topology read from sysfs (standard library only, read-only).
+
+Every lookup goes through a `Sysfs` value whose `root` is "/sys" on a node and a fake tree in
+tests (`Sysfs.from_env()` reads CNI_RDMA_SYSFS_ROOT). The value is immutable and carries no
+cache: sysfs is the cache. Lookups that find nothing return None / empty; only a malformed PCI
+address is a user error, and callers word their own errors (they know which config key it was).
+
+Layout relied on (Documentation/ABI/testing/sysfs-bus-pci, sysfs-class-net):
+    bus/pci/devices/<addr>/physfn        -> ../<pf addr>      (present only on a VF)
+    bus/pci/devices/<addr>/virtfn<N>     -> ../<vf addr>      (on a PF, one per VF)
+    bus/pci/devices/<addr>/net/<ifname>/                      (netdevs of this function, host netns)
+    bus/pci/devices/<addr>/driver        -> .../drivers/<name> (absent when unbound)
+    bus/pci/devices/<addr>/sriov_numvfs, sriov_totalvfs       (on a PF)
+    class/net/<ifname>/device            -> the PCI function behind a netdev
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+ENV_ROOT = "CNI_RDMA_SYSFS_ROOT"
+DEFAULT_ROOT = "/sys"
+
+# domain:bus:device.function, as the SR-IOV device plugin hands it to Multus ("0000:af:00.2").
+_PCI_RE = re.compile(r"^(?:([0-9a-fA-F]{4,8}):)?([0-9a-fA-F]{2}):([0-1][0-9a-fA-F])\.([0-7])$")
+_VIRTFN_RE = re.compile(r"^virtfn(\d+)$")
+# Drivers that take a function away from the kernel's network stack (userspace / DPDK use).
+USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
+
+
+def normalize_pci(addr: str) -> Optional[str]:
+    """"af:00.2" / "0000:AF:00.2" -> "0000:af:00.2"; None if it is not a PCI address."""
+    if not isinstance(addr, str):
+        return None
+    m = _PCI_RE.match(addr.strip())
+    if not m:
+        return None
+    domain, bus, dev, fn = m.groups()
+    return f"{(domain or '0000').lower()}:{bus.lower()}:{dev.lower()}.{fn}"
+
+
+@dataclass(frozen=True)
+class VfInfo:
+    """One SR-IOV virtual function as sysfs shows it right now."""
+
+    pci: str            # the VF's own address
+    pf_pci: str         # its physical function
+    vf_id: int          # N in the PF's virtfnN
+    driver: str         # "" when unbound
+    netdevs: tuple[str, ...]     # the VF's netdevs in the host netns (empty for DPDK or when moved away)
+    pf_netdevs: tuple[str, ...]  # the PF's netdevs
+
+    @property
+    def userspace(self) -> bool:
+        """Bound to vfio-pci/uio: no kernel netdev, configured only through the PF (DPDK mode)."""
+        return self.driver in USERSPACE_DRIVERS
+
+
+@dataclass(frozen=True)
+class Sysfs:
+    root: str = DEFAULT_ROOT
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Sysfs":
+        env = os.environ if env is None else env
+        return cls(env.get(ENV_ROOT) or DEFAULT_ROOT)
+
+    # --- paths ---
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def pci_dir(self, addr: str) -> str:
+        return self.path("bus", "pci", "devices", addr)
+
+    def net_dir(self, ifname: str) -> str:
+        return self.path("class", "net", ifname)
+
+    # --- small readers ---
+    def read(self, path: str) -> Optional[str]:
+        """A sysfs attribute's text, stripped; None if it is missing or unreadable."""
+        try:
+            with open(path, "r", errors="replace") as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    def read_int(self, path: str) -> Optional[int]:
+        text = self.read(path)
+        try:
+            return int(text, 0) if text is not None else None
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _link_name(path: str) -> Optional[str]:
+        try:
+            return os.path.basename(os.readlink(path))
+        except OSError:
+            return None
+
+    @staticmethod
+    def _listdir(path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(path))
+        except OSError:
+            return []
+
+    # --- PCI functions ---
+    def pci_exists(self, addr: str) -> bool:
+        return os.path.isdir(self.pci_dir(addr))
+
+    def driver(self, addr: str) -> str:
+        """Name of the driver bound to a PCI function; "" when unbound or missing."""
+        return self._link_name(os.path.join(self.pci_dir(addr), "driver")) or ""
+
+    def physfn(self, addr: str) -> Optional[str]:
+        """The PF address of a VF; None when addr is not a VF."""
+        return self._link_name(os.path.join(self.pci_dir(addr), "physfn"))
+
+    def virtfns(self, pf: str) -> dict[int, str]:
+        """VF id -> VF PCI address for every virtfnN link of a PF."""
+        out: dict[int, str] = {}
+        for entry in self._listdir(self.pci_dir(pf)):
+            m = _VIRTFN_RE.match(entry)
+            if m:
+                target = self._link_name(os.path.join(self.pci_dir(pf), entry))
+                if target:
+                    out[int(m.group(1))] = target
+        return out
+
+    def vf_id(self, pf: str, vf: str) -> Optional[int]:
+        """N such that the PF's virtfnN points at vf; None if the PF does not list it."""
+        for n, addr in self.virtfns(pf).items():
+            if addr == vf:
+                return n
+        return None
+
+    def netdevs(self, addr: str) -> tuple[str, ...]:
+        """Netdev names of a PCI function (as seen from the host netns)."""
+        return tuple(self._listdir(os.path.join(self.pci_dir(addr), "net")))
+
+    def numvfs(self, pf: str) -> Optional[int]:
+        return self.read_int(os.path.join(self.pci_dir(pf), "sriov_numvfs"))
+
+    def totalvfs(self, pf: str) -> Optional[int]:
+        return self.read_int(os.path.join(self.pci_dir(pf), "sriov_totalvfs"))
+
+    def vf(self, addr: str) -> Optional[VfInfo]:
+        """Everything about VF `addr` in one read; None when it is not a VF (no physfn link)."""
+        pf = self.physfn(addr)
+        if pf is None:
+            return None
+        vf_id = self.vf_id(pf, addr)
+        return VfInfo(
+            pci=addr,
+            pf_pci=pf,
+            vf_id=-1 if vf_id is None else vf_id,
+            driver=self.driver(addr),
+            netdevs=self.netdevs(addr),
+            pf_netdevs=self.netdevs(pf),
+        )
+
+    # --- netdevs ---
+    def pci_of_netdev(self, ifname: str) -> Optional[str]:
+        """The PCI function behind a host-netns netdev; None for virtual devices."""
+        return self._link_name(os.path.join(self.net_dir(ifname), "device"))
