@@ -12,6 +12,11 @@ Layout relied on (Documentation/ABI/testing/sysfs-bus-pci, sysfs-class-net):
     bus/pci/devices/<addr>/driver        -> .../drivers/<name> (absent when unbound)
     bus/pci/devices/<addr>/sriov_numvfs, sriov_totalvfs       (on a PF)
     class/net/<ifname>/device            -> the PCI function behind a netdev
+    bus/pci/devices/<addr>/infiniband/<rdma dev>/             (RDMA devices of a function, this netns)
+    bus/auxiliary/devices/<name>/infiniband/<rdma dev>/       (same for an auxiliary device, e.g. an SF)
+
+The infiniband class is netns-aware in exclusive mode: a device moved into a pod's netns disappears
+from these directories as seen from the host.
 """
 from __future__ import annotations
 
@@ -166,3 +171,23 @@ class Sysfs:
     def pci_of_netdev(self, ifname: str) -> Optional[str]:
         """The PCI function behind a host-netns netdev; None for virtual devices."""
         return self._link_name(os.path.join(self.net_dir(ifname), "device"))
+
+    # --- RDMA devices (infiniband class entries under their parent device) ---
+    def aux_dir(self, name: str) -> str:
+        return self.path("bus", "auxiliary", "devices", name)
+
+    def aux_exists(self, name: str) -> bool:
+        """An auxiliary bus device such as "mlx5_core.sf.4" (a subfunction)."""
+        return bool(name) and "/" not in name and name not in (".", "..") and os.path.isdir(self.aux_dir(name))
+
+    def rdma_devices_of_pci(self, addr: str) -> tuple[str, ...]:
+        """RDMA device names of a PCI function as this netns sees them ("mlx5_3")."""
+        return tuple(self._listdir(os.path.join(self.pci_dir(addr), "infiniband")))
+
+    def rdma_devices_of_aux(self, name: str) -> tuple[str, ...]:
+        """RDMA device names of an auxiliary device as this netns sees them."""
+        return tuple(self._listdir(os.path.join(self.aux_dir(name), "infiniband")))
+
+    def virtfn_of_netdev(self, pf_ifname: str, vf_id: int) -> Optional[str]:
+        """PCI address of VF `vf_id` of the PF behind netdev `pf_ifname` (the admin-MAC lookup's last step)."""
+        return self._link_name(os.path.join(self.net_dir(pf_ifname), "device", f"virtfn{vf_id}"))
