@@ -1,0 +1,504 @@
+"""Unit tier for the netlink layer: attribute/message codecs, round-trips, malformed input, recorded replies."""
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from cni_rdma.errors import CniError
+from cni_rdma.netlink import core, rtnl
+from cni_rdma.netlink.core import NetlinkDecodeError, NetlinkError
+from cni_rdma.netlink.rtnl import Nexthop, Route
+
+DATA = json.loads((Path(__file__).parent / "data" / "netlink_replies.json").read_text())
+
+u8 = st.integers(0, 0xFF)
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
+kinds = st.integers(1, core.NLA_TYPE_MASK)
+macs = st.binary(min_size=6, max_size=6).map(core.mac_str)
+names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=15)
+
+
+# ------------------------------------------------------------------ attributes
+@given(kinds, u8)
+def test_u8_roundtrip(k, v):
+    assert core.parse_attrs(core.a_u8(k, v)) == [(k, struct.pack("=B", v))]
+    assert core.d_u8(core.attr_map(core.a_u8(k, v))[k]) == v
+
+
+@given(kinds, u16)
+def test_u16_and_be16_roundtrip(k, v):
+    assert core.d_u16(core.attr_map(core.a_u16(k, v))[k]) == v
+    raw = core.a_be16(k, v)
+    assert struct.unpack_from("=H", raw, 2)[0] & core.NLA_F_NET_BYTEORDER
+    assert core.d_be16(core.attr_map(raw)[k]) == v
+
+
+@given(kinds, u32, st.integers(-(2 ** 31), 2 ** 31 - 1))
+def test_u32_s32_roundtrip(k, v, s):
+    assert core.d_u32(core.attr_map(core.a_u32(k, v))[k]) == v
+    assert core.d_s32(core.attr_map(core.a_s32(k, s))[k]) == s
+
+
+@given(kinds, u64)
+def test_u64_roundtrip(k, v):
+    assert core.d_u64(core.attr_map(core.a_u64(k, v))[k]) == v
+
+
+@given(kinds, names)
+def test_string_roundtrip(k, s):
+    raw = core.a_str(k, s)
+    assert len(raw) % 4 == 0
+    assert core.d_str(core.attr_map(raw)[k]) == s
+
+
+@given(kinds, st.binary(max_size=300))
+def test_binary_roundtrip_and_padding(k, b):
+    raw = core.attr(k, b)
+    assert len(raw) % 4 == 0
+    assert core.parse_attrs(raw) == [(k, b)]
+
+
+@given(st.lists(st.tuples(kinds, st.binary(max_size=40)), max_size=8), kinds)
+def test_nested_roundtrip(children, outer):
+    raw = core.a_nest(outer, *(core.attr(k, b) for k, b in children))
+    ((t, payload),) = core.parse_attrs(raw)
+    assert t == outer  # the NLA_F_NESTED flag is masked off
+    assert core.parse_attrs(payload) == children
+
+
+@given(macs)
+def test_mac_roundtrip(m):
+    assert core.mac_str(core.mac_bytes(m)) == m
+    assert core.mac_str(core.mac_bytes(m.upper())) == m
+
+
+@pytest.mark.parametrize("bad", ["", "zz:00:00:00:00:00", "0:1:2:3:4:5:", "001122334455", "1:2:3:4:5:666"])
+def test_bad_mac_is_clean_error(bad):
+    with pytest.raises(CniError):
+        core.mac_bytes(bad)
+
+
+def test_attribute_too_large_is_clean_error():
+    with pytest.raises(CniError):
+        core.attr(1, b"x" * 70000)
+
+
+# ------------------------------------------------------------------ malformed input: clean errors only
+@settings(max_examples=400)
+@given(st.binary(max_size=200))
+def test_parse_attrs_never_crashes(b):
+    try:
+        core.parse_attrs(b)
+    except NetlinkDecodeError:
+        pass
+
+
+@settings(max_examples=400)
+@given(st.binary(max_size=200))
+def test_split_messages_never_crashes(b):
+    try:
+        core.split_messages(b)
+    except NetlinkDecodeError:
+        pass
+
+
+@pytest.mark.parametrize("decode", [rtnl.decode_link, rtnl.decode_addr, rtnl.decode_route,
+                                    lambda b: rtnl.decode_vfinfo_list(b)])
+@settings(max_examples=300)
+@given(b=st.binary(max_size=300))
+def test_decoders_never_crash_on_garbage(decode, b):
+    try:
+        decode(b)
+    except NetlinkDecodeError:
+        pass
+
+
+@pytest.mark.parametrize("section,decode", [("links", rtnl.decode_link), ("addrs", rtnl.decode_addr),
+                                            ("routes", rtnl.decode_route)])
+def test_truncated_recorded_replies_raise_clean_errors(section, decode):
+    for h in DATA[section]:
+        full = bytes.fromhex(h)
+        for cut in range(0, len(full), 3):
+            try:
+                decode(full[:cut])
+            except NetlinkDecodeError:
+                pass
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_corrupted_recorded_link_never_crashes(data):
+    full = bytearray(bytes.fromhex(data.draw(st.sampled_from(DATA["links"]))))
+    for _ in range(data.draw(st.integers(1, 4))):
+        full[data.draw(st.integers(0, len(full) - 1))] = data.draw(u8)
+    try:
+        rtnl.decode_link(bytes(full))
+    except NetlinkDecodeError:
+        pass
+
+
+def test_attribute_overrunning_its_container():
+    raw = struct.pack("=HH", 40, 3) + b"abcd"
+    with pytest.raises(NetlinkDecodeError):
+        core.parse_attrs(raw)
+    with pytest.raises(NetlinkDecodeError):
+        core.parse_attrs(struct.pack("=HH", 2, 3))  # length below the header size
+
+
+def test_message_length_lies():
+    good = core.message(16, 0, 1, b"x" * 8)
+    assert core.split_messages(good) == [(16, 0, 1, b"x" * 8)]
+    bad = struct.pack("=IHHII", 100, 16, 0, 1, 0) + b"x" * 8
+    with pytest.raises(NetlinkDecodeError):
+        core.split_messages(bad)
+    with pytest.raises(NetlinkDecodeError):
+        core.split_messages(struct.pack("=IHHII", 4, 16, 0, 1, 0))
+    with pytest.raises(NetlinkDecodeError):
+        core.split_messages(b"\x01\x02\x03")
+
+
+def test_short_fixed_width_values():
+    with pytest.raises(NetlinkDecodeError):
+        core.d_u32(b"\x01\x02")
+    with pytest.raises(NetlinkDecodeError):
+        core.d_u64(b"\x01" * 7)
+
+
+# ------------------------------------------------------------------ NLMSG_ERROR and extended ack
+def _error_msg(err: int, orig: bytes, ext: str | None, capped: bool) -> tuple[int, bytes]:
+    flags = 0
+    body = struct.pack("=i", -err)
+    if capped:
+        body += orig[:16]
+        flags |= core.NLM_F_CAPPED
+    else:
+        body += orig
+    if ext is not None:
+        body += core.a_str(core.NLMSGERR_ATTR_MSG, ext)
+        flags |= core.NLM_F_ACK_TLVS
+    return flags, body
+
+
+@given(st.integers(0, 200), st.binary(max_size=40), st.one_of(st.none(), names), st.booleans())
+def test_parse_error_roundtrip(err, payload, ext, capped):
+    orig = core.message(16, 5, 9, payload + b"\0" * (-len(payload) % 4))
+    flags, body = _error_msg(err, orig, ext, capped)
+    assert core.parse_error(flags, body) == (err, ext or "")
+
+
+def test_parse_error_too_short():
+    with pytest.raises(NetlinkDecodeError):
+        core.parse_error(0, b"\x01")
+
+
+def test_error_objects():
+    e = core.error_for(errno.ENODEV, "get link", "eth9", "no such thing")
+    assert isinstance(e, core.LinkNotFound) and isinstance(e, NetlinkError) and isinstance(e, CniError)
+    assert e.errno == errno.ENODEV and e.code == 5
+    assert "get link 'eth9'" in str(e) and "ENODEV" in str(e) and "no such thing" in str(e)
+    e = core.error_for(errno.EEXIST, "create macvlan", "net1")
+    assert type(e) is NetlinkError and "EEXIST" in str(e)
+    assert e.to_json("1.1.0")["code"] == 5
+
+
+# ------------------------------------------------------------------ the socket loop against a fake kernel
+class FakeKernelSocket(core.NetlinkSocket):
+    """A NetlinkSocket whose 'kernel' is the other end of a datagram socketpair."""
+
+    class _End:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def sendto(self, data, addr):
+            return self.sock.send(data)
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+
+    def __init__(self, timeout=0.5):
+        mine, self.kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        mine.settimeout(timeout)
+        self._sock = self._End(mine)
+        self._seq = 0
+        self._buf = bytearray(core._RECV_BUF)
+
+    def close(self):
+        super().close()
+        self.kernel.close()
+
+
+def test_fake_socket_request_ack_and_stale_replies():
+    s = FakeKernelSocket()
+    # a stale reply (seq 77) is skipped; then a reply and the ack for seq 1
+    s.kernel.send(core.message(16, 0, 77, b"stale!!!"))
+    s.kernel.send(core.message(16, 0, 1, b"payload!") + core.message(core.NLMSG_ERROR, 0, 1,
+                                                                      struct.pack("=i", 0) + b"\0" * 16))
+    assert s.request(18, b"", op="get", dev="x") == [b"payload!"]
+    s.close()
+
+
+def test_fake_socket_error_with_ext_ack():
+    s = FakeKernelSocket()
+    flags, body = _error_msg(errno.EINVAL, core.message(16, 5, 1, b""), "bad thing", True)
+    s.kernel.send(core.message(core.NLMSG_ERROR, flags, 1, body))
+    with pytest.raises(NetlinkError) as ei:
+        s.request(16, b"", op="create macvlan", dev="net1")
+    assert ei.value.errno == errno.EINVAL and ei.value.ext_ack == "bad thing"
+    assert "create macvlan 'net1'" in str(ei.value)
+    s.close()
+
+
+def test_fake_socket_multipart_dump_and_done_error():
+    s = FakeKernelSocket()
+    s.kernel.send(core.message(16, core.NLM_F_MULTI, 1, b"one!") + core.message(16, core.NLM_F_MULTI, 1, b"two!"))
+    s.kernel.send(core.message(core.NLMSG_DONE, core.NLM_F_MULTI, 1, struct.pack("=i", 0)))
+    assert s.dump(18, b"", op="dump") == [b"one!", b"two!"]
+    s.kernel.send(core.message(core.NLMSG_DONE, core.NLM_F_MULTI | core.NLM_F_ACK_TLVS, 2,
+                               struct.pack("=i", -errno.ENOENT) + core.a_str(core.NLMSGERR_ATTR_MSG, "no table")))
+    with pytest.raises(NetlinkError) as ei:
+        s.dump(26, b"", op="dump routes")
+    assert ei.value.errno == errno.ENOENT and ei.value.ext_ack == "no table"
+    s.close()
+
+
+def test_fake_socket_interrupted_dump_is_retried():
+    s = FakeKernelSocket()
+    s.kernel.send(core.message(16, core.NLM_F_MULTI | core.NLM_F_DUMP_INTR, 1, b"old!"))
+    s.kernel.send(core.message(core.NLMSG_DONE, core.NLM_F_MULTI, 1, struct.pack("=i", 0)))
+    s.kernel.send(core.message(16, core.NLM_F_MULTI, 2, b"new!") +
+                  core.message(core.NLMSG_DONE, core.NLM_F_MULTI, 2, struct.pack("=i", 0)))
+    assert s.dump(18, b"", op="dump") == [b"new!"]
+    s.close()
+
+
+@pytest.mark.parametrize("reply", [b"\x10\x00", struct.pack("=IHHII", 64, 16, 0, 1, 0) + b"x" * 4])
+def test_fake_socket_malformed_reply_is_clean_error(reply):
+    s = FakeKernelSocket()
+    s.kernel.send(reply)
+    with pytest.raises(NetlinkDecodeError):
+        s.request(18, b"", op="get")
+    s.close()
+
+
+def test_fake_socket_silence_times_out_instead_of_hanging():
+    s = FakeKernelSocket(timeout=0.2)
+    with pytest.raises(NetlinkError) as ei:
+        s.request(18, b"", op="get link", dev="eth0")
+    assert ei.value.errno == errno.ETIMEDOUT
+    s.close()
+
+
+# ------------------------------------------------------------------ typed records: encode → decode
+def _link_payload(index, flags, name, mac, mtu, txqlen, link, netnsid, kind, data, altnames):
+    body = [rtnl.IFINFOMSG.pack(0, 1, index, flags, 0), core.a_str(rtnl.IFLA_IFNAME, name),
+            core.attr(rtnl.IFLA_ADDRESS, core.mac_bytes(mac)), core.a_u32(rtnl.IFLA_MTU, mtu),
+            core.a_u32(rtnl.IFLA_TXQLEN, txqlen), core.a_u8(rtnl.IFLA_OPERSTATE, 6)]
+    if link is not None:
+        body.append(core.a_u32(rtnl.IFLA_LINK, link))
+    if netnsid is not None:
+        body.append(core.a_s32(rtnl.IFLA_LINK_NETNSID, netnsid))
+    if altnames:
+        body.append(core.a_nest(rtnl.IFLA_PROP_LIST, *(core.a_str(rtnl.IFLA_ALT_IFNAME, a) for a in altnames)))
+    if kind:
+        info = [core.a_str(rtnl.IFLA_INFO_KIND, kind)]
+        if data:
+            info.append(core.a_nest(rtnl.IFLA_INFO_DATA, data))
+        body.append(core.a_nest(rtnl.IFLA_LINKINFO, *info))
+    return b"".join(body)
+
+
+kind_data = st.one_of(
+    st.tuples(st.just("macvlan"), st.sampled_from(sorted(rtnl.MACVLAN_MODES))).map(
+        lambda t: (t[0], core.a_u32(rtnl.IFLA_MACVLAN_MODE, rtnl.MACVLAN_MODES[t[1]]), {"mode": t[1]})),
+    st.tuples(st.just("ipvlan"), st.sampled_from(sorted(rtnl.IPVLAN_MODES)), st.sampled_from(sorted(rtnl.IPVLAN_FLAGS))).map(
+        lambda t: (t[0], core.a_u16(rtnl.IFLA_IPVLAN_MODE, rtnl.IPVLAN_MODES[t[1]]) +
+                   core.a_u16(rtnl.IFLA_IPVLAN_FLAGS, rtnl.IPVLAN_FLAGS[t[2]]), {"mode": t[1], "flag": t[2]})),
+    st.tuples(st.just("vlan"), st.integers(0, 4095), st.sampled_from(sorted(rtnl.VLAN_PROTOS))).map(
+        lambda t: (t[0], core.a_u16(rtnl.IFLA_VLAN_ID, t[1]) + core.a_be16(rtnl.IFLA_VLAN_PROTOCOL, rtnl.VLAN_PROTOS[t[2]]),
+                   {"vlan_id": t[1], "vlan_proto": t[2]})),
+    st.sampled_from([("veth", b"", {}), ("dummy", b"", {}), (None, b"", {})]),
+)
+
+
+@given(st.integers(1, 2 ** 31 - 1), u32, names, macs, st.integers(68, 65535), u32, st.one_of(st.none(), u32),
+       st.one_of(st.none(), st.integers(-1, 2 ** 31 - 1)), kind_data, st.lists(names, max_size=3))
+def test_link_encode_decode_roundtrip(index, flags, name, mac, mtu, txqlen, link, netnsid, kd, altnames):
+    kind, data, expect = kd
+    got = rtnl.decode_link(_link_payload(index, flags, name, mac, mtu, txqlen, link, netnsid, kind, data, altnames))
+    assert (got.index, got.flags, got.name, got.mac, got.mtu, got.txqlen, got.link, got.link_netnsid) == \
+        (index, flags, name, mac, mtu, txqlen, link, netnsid)
+    assert got.up == bool(flags & 1) and got.operstate == "up" and got.kind == kind
+    assert got.altnames == tuple(altnames)
+    for k, v in expect.items():
+        assert getattr(got, k) == v
+
+
+v4 = st.builds(ipaddress.IPv4Address, st.integers(0, 2 ** 32 - 1))
+v6 = st.builds(ipaddress.IPv6Address, st.integers(0, 2 ** 128 - 1))
+
+
+@given(st.one_of(st.tuples(v4, st.integers(0, 32)), st.tuples(v6, st.integers(0, 128))), st.integers(1, 2 ** 31 - 1),
+       st.booleans(), st.booleans())
+def test_address_encode_decode_roundtrip(ip_len, index, nodad, noprefixroute):
+    ip, plen = ip_len
+    iface = ipaddress.ip_interface((ip, plen))
+    flags = (rtnl.IFA_F_NODAD if nodad else 0) | (rtnl.IFA_F_NOPREFIXROUTE if noprefixroute else 0)
+    msg = rtnl.Rtnl._addr_msg(None, index, iface, flags, True)  # type: ignore[arg-type]
+    got = rtnl.decode_addr(msg)
+    assert got.address == iface and got.index == index
+    assert got.flags & 0xFF == flags & 0xFF
+    if flags > 0xFF:
+        assert got.flags == flags
+    assert got.family == (rtnl.AF_INET if ip.version == 4 else rtnl.AF_INET6)
+
+
+@st.composite
+def routes(draw):
+    fam = draw(st.sampled_from([4, 6]))
+    addr = v4 if fam == 4 else v6
+    plen = draw(st.integers(0, 32 if fam == 4 else 128))
+    dst = ipaddress.ip_network((draw(addr), plen), strict=False)
+    multipath = ()
+    gateway = None
+    if draw(st.booleans()):
+        multipath = tuple(Nexthop(gateway=draw(st.one_of(st.none(), addr)), oif=draw(st.integers(1, 1000)),
+                                  weight=draw(st.integers(1, 256)), onlink=draw(st.booleans()))
+                          for _ in range(draw(st.integers(1, 4))))
+    else:
+        gateway = draw(st.one_of(st.none(), addr))
+    opt = lambda s: draw(st.one_of(st.none(), s))  # noqa: E731
+    return Route(dst=dst, gateway=gateway, oif=opt(st.integers(1, 2 ** 31 - 1)), table=draw(st.integers(1, 2 ** 32 - 1)),
+                 priority=opt(u32), scope=opt(u8), proto=opt(u8), type=draw(st.integers(1, 11)), src=opt(addr),
+                 mtu=opt(u32), advmss=opt(u32), onlink=draw(st.booleans()), multipath=multipath)
+
+
+@given(routes(), st.booleans())
+def test_route_encode_decode_roundtrip(r, delete):
+    got = rtnl.decode_route(rtnl.encode_route(r, delete=delete))
+    for f in ("dst", "gateway", "oif", "table", "priority", "src", "mtu", "advmss", "onlink", "type"):
+        assert getattr(got, f) == getattr(r, f), f
+    assert [(h.gateway, h.oif, h.weight, h.onlink) for h in got.multipath] == \
+        [(h.gateway, h.oif, h.weight, h.onlink) for h in r.multipath]
+    if r.scope is not None:
+        assert got.scope == r.scope
+    if r.proto is not None:
+        assert got.proto == r.proto
+
+
+def test_route_scope_and_proto_defaults():
+    net = ipaddress.ip_network
+    enc = lambda r, d=False: rtnl.decode_route(rtnl.encode_route(r, delete=d))  # noqa: E731
+    assert enc(Route(dst=net("10.0.0.0/8"), oif=3)).scope == rtnl.RT_SCOPE_LINK
+    assert enc(Route(dst=net("0.0.0.0/0"), gateway=ipaddress.ip_address("10.0.0.1"))).scope == 0
+    assert enc(Route(dst=net("10.0.0.0/8"), oif=3)).proto == rtnl.RTPROT_BOOT
+    d = enc(Route(dst=net("10.0.0.0/8")), True)
+    assert d.scope == rtnl.RT_SCOPE_NOWHERE and d.proto == 0
+    with pytest.raises(NetlinkError):
+        rtnl.encode_route(Route(dst=net("10.0.0.0/8"), multipath=(Nexthop(oif=1, weight=0),)))
+
+
+vf_settings = st.fixed_dictionaries({
+    "mac": macs, "vlan": st.integers(0, 4095), "qos": st.integers(0, 7),
+    "vlan_proto": st.sampled_from(["802.1Q", "802.1ad"]), "spoofchk": st.booleans(), "trust": st.booleans(),
+    "link_state": st.sampled_from(sorted(rtnl.VF_LINK_STATES)), "min_tx_rate": st.integers(0, 100000),
+    "max_tx_rate": st.integers(0, 100000), "node_guid": u64, "port_guid": u64,
+})
+
+
+@given(st.lists(vf_settings, min_size=1, max_size=4))
+def test_vf_settings_encode_decode_roundtrip(vfs):
+    raw = core.a_nest(rtnl.IFLA_VFINFO_LIST, *(core.a_nest(rtnl.IFLA_VF_INFO, rtnl.encode_vf_settings(i, **s))
+                                               for i, s in enumerate(vfs)))
+    ((_, payload),) = core.parse_attrs(raw)
+    got = rtnl.decode_vfinfo_list(payload)
+    assert [g.vf for g in got] == list(range(len(vfs)))
+    for g, s in zip(got, vfs):
+        assert g.asdict() == {"vf": g.vf, "rss_query_en": None, **s}
+
+
+def test_vf_vlan_info_is_16_bytes_with_big_endian_proto():
+    raw = rtnl.encode_vf_settings(3, vlan=100, qos=2, vlan_proto="802.1ad")
+    ((t, lst),) = core.parse_attrs(raw)
+    assert t == rtnl.IFLA_VF_VLAN_LIST
+    ((t2, info),) = core.parse_attrs(lst)
+    assert t2 == rtnl.IFLA_VF_VLAN_INFO and len(info) == 16
+    assert info == struct.pack("=III", 3, 100, 2) + b"\x88\xa8\0\0"
+    # plain 802.1Q uses IFLA_VF_VLAN (12 bytes)
+    ((t, v),) = core.parse_attrs(rtnl.encode_vf_settings(3, vlan=100))
+    assert t == rtnl.IFLA_VF_VLAN and v == struct.pack("=III", 3, 100, 0)
+
+
+def test_vf_unreported_settings_are_none():
+    sub = core.attr(rtnl.IFLA_VF_MAC, rtnl.VF_MAC.pack(0, b"\x02" * 6)) + \
+        core.attr(rtnl.IFLA_VF_SPOOFCHK, rtnl.VF_SETTING.pack(0, 0xFFFFFFFF)) + \
+        core.attr(rtnl.IFLA_VF_TX_RATE, rtnl.VF_SETTING.pack(0, 500))
+    (vf,) = rtnl.decode_vfinfo_list(core.a_nest(rtnl.IFLA_VF_INFO, sub))
+    assert vf.spoofchk is None and vf.trust is None and vf.max_tx_rate == 500 and vf.mac == "02:02:02:02:02:02"
+
+
+def test_record_is_immutable_and_comparable():
+    a = Route(dst=ipaddress.ip_network("10.0.0.0/8"))
+    b = a.replace(priority=5)
+    assert a != b and a == b.replace(priority=None) and hash(a) == hash(b.replace(priority=None))
+    with pytest.raises(AttributeError):
+        a.priority = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Route(dst=a.dst, bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Route()  # type: ignore[call-arg]
+    assert "priority=None" in repr(a)
+
+
+# ------------------------------------------------------------------ recorded kernel replies
+def test_recorded_links_decode_like_ip():
+    ours = {l.name: l for l in (rtnl.decode_link(bytes.fromhex(h)) for h in DATA["links"])}
+    for t in DATA["ip_links"]:
+        o = ours[t["ifname"]]
+        assert (o.index, o.mtu, o.mac, o.txqlen) == (t["ifindex"], t["mtu"], t["address"], t["txqlen"])
+        assert o.up == ("UP" in t["flags"]) and o.operstate == t["operstate"].lower()
+        assert o.kind == t.get("linkinfo", {}).get("info_kind")
+        assert o.link == ({l["ifname"]: l["ifindex"] for l in DATA["ip_links"]}.get(t.get("link")))
+        assert list(o.altnames) == t.get("altnames", [])
+    assert ours["mv0"].mode == "private" and ours["mv0"].mac == "02:00:00:aa:bb:cc"
+    assert ours["mvs"].mode == "source" and ours["mvs"].source_macs == ("02:00:00:00:00:01",)
+    assert ours["eth0"].altnames == ("uplink-long-alternative",)
+
+
+def test_recorded_addrs_decode_like_ip():
+    ours = {(a.index, a.address) for a in (rtnl.decode_addr(bytes.fromhex(h)) for h in DATA["addrs"])}
+    theirs = {(l["ifindex"], ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"))
+              for l in DATA["ip_addrs"] for a in l["addr_info"]}
+    assert ours == theirs
+    labels = {str(a.address): a.label for a in (rtnl.decode_addr(bytes.fromhex(h)) for h in DATA["addrs"])}
+    assert labels["10.1.2.3/16"] == "eth0:v"
+
+
+def test_recorded_routes_decode_like_ip():
+    ours = [rtnl.decode_route(bytes.fromhex(h)) for h in DATA["routes"]]
+    by_dst = {(str(r.dst), r.table): r for r in ours}
+    r = by_dst[("0.0.0.0/0", 254)]
+    assert (str(r.gateway), r.priority) == ("192.0.2.254", 10)
+    r = by_dst[("10.60.0.0/16", 1000)]
+    assert (str(r.gateway), r.mtu, r.advmss, r.proto) == ("192.0.2.9", 1350, 1300, rtnl.RTPROT_STATIC)
+    r = by_dst[("10.50.0.0/16", 254)]
+    assert [(str(h.gateway), h.weight) for h in r.multipath] == [("192.0.2.10", 1), ("192.0.2.11", 3)]
+    r = by_dst[("2001:db8:99::/48", 254)]
+    assert [(str(h.gateway), h.weight) for h in r.multipath] == [("2001:db8::10", 2), ("2001:db8:1::10", 1)]
+    assert by_dst[("10.70.0.0/16", 254)].onlink
+    theirs = {(t["dst"], t.get("table", "main")) for t in DATA["ip_routes"]}
+    tables = {254: "main", 255: "local"}
+    mine = set()
+    for r in ours:
+        dst = "default" if r.dst.prefixlen == 0 else (str(r.dst.network_address) if r.dst.prefixlen ==
+                                                       r.dst.max_prefixlen else str(r.dst))
+        mine.add((dst, tables.get(r.table, str(r.table))))
+    assert mine == theirs
