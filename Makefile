@@ -31,4 +31,33 @@ test-host: dev deps
 test-fast: dev deps
 	$(PYTEST) tests/unit tests/netns
 
-test: test-fast
+test: test-fast test-frozen
+
+# --- Frozen bundle (build.spec), install, frozen-binary tier, benchmark ------------------------------
+BUNDLE      := build/cni-rdma/cni-rdma
+FROZEN_BIN  := build/frozen-bin
+BUNDLE_SRC   = build.spec tools/build_bundle.py $(shell find cni_rdma plugins ipam -name '*.py' 2>/dev/null)
+PREFIX      ?= /opt/cni
+CNI_BIN_DIR ?= $(PREFIX)/bin
+CNI_LIB_DIR ?= $(PREFIX)/lib/cni-rdma
+DESTDIR     ?=
+FORCE       ?=
+
+# One onedir bundle holding every plugin; prints its size. Always rebuilt (fresh commit in --version).
+build: dev
+	$(VPY) tools/build_bundle.py
+
+$(BUNDLE): $(BUNDLE_SRC) $(VENV)/.installed
+	$(VPY) tools/build_bundle.py
+
+# The bundle under $(CNI_LIB_DIR), one symlink per plugin type in $(CNI_BIN_DIR); FORCE=1 replaces files.
+install: $(BUNDLE)
+	$(PY) tools/install.py install --bundle build/cni-rdma --lib-dir $(CNI_LIB_DIR) \
+	    --bin-dir $(CNI_BIN_DIR) --destdir "$(DESTDIR)" $(if $(FORCE),--force)
+
+uninstall:
+	$(PY) tools/install.py uninstall --lib-dir $(CNI_LIB_DIR) --bin-dir $(CNI_BIN_DIR) --destdir "$(DESTDIR)"
+
+# The integration tiers again, against the frozen executables (a bundle missing a module fails here).
+test-frozen: $(BUNDLE) deps
+	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(PYTEST) tests/netns
