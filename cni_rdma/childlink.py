@@ -1,0 +1,164 @@
+"""A child link of a master (macvlan, ipvlan) for a pod: find the master, create, roll back, delete.
+
+    master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
+    with childlink.created(req.netns, req.ifname, make, conf.link_in_container) as link:
+        ...                              # any exception in here deletes the link again
+
+`make(nl, tmp_name, netns_fd)` creates the link: on the host socket with netns_fd = the pod's netns
+(the kernel creates it straight in the pod, looking the parent up on the host), or, when the master
+lives in the pod (linkInContainer), on a socket inside the pod with netns_fd None. The link is
+created under a random temporary name (a name that exists on the host must not collide), then
+renamed to CNI_IFNAME inside the pod; an interface of that name already there is an error.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from typing import Callable, Iterator, Optional
+
+from . import faults
+from .errors import CniError, INVALID_CONFIG, INVALID_ENV, IO_FAILURE, NOT_AVAILABLE
+from .netlink.core import LinkNotFound, NetlinkError
+from .netlink.rtnl import RT_TABLE_MAIN, Link, Rtnl
+from .netns import NetnsNotFound, in_netns, open_netns
+
+MIN_MTU = 68  # ETH_MIN_MTU: below it the kernel refuses a macvlan/ipvlan
+
+
+def default_route_ifname(nl: Rtnl) -> Optional[str]:
+    """The interface of the first default route of the main table (IPv4 first, then IPv6), as Go."""
+    for route in nl.routes(table=RT_TABLE_MAIN):
+        if not route.is_default:
+            continue
+        oif = route.oif or next((h.oif for h in route.multipath if h.oif), None)
+        if oif:
+            try:
+                return nl.link_get(index=oif).name
+            except LinkNotFound:
+                continue
+    return None
+
+
+def _lookup_master(name: str, where: str) -> Link:
+    with Rtnl() as nl:
+        if not name:
+            name = default_route_ifname(nl) or ""
+            if not name:
+                raise CniError(INVALID_CONFIG, f'invalid "master": not set, and no default route interface found {where}')
+        try:
+            return nl.link_get(name=name)
+        except LinkNotFound:
+            raise CniError(INVALID_CONFIG, f'invalid "master": link {name!r} not found {where}') from None
+
+
+def find_master(netns: str, name: str, in_container: bool) -> Link:
+    """The master link by name (empty: the default route's interface), on the host or in the pod."""
+    if in_container:
+        return in_netns(netns, _lookup_master, name, "in the pod netns (linkInContainer)")
+    return _lookup_master(name, "in the host netns")
+
+
+def master_status(name: str) -> None:
+    """STATUS: code 50 when the configured master (or, unset, a default route interface) is missing."""
+    try:
+        _lookup_master(name, "in the host netns")
+    except CniError as e:
+        raise CniError(NOT_AVAILABLE, f"master not available: {e.msg}") from None
+
+
+def check_mtu(mtu: int, master: Link) -> None:
+    """0 inherits the master's MTU; anything else must fit within [68, master MTU]."""
+    if mtu and not MIN_MTU <= mtu <= master.mtu:
+        raise CniError(INVALID_CONFIG, f'invalid "mtu": {mtu}, must be 0 (inherit) or within [{MIN_MTU}, '
+                                       f'{master.mtu}] (the MTU of master {master.name!r})')
+
+
+def temp_name() -> str:
+    return "crn" + os.urandom(4).hex()
+
+
+def _rename(tmp: str, ifname: str) -> Link:
+    with Rtnl() as nl:
+        link = nl.link_get(name=tmp)
+        try:
+            nl.link_set(link.index, name=ifname)
+        except NetlinkError as e:
+            with contextlib.suppress(NetlinkError):
+                nl.link_del(link.index)
+            if e.errno == errno.EEXIST:
+                raise CniError(INVALID_ENV, f"interface {ifname!r} already exists in the pod netns") from None
+            raise CniError(e.code, f"failed to rename {tmp!r} to {ifname!r}", e.details) from None
+        return nl.link_get(index=link.index)
+
+
+def _make_here(make: Callable, tmp: str) -> None:
+    with Rtnl() as nl:
+        make(nl, tmp, None)
+
+
+def create(netns: str, ifname: str, make: Callable, in_container: bool) -> Link:
+    """Create the link (see module doc) and return it as seen in the pod, named ifname."""
+    tmp = temp_name()
+    if in_container:
+        in_netns(netns, _make_here, make, tmp)
+    else:
+        fd = open_netns(netns)
+        try:
+            with Rtnl() as nl:
+                make(nl, tmp, fd)
+        finally:
+            os.close(fd)
+    return in_netns(netns, _rename, tmp, ifname)
+
+
+def _delete_index(index: int) -> None:
+    with Rtnl() as nl:
+        with contextlib.suppress(LinkNotFound):
+            nl.link_del(index)
+
+
+@contextlib.contextmanager
+def created(netns: str, ifname: str, make: Callable, in_container: bool) -> Iterator[Link]:
+    """create(), and delete the link again if the block raises."""
+    link = create(netns, ifname, make, in_container)
+    try:
+        faults.point("created")
+        yield link
+    except BaseException:
+        with contextlib.suppress(Exception):
+            in_netns(netns, _delete_index, link.index)
+        raise
+
+
+def _delete_named(ifname: str, kind: str) -> None:
+    with Rtnl() as nl:
+        try:
+            link = nl.link_get(name=ifname)
+        except LinkNotFound:
+            return
+        # Only our own kind: after an ADD that failed on a name clash, the runtime's DEL must not
+        # remove another plugin's interface of the same name.
+        if link.kind != kind:
+            return
+        with contextlib.suppress(LinkNotFound):
+            nl.link_del(link.index)
+
+
+def delete(netns: str, ifname: str, kind: str) -> None:
+    """DEL: remove ifname (of this kind) from the pod; a missing netns, path or link is success."""
+    if not netns:
+        return
+    try:
+        in_netns(netns, _delete_named, ifname, kind)
+    except NetnsNotFound:
+        return
+
+
+def pod_link(ifname: str) -> Link:
+    """ifname as seen in the calling thread's netns (run through in_netns)."""
+    with Rtnl() as nl:
+        try:
+            return nl.link_get(name=ifname)
+        except LinkNotFound:
+            raise CniError(IO_FAILURE, f"interface {ifname!r} from prevResult not found in the pod netns") from None

@@ -1,0 +1,188 @@
+"""Apply an IPAM result to one interface inside a pod netns, and verify it later (CHECK).
+
+Every function here acts on the netns of the calling thread, so callers run them through
+`cni_rdma.netns.in_netns`:
+
+    in_netns(req.netns, ipconfig.configure, req.ifname, result)
+    in_netns(req.netns, ipconfig.verify, req.ifname, prev_result)
+
+`configure` is what Go's `ipam.ConfigureIface` does, plus what it leaves out:
+  - the addresses of `result.ips` whose `interface` index names `ifname` in `result.interfaces`
+    (an address pointing at another interface is an error; one without an index is skipped);
+  - `arp_notify` / `ndisc_notify` (best effort, so neighbours learn a re-used address at once);
+  - IPv6 enabled on `lo` and the interface before the first IPv6 address;
+  - link up, then wait for IPv6 duplicate address detection: `dadfailed` is an error;
+  - routes: a route without `gw` takes the first gateway of its family from `result.ips`
+    (so `{"dst": "0.0.0.0/0"}` is the default route of that family); routes sharing
+    destination, table and metric become one multipath (ECMP) route; mtu, advmss, priority,
+    table and scope (CNI 1.1.0) are honoured.
+
+`verify` checks the same things back: the link is up, every address is present with its prefix,
+every route exists with its gateway (as a plain or a multipath next hop).
+"""
+from __future__ import annotations
+
+import ipaddress
+from . import faults, sysctl
+from .errors import CniError, INVALID_CONFIG, IO_FAILURE
+from .netlink.core import LinkNotFound, NetlinkError
+from .netlink.rtnl import AF_INET, AF_INET6, RT_TABLE_MAIN, Nexthop, Rtnl
+from .netlink.rtnl import Route as NlRoute
+from .types import IPConfig, Result
+
+DAD_TIMEOUT = 10.0  # seconds; Go's SettleAddresses uses the same bound
+
+
+def ips_for(ifname: str, result: Result) -> list[IPConfig]:
+    """The IP configs of `result` meant for `ifname` (via their interface index)."""
+    out = []
+    for ipc in result.ips:
+        if ipc.interface is None:
+            continue
+        idx = ipc.interface
+        if idx < 0 or idx >= len(result.interfaces) or result.interfaces[idx].name != ifname:
+            raise CniError(INVALID_CONFIG, f"failed to add IP addr {ipc.address} to {ifname!r}: invalid interface index {idx}")
+        out.append(ipc)
+    return out
+
+
+def gateways(ips: list[IPConfig]) -> dict[int, ipaddress._BaseAddress]:
+    """The first gateway of each IP family (4, 6) among ips."""
+    gws: dict[int, ipaddress._BaseAddress] = {}
+    for ipc in ips:
+        if ipc.gateway is not None and ipc.gateway.version not in gws:
+            gws[ipc.gateway.version] = ipc.gateway
+    return gws
+
+
+def _link(nl: Rtnl, ifname: str):
+    try:
+        return nl.link_get(name=ifname)
+    except LinkNotFound:
+        raise CniError(IO_FAILURE, f"interface {ifname!r} not found in the pod netns") from None
+
+
+def _enable_ipv6(ifname: str) -> None:
+    for dev in ("lo", ifname):
+        key = f"net/ipv6/conf/{dev}/disable_ipv6"
+        try:
+            if sysctl.get(key) == "0":
+                continue
+        except CniError:
+            continue  # no IPv6 sysctl for this device (as Go: warn and carry on; the address add decides)
+        try:
+            sysctl.set(key, "0")
+        except CniError as e:
+            raise CniError(e.code, f"failed to enable IPv6 on {dev!r}", e.details) from None
+
+
+def _set_notify(ifname: str) -> None:
+    for key in (f"net/ipv4/conf/{ifname}/arp_notify", f"net/ipv6/conf/{ifname}/ndisc_notify"):
+        try:
+            sysctl.set(key, "1")
+        except CniError:
+            pass  # best effort, as Go
+
+
+def planned_routes(ifindex: int, result: Result, ips: list[IPConfig]) -> list[NlRoute]:
+    """result.routes as kernel routes on ifindex: family gateway filled in, ECMP groups merged."""
+    gws = gateways(ips)
+    groups: dict[tuple, list] = {}
+    for r in result.routes:
+        gw = r.gw if r.gw is not None else gws.get(r.dst.version)
+        key = (r.dst, r.table if r.table is not None else RT_TABLE_MAIN, r.priority)
+        groups.setdefault(key, []).append((r, gw))
+    out = []
+    for (dst, table, priority), members in groups.items():
+        first = members[0][0]
+        hops = []
+        for _r, gw in members:
+            if gw not in hops:
+                hops.append(gw)
+        common = dict(dst=dst, table=table, priority=priority or None, mtu=first.mtu or None,
+                      advmss=first.advmss or None, scope=first.scope)
+        if len(hops) > 1 and None not in hops:
+            out.append(NlRoute(multipath=tuple(Nexthop(gateway=g, oif=ifindex) for g in hops), **common))
+        else:
+            out.append(NlRoute(gateway=hops[0], oif=ifindex, **common))
+    return out
+
+
+def _route_desc(r: NlRoute, ifname: str) -> str:
+    via = [str(h.gateway) for h in r.multipath] if r.multipath else ([str(r.gateway)] if r.gateway else [])
+    s = str(r.dst) + (f" via {', '.join(via)}" if via else "") + f" dev {ifname}"
+    if r.table != RT_TABLE_MAIN:
+        s += f" table {r.table}"
+    return s
+
+
+def configure(ifname: str, result: Result, *, notify: bool = True, dad_timeout: float = DAD_TIMEOUT) -> None:
+    """Apply result's addresses and routes to ifname (in the calling thread's netns) and bring it up."""
+    ips = ips_for(ifname, result)
+    if notify:
+        _set_notify(ifname)
+    if any(ipc.address.version == 6 for ipc in ips):
+        _enable_ipv6(ifname)
+    with Rtnl() as nl:
+        link = _link(nl, ifname)
+        try:
+            nl.link_set(link.index, up=True)
+        except NetlinkError as e:
+            raise CniError(e.code, f"failed to set {ifname!r} up", e.details) from None
+        for ipc in ips:
+            try:
+                nl.addr_add(link.index, ipc.address)
+            except NetlinkError as e:
+                raise CniError(e.code, f"failed to add IP addr {ipc.address} to {ifname!r}", e.details) from None
+        faults.point("addresses")
+        if any(ipc.address.version == 6 for ipc in ips):
+            _wait_dad(nl, link.index, ifname, dad_timeout)
+        for route in planned_routes(link.index, result, ips):
+            try:
+                nl.route_add(route)
+            except NetlinkError as e:
+                raise CniError(e.code, f"failed to add route {_route_desc(route, ifname)}", e.details) from None
+        faults.point("routes")
+
+
+def _wait_dad(nl: Rtnl, index: int, ifname: str, timeout: float) -> None:
+    import errno
+
+    try:
+        nl.wait_dad(index, timeout=timeout)
+    except NetlinkError as e:
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise CniError(IO_FAILURE, f"duplicate address detection failed on {ifname!r}", e.ext_ack) from None
+        # Still tentative after the timeout (e.g. no carrier yet): not an error, as in Go.
+
+
+def verify(ifname: str, result: Result) -> None:
+    """CHECK: ifname is up and carries result's addresses and routes (in the calling thread's netns)."""
+    ips = ips_for(ifname, result)
+    with Rtnl() as nl:
+        link = _link(nl, ifname)
+        if not link.up:
+            raise CniError(IO_FAILURE, f"interface {ifname!r} is down")
+        have = {a.address for a in nl.addrs(index=link.index)}
+        for ipc in ips:
+            if ipc.address not in have:
+                raise CniError(IO_FAILURE, f"address {ipc.address} missing on interface {ifname!r}")
+        families = {r.dst.version for r in result.routes}
+        present = {v: nl.routes(family=AF_INET if v == 4 else AF_INET6) for v in families}
+        for want in planned_routes(link.index, result, ips):
+            if not any(_route_matches(got, want) for got in present[want.dst.version]):
+                raise CniError(IO_FAILURE, f"route {_route_desc(want, ifname)} missing")
+
+
+def _route_matches(got: NlRoute, want: NlRoute) -> bool:
+    if got.dst != want.dst or got.table != want.table:
+        return False
+    if want.priority is not None and got.priority != want.priority:
+        return False
+    want_gws = {h.gateway for h in want.multipath} if want.multipath else {want.gateway}
+    got_gws = {h.gateway for h in got.multipath} if got.multipath else {got.gateway}
+    if want_gws == {None}:
+        oifs = {h.oif for h in got.multipath} if got.multipath else {got.oif}
+        return want.oif in oifs
+    return want_gws <= got_gws
+

@@ -1,0 +1,165 @@
+"""macvlan: give the pod a macvlan child of a host NIC (shared-mode RDMA over RoCE).
+
+A drop-in for the Go `macvlan` plugin of containernetworking/plugins: the same keys, results and
+errors, except that every bad input is a code-7 error naming the key (Go: mostly code 999).
+
+    {"cniVersion": "1.0.0", "name": "rdma-net", "type": "macvlan",
+     "master": "ens1f0", "mode": "bridge", "mtu": 1500, "mac": "02:00:00:00:00:01",
+     "bcqueuelen": 1000, "linkInContainer": false,
+     "ipam": {"type": "host-local", "subnet": "10.56.0.0/16"}}
+
+master     parent NIC; default: the interface of the host's default route
+mode       bridge (default), private, vepa, passthru, source
+mtu        0 = the master's; at most the master's
+mac        precedence: "mac" < CNI_ARGS "MAC=" < runtimeConfig.mac
+bcqueuelen broadcast/multicast receive queue length of the master (kernel default 1000)
+linkInContainer  the master lives in the pod netns (e.g. moved there by an earlier plugin)
+ipam       optional: without it the interface is L2 only (up, no addresses)
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from cni_rdma import childlink, faults, ipam, ipconfig
+from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str
+from cni_rdma.errors import CniError, INTERNAL, INVALID_CONFIG, IO_FAILURE, config_error
+from cni_rdma.netns import in_netns
+from cni_rdma.skel import Request
+from cni_rdma.types import Interface, Result
+
+ABOUT = "cni-rdma macvlan"
+KIND = "macvlan"
+MODES = ("bridge", "private", "vepa", "passthru", "source")
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
+
+
+def parse_mac(value: str, key: str) -> str:
+    """A unicast Ethernet MAC, normalised to lowercase with colons; the error names where it came from."""
+    if not _MAC_RE.match(value):
+        raise config_error(key, f"{value!r} is not a MAC address (want xx:xx:xx:xx:xx:xx)")
+    mac = value.replace("-", ":").lower()
+    if int(mac[:2], 16) & 1:
+        raise config_error(key, f"{value!r} is a multicast address; a link needs a unicast MAC")
+    if mac == "00:00:00:00:00:00":
+        raise config_error(key, "00:00:00:00:00:00 is not a usable MAC address")
+    return mac
+
+
+@dataclass(frozen=True)
+class Config:
+    master: str
+    mode: str
+    mtu: int
+    mac: str
+    bcqueuelen: int
+    link_in_container: bool
+    has_ipam: bool
+
+    @classmethod
+    def load(cls, req: Request) -> "Config":
+        raw = req.raw
+        mac = get_str(raw, "mac")
+        if mac:
+            mac = parse_mac(mac, "mac")
+        if req.cni_args:
+            arg = req.args({"MAC"}).get("MAC", "")
+            if arg:
+                mac = parse_mac(arg, "MAC (CNI_ARGS)")
+        rt_mac = get_str(raw, "runtimeConfig.mac")
+        if rt_mac:
+            mac = parse_mac(rt_mac, "runtimeConfig.mac")
+        return cls(
+            master=get_str(raw, "master"),
+            mode=get_choice(raw, "mode", MODES, "bridge", "macvlan mode"),
+            mtu=get_int(raw, "mtu", 0, lo=0),
+            mac=mac,
+            bcqueuelen=get_int(raw, "bcqueuelen", 0, lo=0, hi=0xFFFFFFFF),
+            link_in_container=get_bool(raw, "linkInContainer"),
+            has_ipam=bool(req.conf.ipam_type),
+        )
+
+
+def add(req: Request) -> Result:
+    conf = Config.load(req)
+    master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
+    childlink.check_mtu(conf.mtu, master)
+
+    def make(nl, name, netns_fd):
+        extra = {"bcqueuelen": conf.bcqueuelen} if conf.bcqueuelen else {}
+        nl.link_add_macvlan(name, master.index, conf.mode, mac=conf.mac or None, mtu=conf.mtu or None,
+                            netns_fd=netns_fd, **extra)
+
+    with childlink.created(req.netns, req.ifname, make, conf.link_in_container) as link:
+        iface = Interface(name=req.ifname, mac=link.mac or "", mtu=link.mtu, sandbox=req.netns)
+        if not conf.has_ipam:
+            in_netns(req.netns, ipconfig.configure, req.ifname, Result(interfaces=(iface,)))
+            return _finish(req, Result(interfaces=(iface,), dns=req.conf.dns))
+        with ipam.allocated(req) as allocated:
+            faults.point("ipam")
+            if not allocated.ips:
+                raise CniError(INTERNAL, "IPAM plugin returned missing IP config")
+            result = Result(interfaces=(iface,), ips=tuple(_on_first(ip) for ip in allocated.ips),
+                            routes=allocated.routes, dns=req.conf.dns)
+            in_netns(req.netns, ipconfig.configure, req.ifname, result)
+            return _finish(req, result)
+
+
+def _on_first(ipc):
+    return replace(ipc, interface=0)  # every address belongs to interfaces[0]
+
+
+def _finish(req: Request, result: Result) -> Result:
+    # Convert now, inside the rollback scope: a result that cannot be printed in the requested
+    # version (e.g. L2-only as 0.2.0) fails the ADD cleanly instead of leaking the link.
+    result.to_json(req.conf.cni_version)
+    faults.point("result")
+    return result
+
+
+def delete(req: Request) -> None:
+    if req.conf.ipam_type:
+        ipam.delete(req)  # first: the addresses are released even when the netns is gone
+    childlink.delete(req.netns, req.ifname, KIND)
+
+
+def check(req: Request) -> None:
+    conf = Config.load(req)
+    master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
+    childlink.check_mtu(conf.mtu, master)
+    if conf.has_ipam:
+        ipam.check(req)
+    prev = req.conf.prev_result
+    if prev is None:
+        raise CniError(INVALID_CONFIG, "required prevResult missing")
+    iface = next((i for i in prev.interfaces if i.name == req.ifname and i.sandbox == req.netns), None)
+    if iface is None:
+        raise CniError(INVALID_CONFIG, f"prevResult has no interface {req.ifname!r} in sandbox {req.netns!r}")
+    in_netns(req.netns, _check_in_pod, req.ifname, iface, conf, master.index, prev)
+
+
+def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
+    link = childlink.pod_link(ifname)
+    if link.kind != KIND:
+        raise CniError(IO_FAILURE, f"interface {ifname!r} is a {link.kind or 'device'} link, not {KIND}")
+    if link.mode != conf.mode:
+        raise CniError(IO_FAILURE, f"interface {ifname!r} has macvlan mode {link.mode}, expected {conf.mode}")
+    if link.link != master_index:
+        raise CniError(IO_FAILURE, f"interface {ifname!r} is not a child of master {conf.master or '(default)'}")
+    if iface.mac and iface.mac.lower() != (link.mac or ""):
+        raise CniError(IO_FAILURE, f"interface {ifname!r} has MAC {link.mac}, prevResult says {iface.mac}")
+    ipconfig.verify(ifname, prev)
+
+
+def status(req: Request) -> None:
+    conf_master = get_str(req.raw, "master")
+    if not get_bool(req.raw, "linkInContainer"):
+        childlink.master_status(conf_master)
+    if req.conf.ipam_type:
+        ipam.status(req)
+
+
+def gc(req: Request) -> None:
+    if req.conf.ipam_type:
+        ipam.gc(req)
+
