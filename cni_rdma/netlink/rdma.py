@@ -32,6 +32,8 @@ RDMA_NL_NLDEV = 5
 
 RDMA_NLDEV_CMD_GET = 1
 RDMA_NLDEV_CMD_SET = 2
+RDMA_NLDEV_CMD_NEWLINK = 3
+RDMA_NLDEV_CMD_DELLINK = 4
 RDMA_NLDEV_CMD_PORT_GET = 5
 RDMA_NLDEV_CMD_SYS_GET = 6
 RDMA_NLDEV_CMD_SYS_SET = 7
@@ -238,3 +240,15 @@ class Rdma(NetlinkSocket):
             raise ValueError(f"netns mode {mode!r}: expected 'exclusive' or 'shared'")
         body = a_u8(RDMA_NLDEV_SYS_ATTR_NETNS_MODE, NETNS_SHARED if mode == "shared" else NETNS_EXCLUSIVE)
         self.request(nl_type(RDMA_NLDEV_CMD_SYS_SET), body, op="set RDMA netns mode", dev=mode)
+
+    # ---- soft devices (tests and rxe/siw setups)
+    def link_add(self, name: str, link_type: str, netdev: str) -> None:
+        """`rdma link add NAME type rxe|siw netdev NETDEV` (the netdev is looked up in this netns)."""
+        body = (a_str(RDMA_NLDEV_ATTR_DEV_NAME, name) + a_str(RDMA_NLDEV_ATTR_LINK_TYPE, link_type) +
+                a_str(RDMA_NLDEV_ATTR_NDEV_NAME, netdev))
+        self.request(nl_type(RDMA_NLDEV_CMD_NEWLINK), body, op=f"create {link_type} RDMA device", dev=name)
+
+    def link_del(self, index: int) -> None:
+        """`rdma link delete` of a soft device."""
+        self.request(nl_type(RDMA_NLDEV_CMD_DELLINK), a_u32(RDMA_NLDEV_ATTR_DEV_INDEX, index),
+                     op="delete RDMA device", dev=f"index {index}")
