@@ -18,7 +18,7 @@ import errno
 import struct
 
 from .core import (
-    NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, BE16, LinkNotFound, Record, NetlinkDecodeError, NetlinkError, NetlinkSocket, NETLINK_ROUTE,
+    NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, BE16, LinkNotFound, Record, NetlinkDecodeError, NetlinkError, NetlinkSocket, NETLINK_ROUTE,
     a_be16, a_nest, a_str, a_u16, a_u32, attr, attr_map, d_be16, d_str, d_u16, d_u32, d_u8, mac_bytes, mac_str,
     parse_attrs, unpack,
 )
@@ -77,6 +77,7 @@ IFLA_MACVLAN_FLAGS = 2
 IFLA_MACVLAN_MACADDR_MODE = 3
 IFLA_MACVLAN_MACADDR = 4
 IFLA_MACVLAN_MACADDR_DATA = 5
+IFLA_MACVLAN_BC_QUEUE_LEN = 7
 MACVLAN_MACADDR_SET = 3
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
 # ipvlan
@@ -173,11 +174,12 @@ class Link(Record):
 
     __slots__ = ("index", "name", "mac", "mtu", "flags", "up", "operstate", "kind", "mode", "flag",
                  "vlan_id", "vlan_proto", "source_macs", "master", "link", "link_netnsid", "txqlen",
-                 "altnames", "num_vf", "carrier", "perm_mac", "min_mtu", "max_mtu", "parent_dev", "slave_kind")
+                 "altnames", "num_vf", "carrier", "perm_mac", "min_mtu", "max_mtu", "parent_dev", "slave_kind",
+                 "bcqueuelen")
     _defaults = dict(mac=None, mtu=0, flags=0, up=False, operstate="unknown", kind=None, mode=None, flag=None,
                      vlan_id=None, vlan_proto=None, source_macs=(), master=None, link=None, link_netnsid=None,
                      txqlen=None, altnames=(), num_vf=None, carrier=None, perm_mac=None, min_mtu=None,
-                     max_mtu=None, parent_dev=None, slave_kind=None)
+                     max_mtu=None, parent_dev=None, slave_kind=None, bcqueuelen=None)
     index: int
     name: str
     mac: str | None  #: lowercase colon-separated hardware address
@@ -203,6 +205,7 @@ class Link(Record):
     max_mtu: int | None
     parent_dev: str | None  #: e.g. the PCI address of a physical function
     slave_kind: str | None
+    bcqueuelen: int | None  #: macvlan: broadcast/multicast queue length requested by this link
 
 
 class Addr(Record):
@@ -350,6 +353,8 @@ def _decode_linkinfo(data: bytes) -> dict:
     if kind in ("macvlan", "macvtap"):
         if IFLA_MACVLAN_MODE in d:
             out["mode"] = _name_of(MACVLAN_MODES, d_u32(d[IFLA_MACVLAN_MODE], "macvlan mode"))
+        if IFLA_MACVLAN_BC_QUEUE_LEN in d:
+            out["bcqueuelen"] = d_u32(d[IFLA_MACVLAN_BC_QUEUE_LEN], "macvlan bcqueuelen")
         if IFLA_MACVLAN_MACADDR_DATA in d:
             out["source_macs"] = tuple(mac_str(v) for t, v in parse_attrs(d[IFLA_MACVLAN_MACADDR_DATA])
                                        if t == IFLA_MACVLAN_MACADDR)
@@ -653,7 +658,7 @@ class Rtnl(NetlinkSocket):
 
     def link_add_macvlan(self, name: str, parent_index: int, mode: str = "bridge", *, mac: str | None = None,
                          mtu: int | None = None, netns_fd: int | None = None, txqlen: int | None = None,
-                         source_macs: tuple | list = (), up: bool = False) -> None:
+                         source_macs: tuple | list = (), bcqueuelen: int | None = None, up: bool = False) -> None:
         """Create a macvlan on parent_index (in this netns); with netns_fd it is created in that netns."""
         if mode not in MACVLAN_MODES:
             raise NetlinkError(errno.EINVAL, "create macvlan", name, f"unknown mode {mode!r}")
@@ -661,6 +666,8 @@ class Rtnl(NetlinkSocket):
         if source_macs:
             data += a_u32(IFLA_MACVLAN_MACADDR_MODE, MACVLAN_MACADDR_SET)
             data += a_nest(IFLA_MACVLAN_MACADDR_DATA, *(attr(IFLA_MACVLAN_MACADDR, mac_bytes(m)) for m in source_macs))
+        if bcqueuelen is not None:
+            data += a_u32(IFLA_MACVLAN_BC_QUEUE_LEN, bcqueuelen)
         self._newlink(name, "macvlan", data, parent_index=parent_index, mac=mac, mtu=mtu, txqlen=txqlen,
                       netns_fd=netns_fd, up=up)
 
@@ -779,8 +786,9 @@ class Rtnl(NetlinkSocket):
             time.sleep(interval)
 
     # ---- routes
-    def route_add(self, route: Route, *, replace: bool = False) -> None:
-        flags = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL)
+    def route_add(self, route: Route, *, replace: bool = False, append: bool = False) -> None:
+        """Add a route; replace= overwrites an existing one, append= adds beside it (Go's RouteAddEcmp)."""
+        flags = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_APPEND if append else NLM_F_EXCL)
         self.request(RTM_NEWROUTE, encode_route(route), flags, op="add route", dev=_route_desc(route))
 
     def route_del(self, route: Route) -> None:
