@@ -139,7 +139,7 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad_timeout: 
             _wait_dad(nl, link.index, ifname, dad_timeout)
         for route in planned_routes(link.index, result, ips):
             try:
-                nl.route_add(route)
+                nl.route_add(route, append=True)  # beside routes of other interfaces, as Go
             except NetlinkError as e:
                 raise CniError(e.code, f"failed to add route {_route_desc(route, ifname)}", e.details) from None
         faults.point("routes")
