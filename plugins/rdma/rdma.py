@@ -102,14 +102,13 @@ def state_name(network: str, container_id: str, ifname: str) -> str:
 # ---------------------------------------------------------------- kernel access (RDMA netlink)
 def _rdma_socket():
     """An RDMA netlink socket in the calling thread's netns; code 100 when the kernel has no RDMA."""
-    from cni_rdma.netlink.rdma import Rdma
+    from cni_rdma.netlink.rdma import Rdma, RdmaUnavailable
 
     try:
         return Rdma()
-    except OSError as e:
+    except RdmaUnavailable as e:
         raise CniError(ERR_RDMA_UNAVAILABLE, "RDMA netlink is unavailable",
-                       f"{e.strerror or e}: this kernel has no RDMA subsystem loaded (modprobe ib_core, "
-                       f"and the driver of the RDMA device)") from None
+                       f"{e.details}; load ib_core and the driver of the RDMA device") from None
 
 
 def _netns_mode() -> str:
@@ -309,20 +308,31 @@ def delete(req: Request) -> None:
             req.log.warning(f"state {key} names no RDMA device; dropping it")
             store.delete(key)
             return
-        moved = False
-        gone = not req.netns
-        if not gone:
-            try:
-                moved = _move_back(req.netns, name)
-            except NetnsNotFound:
-                gone = True
-        if moved:
-            req.log.info(f"moved RDMA device {name} back to the host netns")
-        elif not _wait_in_host(name, RETURN_WAIT if gone else 0.0):
-            # Not in the pod and not here: a netns that outlives its path (still held by a process)
-            # keeps it until it dies. Nothing this DEL can do; the kernel returns it then.
-            req.log.warning(f"RDMA device {name} is neither in the pod netns nor in the host netns")
+        try:
+            _give_back(req, name)
+        except CniError as e:
+            if e.code != ERR_RDMA_UNAVAILABLE:
+                raise  # the state stays: a retried DEL can still give the device back
+            req.log.warning(f"{e}: with no RDMA subsystem there is no {name} to give back")
         store.delete(key)
+
+
+def _give_back(req: Request, name: str) -> None:
+    """Return device `name` to the host netns, or make sure it already is there."""
+    gone = not req.netns
+    if not gone:
+        try:
+            if _move_back(req.netns, name):
+                req.log.info(f"moved RDMA device {name} back to the host netns")
+                return
+        except NetnsNotFound:
+            gone = True
+    # The pod netns is gone (the kernel returns its RDMA devices to the initial netns when it dies,
+    # asynchronously) or it no longer holds the device (an earlier DEL moved it already).
+    if not _wait_in_host(name, RETURN_WAIT if gone else 0.0):
+        # A netns that outlives its path (still held by some process) keeps the device until it dies;
+        # nothing a DEL can do about it, and the kernel returns the device then.
+        req.log.warning(f"RDMA device {name} is neither in the pod netns nor in the host netns")
 
 
 def _wait_in_host(name: str, timeout: float) -> bool:
