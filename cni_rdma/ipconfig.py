@@ -179,10 +179,8 @@ def _route_matches(got: NlRoute, want: NlRoute) -> bool:
         return False
     if want.priority is not None and got.priority != want.priority:
         return False
-    want_gws = {h.gateway for h in want.multipath} if want.multipath else {want.gateway}
-    got_gws = {h.gateway for h in got.multipath} if got.multipath else {got.gateway}
-    if want_gws == {None}:
-        oifs = {h.oif for h in got.multipath} if got.multipath else {got.oif}
-        return want.oif in oifs
-    return want_gws <= got_gws
+    # (gateway, interface) pairs: a plain route is a one-hop path; each wanted hop must be present
+    want_hops = {(h.gateway, h.oif) for h in want.multipath} if want.multipath else {(want.gateway, want.oif)}
+    got_hops = {(h.gateway, h.oif) for h in got.multipath} if got.multipath else {(got.gateway, got.oif)}
+    return want_hops <= got_hops
 

@@ -1,0 +1,229 @@
+"""ipvlan: give the pod an ipvlan child of a host NIC (shared-mode RDMA; one MAC, many pods).
+
+A drop-in for the Go `ipvlan` plugin of containernetworking/plugins: the same keys, results and
+errors, except that every bad input is a code-7 error naming the key (Go: mostly code 999).
+
+    {"cniVersion": "1.0.0", "name": "rdma-net", "type": "ipvlan",
+     "master": "ens1f0", "mode": "l2", "flag": "bridge", "mtu": 1500, "linkInContainer": false,
+     "ipam": {"type": "host-local", "subnet": "10.56.0.0/16"}}
+
+master  parent NIC; default: the only named interface of prevResult when chained, else the
+        interface of the host's default route
+mode    l2 (default), l3, l3s
+flag    bridge (default), private, vepa
+mtu     0 = the master's; at most the master's
+linkInContainer  the master lives in the pod netns
+ipam    optional: chained without it, the IPs of prevResult are applied; with neither, L2 only
+
+One mode per master: the kernel keeps mode and flag per master and silently switches every
+existing child when a new one asks for another. This plugin refuses that instead: it records each
+child it creates (/var/lib/cni/ipvlan/), and before creating one compares the requested mode and
+flag with the live children it knows of and with those visible next to the master.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from cni_rdma import childlink, faults, ipam, ipconfig
+from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str
+from cni_rdma.errors import CniError, INTERNAL, INVALID_CONFIG, IO_FAILURE
+from cni_rdma.netlink.core import LinkNotFound
+from cni_rdma.netlink.rtnl import Link, Rtnl
+from cni_rdma.netns import NetnsNotFound, in_netns
+from cni_rdma.skel import Request
+from cni_rdma.state import Store
+from cni_rdma.types import Interface, Result
+
+ABOUT = "cni-rdma ipvlan"
+KIND = "ipvlan"
+MODES = ("l2", "l3", "l3s")
+FLAGS = ("bridge", "private", "vepa")
+
+
+@dataclass(frozen=True)
+class Config:
+    master: str
+    mode: str
+    flag: str
+    mtu: int
+    link_in_container: bool
+    has_ipam: bool
+
+    @classmethod
+    def load(cls, req: Request, chained_master: bool = True) -> "Config":
+        raw = req.raw
+        master = get_str(raw, "master")
+        prev = req.conf.prev_result
+        if not master and prev is not None and chained_master:
+            named = [i for i in prev.interfaces if i.name]
+            if len(prev.interfaces) != 1 or not named:
+                raise CniError(INVALID_CONFIG, 'invalid "master": not set, and prevResult lacks a single named '
+                                               'interface to chain on (chained master failure)')
+            master = named[0].name
+        return cls(
+            master=master,
+            mode=get_choice(raw, "mode", MODES, "l2", "ipvlan mode"),
+            flag=get_choice(raw, "flag", FLAGS, "bridge", "ipvlan flag"),
+            mtu=get_int(raw, "mtu", 0, lo=0),
+            link_in_container=get_bool(raw, "linkInContainer"),
+            has_ipam=bool(req.conf.ipam_type),
+        )
+
+
+# ------------------------------------------------------------------ one mode per master
+STORE = Store("ipvlan")
+
+
+def _record_name(req: Request) -> str:
+    # container IDs are validated by the skeleton; interface names may hold any byte but / : and blanks
+    return f"{req.container_id}.{req.ifname.encode().hex()}"
+
+
+def _live_mode(netns: str, ifname: str) -> Optional[tuple[str, str]]:
+    """(mode, flag) of a recorded child if it still exists, else None (a stale record)."""
+    def look() -> Optional[tuple[str, str]]:
+        with Rtnl() as nl:
+            try:
+                link = nl.link_get(name=ifname)
+            except LinkNotFound:
+                return None
+            return (link.mode or "", link.flag or "") if link.kind == KIND else None
+    try:
+        return in_netns(netns, look)
+    except NetnsNotFound:
+        return None
+
+
+def _siblings(master: Link) -> list[Link]:
+    """ipvlan children of master visible in the master's own netns."""
+    with Rtnl() as nl:
+        return [ln for ln in nl.links() if ln.kind == KIND and ln.link == master.index and ln.link_netnsid is None]
+
+
+def refuse_conflict(req: Request, conf: Config, master: Link) -> None:
+    """Raise if master already has ipvlan children in another mode or flag."""
+    want = (conf.mode, conf.flag)
+    siblings = in_netns(req.netns, _siblings, master) if conf.link_in_container else _siblings(master)
+    for sib in siblings:
+        if (sib.mode, sib.flag) != want:
+            _conflict(conf, master, f"{sib.name} ({sib.mode} {sib.flag})")
+    if conf.link_in_container:
+        return  # a master inside the pod belongs to that pod alone: its siblings are all visible
+    for name in STORE.names():
+        rec = STORE.read(name) or {}
+        if rec.get("master") != master.name or (rec.get("mode"), rec.get("flag")) == want:
+            continue
+        live = _live_mode(str(rec.get("netns", "")), str(rec.get("ifname", "")))
+        if live is None:
+            STORE.delete(name)  # the pod or its link is gone without a DEL
+        elif live != want:
+            _conflict(conf, master, f"{rec.get('ifname')} of container {rec.get('containerID')} ({live[0]} {live[1]})")
+
+
+def _conflict(conf: Config, master: Link, who: str) -> None:
+    raise CniError(INVALID_CONFIG, f'invalid "mode": master {master.name!r} already has an ipvlan child {who}; '
+                                   f"the kernel would switch every child to {conf.mode} {conf.flag}, refusing")
+
+
+# ------------------------------------------------------------------ commands
+def add(req: Request) -> Result:
+    conf = Config.load(req)
+    master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
+    childlink.check_mtu(conf.mtu, master)
+
+    def make(nl, name, netns_fd):
+        nl.link_add_ipvlan(name, master.index, conf.mode, conf.flag, mtu=conf.mtu or None, netns_fd=netns_fd)
+
+    with STORE.lock():
+        refuse_conflict(req, conf, master)
+        with childlink.created(req.netns, req.ifname, make, conf.link_in_container) as link:
+            iface = Interface(name=req.ifname, mac=link.mac or "", mtu=link.mtu, sandbox=req.netns)
+            prev = req.conf.prev_result
+            if conf.has_ipam:
+                with ipam.allocated(req) as allocated:
+                    faults.point("ipam")
+                    if not allocated.ips:
+                        raise CniError(INTERNAL, "IPAM plugin returned missing IP config")
+                    result = _configure(req, iface, allocated)
+                    _remember(req, conf, master)
+                    return result
+            if prev is not None and prev.ips:
+                result = _configure(req, iface, prev)  # chained: apply the IPs an earlier plugin allocated
+            else:
+                result = _configure(req, iface, Result())  # L2 only: just up
+            _remember(req, conf, master)
+            return result
+
+
+def _configure(req: Request, iface: Interface, source: Result) -> Result:
+    result = Result(interfaces=(iface,), ips=tuple(replace(ip, interface=0) for ip in source.ips),
+                    routes=source.routes, dns=req.conf.dns)
+    in_netns(req.netns, ipconfig.configure, req.ifname, result)
+    result.to_json(req.conf.cni_version)  # fail inside the rollback scope if it cannot be printed
+    faults.point("result")
+    return result
+
+
+def _remember(req: Request, conf: Config, master: Link) -> None:
+    if conf.link_in_container:
+        return
+    STORE.write(_record_name(req), {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
+                                    "master": master.name, "mode": conf.mode, "flag": conf.flag})
+
+
+def delete(req: Request) -> None:
+    if req.conf.ipam_type:
+        ipam.delete(req)  # first: the addresses are released even when the netns is gone
+    childlink.delete(req.netns, req.ifname, KIND)
+    with contextlib.suppress(CniError):
+        with STORE.lock():
+            STORE.delete(_record_name(req))
+
+
+def check(req: Request) -> None:
+    conf = Config.load(req, chained_master=False)
+    if conf.has_ipam:
+        ipam.check(req)
+    prev = req.conf.prev_result
+    if prev is None:
+        raise CniError(INVALID_CONFIG, "required prevResult missing")
+    iface = next((i for i in prev.interfaces if i.name == req.ifname and i.sandbox == req.netns), None)
+    if iface is None:
+        raise CniError(INVALID_CONFIG, f"prevResult has no interface {req.ifname!r} in sandbox {req.netns!r}")
+    master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
+    in_netns(req.netns, _check_in_pod, req.ifname, iface, conf, master.index, prev)
+
+
+def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
+    link = childlink.pod_link(ifname)
+    if link.kind != KIND:
+        raise CniError(IO_FAILURE, f"interface {ifname!r} is a {link.kind or 'device'} link, not {KIND}")
+    if (link.mode, link.flag) != (conf.mode, conf.flag):
+        raise CniError(IO_FAILURE, f"interface {ifname!r} has ipvlan mode {link.mode} {link.flag}, "
+                                   f"expected {conf.mode} {conf.flag}")
+    if link.link != master_index:
+        raise CniError(IO_FAILURE, f"interface {ifname!r} is not a child of master {conf.master or '(default)'}")
+    if iface.mac and iface.mac.lower() != (link.mac or ""):
+        raise CniError(IO_FAILURE, f"interface {ifname!r} has MAC {link.mac}, prevResult says {iface.mac}")
+    ipconfig.verify(ifname, prev)
+
+
+def status(req: Request) -> None:
+    if not get_bool(req.raw, "linkInContainer") and not req.conf.prev_result:
+        childlink.master_status(get_str(req.raw, "master"))
+    if req.conf.ipam_type:
+        ipam.status(req)
+
+
+def gc(req: Request) -> None:
+    if req.conf.ipam_type:
+        ipam.gc(req)
+    # Forget children whose pod or link is gone (a DEL that never came).
+    with contextlib.suppress(CniError):
+        with STORE.lock():
+            for name in STORE.names():
+                rec = STORE.read(name) or {}
+                if _live_mode(str(rec.get("netns", "")), str(rec.get("ifname", ""))) is None:
+                    STORE.delete(name)
