@@ -9,9 +9,9 @@ Decoding never trusts lengths from the wire: every malformed or truncated messag
 """
 from __future__ import annotations
 
+import _socket as socket  # the C module: socket.py would pull in enum and selectors (~7 ms at start-up)
 import errno as _errno
 import os
-import socket
 import struct
 
 from ..errors import CniError, IO_FAILURE
