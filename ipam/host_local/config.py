@@ -1,0 +1,337 @@
+"""host-local configuration: the Go plugin's keys and canonicalisation, with errors that name the field.
+
+Accepted exactly as Go's allocator.LoadIPAMConfig does: `ipam.ranges` (a list of range sets), the legacy
+single `ipam.subnet`/`rangeStart`/`rangeEnd`/`gateway` (prepended as range set 0), `runtimeConfig.ipRanges`
+(prepended before both), `ipam.routes`, `ipam.dataDir`, `ipam.resolvConf`; requested addresses from
+CNI_ARGS `IP=`, `args.cni.ips` and `runtimeConfig.ips`, in that order, duplicates collapsed.
+Addresses are handled as integers; a Range knows its family and prints as Go's "start-end".
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from cni_rdma.errors import CniError, INVALID_CONFIG, INVALID_ENV, config_error
+from cni_rdma.types import DNS, Route
+
+DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+MAX_NAME = 255          # the network name is one directory entry
+MAX_CONTAINER_ID = 200  # the container ID is part of one index file name (with the escaped ifname)
+VALID_ATTACHMENTS = "cni.dev/valid-attachments"
+
+
+def _ip_str(version: int, value: int) -> str:
+    return str(ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value))
+
+
+@dataclass(frozen=True)
+class Range:
+    version: int
+    network: int      # subnet address as an integer
+    prefix: int
+    start: int        # first address handed out, inclusive
+    end: int          # last address handed out, inclusive
+    gateway: int
+
+    @property
+    def bits(self) -> int:
+        return 32 if self.version == 4 else 128
+
+    @property
+    def broadcast(self) -> int:
+        return self.network | ((1 << (self.bits - self.prefix)) - 1)
+
+    def contains(self, version: int, value: int) -> bool:
+        return version == self.version and self.start <= value <= self.end
+
+    def usable(self, value: int) -> bool:
+        """Never hand out the gateway, the subnet address, or the IPv4 broadcast."""
+        if value == self.gateway or value == self.network:
+            return False
+        return not (self.version == 4 and value == self.broadcast)
+
+    def capacity(self) -> int:
+        n = self.end - self.start + 1
+        skip = {self.gateway, self.network} | ({self.broadcast} if self.version == 4 else set())
+        return n - sum(1 for v in skip if self.start <= v <= self.end)
+
+    def address(self, value: int) -> str:
+        return _ip_str(self.version, value)
+
+    def interface(self, value: int) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+        return ipaddress.ip_interface(f"{self.address(value)}/{self.prefix}")
+
+    def gateway_ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        return ipaddress.ip_address(self.address(self.gateway))
+
+    def overlaps(self, other: "Range") -> bool:
+        return self.version == other.version and self.start <= other.end and other.start <= self.end
+
+    def __str__(self) -> str:
+        return f"{self.address(self.start)}-{self.address(self.end)}"
+
+
+RangeSet = tuple[Range, ...]
+
+
+def rangeset_str(rs: RangeSet) -> str:
+    return ",".join(str(r) for r in rs)
+
+
+def rangeset_for(rs: RangeSet, version: int, value: int) -> Optional[Range]:
+    for r in rs:
+        if r.contains(version, value):
+            return r
+    return None
+
+
+@dataclass(frozen=True)
+class Requested:
+    version: int
+    value: int
+    text: str     # canonical string, the map key Go uses
+    source: str   # the field it came from, for error messages
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    cni_version: str
+    data_dir: str
+    ranges: tuple[RangeSet, ...]
+    routes: tuple[Route, ...]
+    resolv_conf: str
+    requested: tuple[Requested, ...]
+
+
+def parse_ip(text: Any, field: str) -> tuple[int, int]:
+    if not isinstance(text, str):
+        raise config_error(field, "expected an IP address string")
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        raise config_error(field, f"{text!r} is not an IP address") from None
+    if a.version == 6 and a.ipv4_mapped is not None:  # Go folds ::ffff:a.b.c.d into IPv4
+        a = a.ipv4_mapped
+    return a.version, int(a)
+
+
+def _parse_range(d: Any, field: str) -> Range:
+    if not isinstance(d, dict):
+        raise config_error(field, "expected an object with a subnet")
+    subnet = d.get("subnet")
+    if not isinstance(subnet, str) or "/" not in subnet:
+        raise config_error(f"{field}.subnet", f"expected a CIDR, got {subnet!r}")
+    try:
+        iface = ipaddress.ip_interface(subnet)
+    except ValueError:
+        raise config_error(f"{field}.subnet", f"{subnet!r} is not a CIDR") from None
+    net = iface.network
+    version, bits = net.version, net.max_prefixlen
+    if net.prefixlen > bits - 2:
+        raise config_error(f"{field}.subnet", f"network {net} too small to allocate from")
+    network = int(net.network_address)
+    if int(iface.ip) != network:
+        raise config_error(f"{field}.subnet", f"network has host bits set: for a subnet mask of length "
+                           f"{net.prefixlen} the network address is {net.network_address}")
+
+    def inside(key: str, default: int) -> int:
+        if d.get(key) in (None, ""):
+            return default
+        v, value = parse_ip(d.get(key), f"{field}.{key}")
+        if v != version:
+            raise config_error(f"{field}.{key}", f"{d[key]} is not the same protocol as subnet {net}")
+        if not network <= value <= int(net.broadcast_address):
+            raise config_error(f"{field}.{key}", f"{d[key]} not in network {net}")
+        return value
+
+    gateway = inside("gateway", network + 1)
+    start = inside("rangeStart", network + 1)
+    last = int(net.broadcast_address) - (1 if version == 4 else 0)
+    end = inside("rangeEnd", last)
+    if end < start:
+        raise config_error(f"{field}.rangeEnd", f"{d['rangeEnd']} is in network {net} but before start "
+                           f"{_ip_str(version, start)}")
+    return Range(version, network, net.prefixlen, start, end, gateway)
+
+
+def _parse_rangeset(x: Any, field: str) -> RangeSet:
+    if not isinstance(x, list) or not x:
+        raise config_error(field, "expected a non-empty list of ranges")
+    rs = tuple(_parse_range(d, f"{field}[{i}]") for i, d in enumerate(x))
+    for i, r in enumerate(rs):
+        if r.version != rs[0].version:
+            raise config_error(f"{field}[{i}]", "mixed address families in one range set")
+        for j in range(i):
+            if r.overlaps(rs[j]):
+                raise config_error(f"{field}[{i}]", f"subnets {rs[j]} and {r} overlap")
+    return rs
+
+
+def _requested(raw: dict, cni_args: dict[str, str]) -> tuple[Requested, ...]:
+    found: list[tuple[str, str, bool]] = []  # (text, field, cidr allowed)
+    if cni_args.get("IP"):
+        found.append((cni_args["IP"], "CNI_ARGS IP", False))
+    args = raw.get("args")
+    cni = args.get("cni") if isinstance(args, dict) else None
+    if cni is not None:
+        if not isinstance(cni, dict):
+            raise config_error("args.cni", "expected an object")
+        ips = cni.get("ips")
+        if ips is not None:
+            if not isinstance(ips, list):
+                raise config_error("args.cni.ips", "expected a list of IP addresses")
+            found += [(ip, f"args.cni.ips[{i}]", False) for i, ip in enumerate(ips)]
+    rc = raw.get("runtimeConfig") or {}
+    ips = rc.get("ips")
+    if ips is not None:
+        if not isinstance(ips, list):
+            raise config_error("runtimeConfig.ips", "expected a list of IP addresses")
+        found += [(ip, f"runtimeConfig.ips[{i}]", True) for i, ip in enumerate(ips)]
+    out: dict[str, Requested] = {}
+    for text, field, cidr in found:
+        if cidr and isinstance(text, str) and "/" in text:
+            text = text.split("/", 1)[0]
+        version, value = parse_ip(text, field)
+        key = _ip_str(version, value)
+        out.setdefault(key, Requested(version, value, key, field))
+    return tuple(out.values())
+
+
+def _routes(x: Any) -> tuple[Route, ...]:
+    if x is None:
+        return ()
+    if not isinstance(x, list):
+        raise config_error("ipam.routes", "expected a list of routes")
+    out = []
+    for i, d in enumerate(x):
+        field = f"ipam.routes[{i}]"
+        if not isinstance(d, dict) or not isinstance(d.get("dst"), str):
+            raise config_error(f"{field}.dst", "expected a destination CIDR")
+        try:
+            dst = ipaddress.ip_network(d["dst"], strict=False)
+        except ValueError:
+            raise config_error(f"{field}.dst", f"{d['dst']!r} is not a CIDR") from None
+        gw = None
+        if d.get("gw") not in (None, ""):
+            v, value = parse_ip(d["gw"], f"{field}.gw")
+            gw = ipaddress.ip_address(_ip_str(v, value))
+        out.append(Route(dst=dst, gw=gw))
+    return tuple(out)
+
+
+def _string(d: dict, key: str, field: str, default: str = "") -> str:
+    v = d.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise config_error(field, "expected a string")
+    if "\0" in v:
+        raise config_error(field, "contains a NUL byte")
+    return v
+
+
+def check_names(name: str, container_id: str = "") -> None:
+    """Names become directory entries: bounded here (the skeleton already rejects '/', '..' and NUL)."""
+    if len(name.encode()) > MAX_NAME:
+        raise config_error("name", f"network name longer than {MAX_NAME} bytes")
+    if len(container_id) > MAX_CONTAINER_ID:
+        raise CniError(INVALID_ENV, f"containerID longer than {MAX_CONTAINER_ID} characters")
+
+
+def load(raw: dict, cni_args: dict[str, str], cni_version: str) -> Config:
+    ipam = raw.get("ipam")
+    if not isinstance(ipam, dict):
+        raise config_error("ipam", "missing IPAM configuration (the 'ipam' key)")
+    name = raw.get("name", "")
+    check_names(name)
+    data_dir = _string(ipam, "dataDir", "ipam.dataDir") or DEFAULT_DATA_DIR
+    resolv_conf = _string(ipam, "resolvConf", "ipam.resolvConf")
+
+    sets: list[RangeSet] = []
+    rc = raw.get("runtimeConfig") or {}
+    if rc.get("ipRanges") is not None:
+        if not isinstance(rc["ipRanges"], list):
+            raise config_error("runtimeConfig.ipRanges", "expected a list of range sets")
+        sets += [_parse_rangeset(x, f"runtimeConfig.ipRanges[{i}]") for i, x in enumerate(rc["ipRanges"])]
+    if ipam.get("subnet") not in (None, ""):
+        sets.append(_parse_rangeset([{k: ipam.get(k) for k in ("subnet", "rangeStart", "rangeEnd", "gateway")}],
+                                    "ipam"))
+    if ipam.get("ranges") is not None:
+        if not isinstance(ipam["ranges"], list):
+            raise config_error("ipam.ranges", "expected a list of range sets")
+        sets += [_parse_rangeset(x, f"ipam.ranges[{i}]") for i, x in enumerate(ipam["ranges"])]
+    if not sets:
+        raise config_error("ipam.ranges", "no IP ranges specified")
+
+    families = [rs[0].version for rs in sets]
+    if (families.count(4) > 1 or families.count(6) > 1) and cni_version in ("0.1.0", "0.2.0"):
+        raise config_error("cniVersion", f"CNI version {cni_version} does not support more than 1 address per family")
+    for i, rs in enumerate(sets):
+        for j in range(i):
+            if any(a.overlaps(b) for a in rs for b in sets[j]):
+                raise config_error("ipam.ranges", f"range set {j} overlaps with {i}")
+
+    return Config(
+        name=name,
+        cni_version=cni_version,
+        data_dir=data_dir,
+        ranges=tuple(sets),
+        routes=_routes(ipam.get("routes")),
+        resolv_conf=resolv_conf,
+        requested=_requested(raw, cni_args),
+    )
+
+
+def valid_attachments(raw: dict) -> Optional[set[tuple[str, str]]]:
+    """GC's keep-list: None when the key is absent (release nothing), else {(containerID, ifname)}."""
+    x = raw.get(VALID_ATTACHMENTS)
+    if x is None:
+        return None
+    if not isinstance(x, list):
+        raise config_error(VALID_ATTACHMENTS, "expected a list of {containerID, ifname} objects")
+    out = set()
+    for i, d in enumerate(x):
+        if not isinstance(d, dict):
+            raise config_error(f"{VALID_ATTACHMENTS}[{i}]", "expected an object")
+        cid, ifname = d.get("containerID"), d.get("ifname")
+        if not isinstance(cid, str) or not cid:
+            raise config_error(f"{VALID_ATTACHMENTS}[{i}].containerID", "expected a non-empty string")
+        if not isinstance(ifname, str) or not ifname:
+            raise config_error(f"{VALID_ATTACHMENTS}[{i}].ifname", "expected a non-empty string")
+        out.add((cid, ifname))
+    return out
+
+
+def parse_resolv_conf(path: str) -> DNS:
+    """Go's parseResolvConf: nameserver / domain / search / options lines; comments skipped."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise config_error("ipam.resolvConf", f"cannot read {path}: {e.strerror or e}") from None
+    ns: list[str] = []
+    search: list[str] = []
+    options: list[str] = []
+    domain = ""
+    for line in lines:
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        if fields[0] == "nameserver":
+            ns.append(fields[1])
+        elif fields[0] == "domain":
+            domain = fields[1]
+        elif fields[0] == "search":
+            search += fields[1:]
+        elif fields[0] == "options":
+            options += fields[1:]
+    return DNS(tuple(ns), domain, tuple(search), tuple(options))
+
+
+__all__ = ["Config", "Range", "RangeSet", "Requested", "load", "valid_attachments", "parse_resolv_conf",
+           "rangeset_for", "rangeset_str", "check_names", "INVALID_CONFIG"]

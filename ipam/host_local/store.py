@@ -1,0 +1,390 @@
+"""The reservation store: byte-compatible with Go's host-local disk backend, plus an owner index.
+
+Go's layout, which both binaries read and write (a node can switch binaries at any time):
+    <dataDir>/<network>/<ip>                  "<containerID>\\r\\n<ifname>", mode 0644 (legacy: "<containerID>")
+    <dataDir>/<network>/last_reserved_ip.<N>  the last address reserved from range set N (round-robin cursor)
+    <dataDir>/<network>/lock                  flock(LOCK_EX) held for every change (go-filemutex, mode 0750)
+
+Go finds a container's addresses by reading every file of the network (twice per ADD/DEL at worst); at
+a /16 that is ~60k reads per call. Ours keeps an index beside the network directory, never inside it:
+    <dataDir>/.cni-rdma/<network>/o=<containerID>=<ifname>   that owner's addresses, one per line
+    <dataDir>/.cni-rdma/<network>/token                      "<boot_id> <inode> <mtime_ns>"
+    <dataDir>/.cni-rdma/<network>/tmp.<pid>                  staging for atomic writes
+The index is trusted only while the network directory's mtime equals the token's value. After each change
+we set that mtime to a synthetic value (the real one minus 1 ns) and record it; any later create or unlink,
+by Go or by hand, stamps the directory with the current time and so invalidates the index, which is then
+rebuilt from the reservation files under the lock. The token is removed before our first change and
+rewritten after the last, so a process killed in between leaves an index that is rebuilt, never trusted.
+
+Reservation files are written complete and then hard-linked into place (link() fails if the name exists,
+the same exclusive-create Go relies on), so a kill leaves either no file or a whole one. Nothing in the
+network directory is followed if it is a symlink: every access is relative to a directory fd, O_NOFOLLOW.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+from typing import Optional
+
+from cni_rdma.errors import CniError, IO_FAILURE
+
+LOCK_NAME = "lock"
+LAST_PREFIX = "last_reserved_ip."
+SIDECAR = ".cni-rdma"
+TOKEN = "token"
+_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_BOOT_ID: Optional[str] = None
+
+
+def _boot_id() -> str:
+    global _BOOT_ID
+    if _BOOT_ID is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+                _BOOT_ID = f.read().decode().strip() or "-"
+        except OSError:
+            _BOOT_ID = "-"
+    return _BOOT_ID
+
+
+def _io_error(what: str, e: OSError) -> CniError:
+    return CniError(IO_FAILURE, what, e.strerror or str(e))
+
+
+def _escape(s: str) -> str:
+    return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in s)
+
+
+def owner_file(cid: str, ifname: str) -> str:
+    name = f"o={_escape(cid)}={_escape(ifname)}"
+    if len(name) > 240:  # a foreign, very long ID found on disk: index it under a digest instead
+        import hashlib
+
+        name = "h=" + hashlib.sha256(f"{cid}\r\n{ifname}".encode()).hexdigest()
+    return name
+
+
+def parse_owner(data: bytes) -> tuple[str, str]:
+    """A reservation file's (containerID, ifname); ifname is "" for the pre-0.7 one-line format."""
+    text = data.decode(errors="replace").strip()
+    cid, _, ifname = text.partition("\r\n")
+    return cid, ifname
+
+
+def ip_key(name: str) -> Optional[tuple[int, int]]:
+    """(version, value) if a directory entry names a reservation (Go's net.IP.String form), else None."""
+    if not name or not (name[0].isdigit() or name[0] in "abcdefABCDEF:"):
+        return None
+    try:
+        a = ipaddress.ip_address(name)
+    except ValueError:
+        return None
+    return a.version, int(a)
+
+
+class Store:
+    """Use as a context manager: opens (creating) the directories, takes the lock, validates the index."""
+
+    def __init__(self, data_dir: str, network: str, log=None):
+        self.data_dir = data_dir
+        self.network = network
+        self.path = os.path.join(data_dir, network)
+        self.log = log
+        self._fds: list[int] = []
+        self._dirty = False
+        self._broken = False
+        self._staged = False
+
+    # ---- opening and locking -------------------------------------------------------------------
+    def _open_dir(self, parent: int, name: str, mode: int) -> int:
+        try:
+            os.mkdir(name, mode, dir_fd=parent)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise _io_error(f"cannot create directory {name!r} under {self.data_dir}", e) from None
+        try:
+            fd = os.open(name, _O_DIR, dir_fd=parent)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise CniError(IO_FAILURE, f"{os.path.join(self.data_dir, name)} is a symlink or not a directory; "
+                               "refusing to follow it") from None
+            raise _io_error(f"cannot open directory {name!r} under {self.data_dir}", e) from None
+        self._fds.append(fd)
+        return fd
+
+    def open(self, lock: bool = True) -> "Store":
+        try:
+            os.makedirs(self.data_dir, 0o755, exist_ok=True)
+            data_fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            self.close()
+            raise _io_error(f"cannot open dataDir {self.data_dir}", e) from None
+        self._fds.append(data_fd)
+        try:
+            self.net = self._open_dir(data_fd, self.network, 0o755)
+            self.side = self._open_dir(self._open_dir(data_fd, SIDECAR, 0o700), self.network, 0o700)
+            if lock:
+                self._lock()
+                if not self._index_valid():
+                    self.rebuild()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _lock(self) -> None:
+        try:
+            fd = os.open(LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o750, dir_fd=self.net)
+        except OSError as e:
+            raise _io_error(f"cannot open lock file {os.path.join(self.path, LOCK_NAME)}", e) from None
+        self._fds.append(fd)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def close(self) -> None:
+        for fd in reversed(self._fds):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
+
+    def __enter__(self) -> "Store":
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            # A CniError raised after a clean rollback leaves the store consistent; anything else
+            # (or an I/O failure mid-change) leaves the token removed, so the next call rebuilds.
+            if self._dirty and not self._broken and (exc_type is None or issubclass(exc_type, CniError)):
+                self._commit()
+        finally:
+            self.close()
+
+    # ---- the index token -----------------------------------------------------------------------
+    def _index_valid(self) -> bool:
+        data = self._read(self.side, TOKEN)
+        if data is None:
+            return False
+        st = os.fstat(self.net)
+        return data.decode(errors="replace") == f"{_boot_id()} {st.st_ino} {st.st_mtime_ns}"
+
+    def _touch(self) -> None:
+        """Called before every change: drop the token so a crash from here on forces a rebuild."""
+        if not self._dirty:
+            self._dirty = True
+            try:
+                os.unlink(TOKEN, dir_fd=self.side)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                self._broken = True
+                raise _io_error("cannot invalidate the index token", e) from None
+
+    def _commit(self) -> None:
+        st = os.fstat(self.net)
+        stamp = st.st_mtime_ns - 1
+        self._write_side(TOKEN, f"{_boot_id()} {st.st_ino} {stamp}".encode())
+        try:
+            os.utime(self.net, ns=(st.st_atime_ns, stamp))
+            if os.fstat(self.net).st_mtime_ns == stamp:
+                return
+        except OSError:
+            pass
+        # The filesystem cannot hold this mtime (granularity, permissions): keep the index untrusted.
+        try:
+            os.unlink(TOKEN, dir_fd=self.side)
+        except OSError:
+            pass
+
+    # ---- small file helpers --------------------------------------------------------------------
+    @staticmethod
+    def _read(dir_fd: int, name: str, limit: int = 1 << 20) -> Optional[bytes]:
+        """A regular file's bytes, or None when absent, a symlink, a directory or unreadable."""
+        try:
+            fd = os.open(name, _O_READ, dir_fd=dir_fd)
+        except OSError:
+            return None
+        try:
+            return os.read(fd, limit)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _stage(self, data: bytes) -> str:
+        tmp = f"tmp.{os.getpid()}"
+        try:
+            try:
+                os.unlink(tmp, dir_fd=self.side)
+            except FileNotFoundError:
+                pass
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=self.side)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self._broken = True
+            raise _io_error("cannot write a staging file in the index directory", e) from None
+        return tmp
+
+    def _write_side(self, name: str, data: bytes) -> None:
+        tmp = self._stage(data)
+        try:
+            os.rename(tmp, name, src_dir_fd=self.side, dst_dir_fd=self.side)
+        except OSError as e:
+            self._broken = True
+            raise _io_error(f"cannot write index file {name}", e) from None
+
+    # ---- reservations --------------------------------------------------------------------------
+    def reserve(self, ip: str, cid: str, ifname: str) -> bool:
+        """Exclusive create of <ip> holding "<cid>\\r\\n<ifname>"; False if the address is taken."""
+        self._touch()
+        data = f"{cid.strip()}\r\n{ifname}".encode()
+        tmp = self._stage(data)
+        try:
+            os.link(tmp, ip, src_dir_fd=self.side, dst_dir_fd=self.net, follow_symlinks=False)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                self._broken = True
+                raise _io_error(f"cannot reserve {ip} in {self.path}", e) from None
+            return self._reserve_in_place(ip, data)
+        finally:
+            try:
+                os.unlink(tmp, dir_fd=self.side)
+            except OSError:
+                pass
+
+    def _reserve_in_place(self, ip: str, data: bytes) -> bool:
+        # Only when the network directory is its own mount: Go's O_EXCL create, then write.
+        try:
+            fd = os.open(ip, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=self.net)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            self._broken = True
+            raise _io_error(f"cannot reserve {ip} in {self.path}", e) from None
+        try:
+            os.write(fd, data)
+        except OSError as e:
+            os.unlink(ip, dir_fd=self.net)
+            raise _io_error(f"cannot reserve {ip} in {self.path}", e) from None
+        finally:
+            os.close(fd)
+        return True
+
+    def holder(self, ip: str) -> Optional[tuple[str, str]]:
+        data = self._read(self.net, ip)
+        return None if data is None else parse_owner(data)
+
+    def release(self, ip: str, cid: Optional[str] = None, ifname: str = "") -> bool:
+        """Remove <ip>; when cid is given, only if that owner still holds it. A symlink is removed, not followed."""
+        if cid is not None and self.holder(ip) != (cid.strip(), ifname):
+            return False
+        self._touch()
+        try:
+            os.unlink(ip, dir_fd=self.net)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            self._broken = True
+            raise _io_error(f"cannot release {ip} in {self.path}", e) from None
+
+    def last_reserved(self, idx: int) -> Optional[tuple[int, int]]:
+        data = self._read(self.net, f"{LAST_PREFIX}{idx}", 256)
+        return ip_key(data.decode(errors="replace").strip()) if data else None
+
+    def set_last_reserved(self, idx: int, ip: str) -> None:
+        self._touch()
+        tmp = self._stage(ip.encode())
+        try:
+            os.rename(tmp, f"{LAST_PREFIX}{idx}", src_dir_fd=self.side, dst_dir_fd=self.net)
+        except OSError as e:
+            os.unlink(tmp, dir_fd=self.side)
+            if e.errno != errno.EXDEV:
+                self._broken = True
+                raise _io_error(f"cannot record the last reserved address in {self.path}", e) from None
+            fd = os.open(f"{LAST_PREFIX}{idx}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644, dir_fd=self.net)
+            try:
+                os.write(fd, ip.encode())
+            finally:
+                os.close(fd)
+
+    # ---- the owner index -----------------------------------------------------------------------
+    def owned(self, cid: str, ifname: str) -> list[str]:
+        """The addresses the index lists for (cid, ifname); ifname "" looks up legacy one-line files."""
+        data = self._read(self.side, owner_file(cid.strip(), ifname))
+        if not data:
+            return []
+        lines = data.decode(errors="replace").split("\n")
+        if len(lines) < 2 or lines[0] != cid.strip() or lines[1] != ifname:
+            return []
+        return [ip for ip in lines[2:] if ip]
+
+    def set_owned(self, cid: str, ifname: str, ips: list[str]) -> None:
+        self._touch()
+        name = owner_file(cid.strip(), ifname)
+        if ips:
+            self._write_side(name, "\n".join([cid.strip(), ifname, *ips, ""]).encode())
+            return
+        try:
+            os.unlink(name, dir_fd=self.side)
+        except FileNotFoundError:
+            pass
+
+    # ---- full scans: rebuild, GC, STATUS ------------------------------------------------------
+    def names(self) -> list[str]:
+        try:
+            return os.listdir(self.net)
+        except OSError as e:
+            raise _io_error(f"cannot list {self.path}", e) from None
+
+    def scan(self) -> dict[str, Optional[tuple[str, str]]]:
+        """Every reservation file: ip -> (cid, ifname), or None when unreadable (a symlink, a directory)."""
+        out: dict[str, Optional[tuple[str, str]]] = {}
+        for name in self.names():
+            if ip_key(name) is not None:
+                out[name] = self.holder(name)
+        return out
+
+    def rebuild(self, found: Optional[dict[str, Optional[tuple[str, str]]]] = None) -> None:
+        """Rewrite the owner index from the reservation files (the truth); sweep staging files."""
+        self._touch()
+        found = self.scan() if found is None else found
+        want: dict[str, bytes] = {}
+        groups: dict[tuple[str, str], list[str]] = {}
+        for ip, owner in found.items():
+            if owner is not None and owner[0]:
+                groups.setdefault(owner, []).append(ip)
+        for (cid, ifname), ips in groups.items():
+            want[owner_file(cid, ifname)] = "\n".join([cid, ifname, *sorted(ips), ""]).encode()
+        try:
+            existing = os.listdir(self.side)
+        except OSError as e:
+            self._broken = True
+            raise _io_error("cannot list the index directory", e) from None
+        for name in existing:
+            if name == TOKEN:
+                continue
+            if name not in want:
+                try:
+                    os.unlink(name, dir_fd=self.side)
+                except OSError:
+                    pass
+            elif self._read(self.side, name) == want[name]:
+                del want[name]
+        for name, data in want.items():
+            self._write_side(name, data)
+        if self.log is not None:
+            self.log.info(f"host-local index for {self.path} rebuilt: {len(found)} reservations")
