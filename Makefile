@@ -31,7 +31,13 @@ test-host: dev deps
 test-fast: dev deps
 	$(PYTEST) tests/unit tests/netns
 
-test: test-fast test-frozen
+# The VM tier: one QEMU boot (Debian's kernel, software emulation) running pytest tests/vm inside; the
+# first run downloads and prepares the kernel (see DEVELOPERS.md "VM tier"). E.g. VM_PYTEST_ARGS='-k ipvlan'
+VM_PYTEST_ARGS ?=
+test-vm: dev
+	$(VPY) -m tools.vm run -- $(PYTEST) tests/vm $(VM_PYTEST_ARGS)
+
+test: test-fast test-vm test-frozen
 
 # --- Frozen bundle (build.spec), install, frozen-binary tier, benchmark ------------------------------
 BUNDLE      := build/cni-rdma/cni-rdma
@@ -61,3 +67,7 @@ uninstall:
 # The integration tiers again, against the frozen executables (a bundle missing a module fails here).
 test-frozen: $(BUNDLE) deps
 	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(PYTEST) tests/netns
+
+# Frozen plugins vs Debian's Go containernetworking-plugins (not a test): prints a table, writes bench/results.md.
+bench: $(BUNDLE) deps
+	$(VPY) bench/bench.py $(BENCH_ARGS)

@@ -1,0 +1,312 @@
+"""`make bench`: the frozen cni-rdma plugins against Debian's Go containernetworking-plugins, same machine, same run.
+
+Interleaved rounds (the order alternates every round), each plugin a real process as kubelet runs it:
+  VERSION     start-up only (CNI_COMMAND=VERSION)
+  ADD, DEL    macvlan + host-local IPAM (ours runs host-local in-process; Go execs it)
+  8-rail      an 8-attachment pod: 8 x (macvlan + host-local) ADD, then the 8 DELs, totals
+For each: wall time, CPU time (user+sys from wait4: the plugin and every child it reaped, i.e. Go's IPAM
+exec) and peak RSS, measured by the small C helper bench/spawn.c (needs cc); min/median/max, and the median of the per-round ours/Go ratios. Writes bench/results.md.
+Everything happens in throwaway namespaces (tests/topology.py); the plugins run in the "node" netns.
+Not a test: numbers are reported against the targets, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests import topology  # noqa: E402
+
+GO_DIR = Path("/usr/lib/cni")
+RAILS = 8
+CLONE_NEWNET = 0x40000000
+TARGETS = {"ADD": 2.0, "DEL": 1.2, "VERSION": 5.0}
+RSS_TARGET_MB = 15.0
+
+
+@dataclass
+class Sample:
+    wall_ms: float
+    cpu_ms: float
+    rss_mb: float
+
+
+@dataclass
+class Series:
+    samples: dict[str, list[Sample]] = field(default_factory=lambda: {"ours": [], "go": []})
+
+
+SPAWN = ROOT / "build" / "bench" / "spawn"
+
+
+def build_spawn() -> None:
+    src = ROOT / "bench" / "spawn.c"
+    if SPAWN.exists() and SPAWN.stat().st_mtime >= src.stat().st_mtime:
+        return
+    SPAWN.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cc", "-O2", "-Wall", "-o", str(SPAWN), str(src)], check=True)
+
+
+def run(exe: Path, command: str, env_extra: dict, stdin: bytes = b"") -> tuple[Sample, bytes, bytes]:
+    """One plugin process through bench/spawn.c: wall time spawn..reap, CPU and peak RSS from wait4's rusage."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, **env_extra}
+    with tempfile.TemporaryDirectory(prefix="cni-rdma-bench-io-") as io:
+        files = [os.path.join(io, n) for n in ("in", "out", "err")]
+        Path(files[0]).write_bytes(stdin)
+        p = subprocess.run([str(SPAWN), *files, str(exe)], env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"spawn {exe}: {p.stderr.strip()}")
+        wall_ns, cpu_us, rss_kb, code = (int(x) for x in p.stdout.split())
+        out, err = Path(files[1]).read_bytes(), Path(files[2]).read_bytes()
+    if code != 0:
+        raise RuntimeError(f"{exe} {command} failed ({code}): {out.decode()} {err.decode()}")
+    return Sample(wall_ns / 1e6, cpu_us / 1e3, rss_kb / 1024), out, err
+
+
+def setns(path: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
+def conf(impl: str, rail: int, data_dir: str) -> bytes:
+    return json.dumps({
+        "cniVersion": "1.0.0", "name": f"bench-{impl}-rail{rail}", "type": "macvlan",
+        "master": f"eth{rail}", "mode": "bridge",
+        "ipam": {"type": "host-local", "dataDir": data_dir,
+                 "ranges": [[{"subnet": f"10.{100 + rail}.0.0/16", "gateway": f"10.{100 + rail}.0.1"}]],
+                 "routes": [{"dst": "0.0.0.0/0"}]},
+    }).encode()
+
+
+def stats(xs: list[float]) -> tuple[float, float, float]:
+    return min(xs), statistics.median(xs), max(xs)
+
+
+def fmt(xs: list[float]) -> str:
+    lo, med, hi = stats(xs)
+    return f"{lo:.1f} / **{med:.1f}** / {hi:.1f}"
+
+
+def machine() -> list[str]:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    go = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "containernetworking-plugins"],
+                        capture_output=True, text=True).stdout or "?"
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    try:
+        import PyInstaller
+        pyi = PyInstaller.__version__
+    except ImportError:
+        pyi = "?"
+    return [
+        f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {cpu}, {os.cpu_count()} CPUs, kernel {platform.release()}; load average at the end "
+        f"{' '.join(open('/proc/loadavg').read().split()[:3])} (shared machine: medians and per-round ratios matter)",
+        f"- cni-rdma: commit {commit}, frozen with PyInstaller {pyi}, Python {platform.python_version()}",
+        f"- Go reference: Debian containernetworking-plugins {go} ({GO_DIR})",
+    ]
+
+
+class Bench:
+    def __init__(self, ours: Path, go: Path, work: str):
+        self.dirs = {"ours": ours, "go": go}
+        self.work = work
+
+    def env(self, impl: str, cid: str, ifname: str, pod: str) -> dict:
+        return {"CNI_CONTAINERID": cid, "CNI_NETNS": pod, "CNI_IFNAME": ifname,
+                "CNI_PATH": str(self.dirs[impl])}
+
+    def data_dir(self, impl: str) -> str:
+        return os.path.join(self.work, impl)
+
+    def version(self, impl: str) -> Sample:
+        s, out, _ = run(self.dirs[impl] / "macvlan", "VERSION", {})
+        assert b"supportedVersions" in out
+        return s
+
+    def add_del(self, impl: str, cid: str, pod: str) -> tuple[Sample, Sample]:
+        c = conf(impl, 0, self.data_dir(impl))
+        a, out, _ = run(self.dirs[impl] / "macvlan", "ADD", self.env(impl, cid, "net1", pod), c)
+        assert json.loads(out)["ips"], out
+        d, _, _ = run(self.dirs[impl] / "macvlan", "DEL", self.env(impl, cid, "net1", pod), c)
+        return a, d
+
+    def rails(self, impl: str, cid: str, pod: str) -> tuple[Sample, Sample]:
+        adds, dels = [], []
+        for r in range(RAILS):
+            adds.append(run(self.dirs[impl] / "macvlan", "ADD", self.env(impl, cid, f"net{r + 1}", pod),
+                            conf(impl, r, self.data_dir(impl)))[0])
+        for r in reversed(range(RAILS)):
+            dels.append(run(self.dirs[impl] / "macvlan", "DEL", self.env(impl, cid, f"net{r + 1}", pod),
+                            conf(impl, r, self.data_dir(impl)))[0])
+
+        def total(xs: list[Sample]) -> Sample:
+            return Sample(sum(x.wall_ms for x in xs), sum(x.cpu_ms for x in xs), max(x.rss_mb for x in xs))
+
+        return total(adds), total(dels)
+
+
+def table(results: dict[str, Series]) -> list[str]:
+    lines = [
+        "| operation | metric | cni-rdma (frozen) min / **median** / max | Go min / **median** / max "
+        "| ratio (median of per-round) | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for op, series in results.items():
+        ours, go = series.samples["ours"], series.samples["go"]
+        if not ours:
+            continue
+        target = TARGETS.get(op.split()[-1] if op.startswith("8-rail") else op)
+        for metric, unit in (("wall_ms", "wall ms"), ("cpu_ms", "CPU ms"), ("rss_mb", "peak RSS MB")):
+            o = [getattr(s, metric) for s in ours]
+            g = [getattr(s, metric) for s in go]
+            ratio = statistics.median(a / b for a, b in zip(o, g) if b > 0)
+            if metric == "rss_mb":
+                goal = f"≤ {RSS_TARGET_MB:.0f} MB: {'met' if max(o) <= RSS_TARGET_MB else 'MISSED'}"
+            elif metric == "wall_ms" and target:
+                goal = f"≤ {target:.1f}×: {'met' if ratio <= target else 'MISSED'}"
+            else:
+                goal = ""
+            lines.append(f"| {op} | {unit} | {fmt(o)} | {fmt(g)} | {ratio:.2f}× | {goal} |")
+    return lines
+
+
+def importtime_profile(ours: Path, pod: str, work: str, rebuild: bool) -> list[str]:
+    """Build the bundle once more with `-X importtime` and read what an ADD imports, frozen."""
+    out = ROOT / "build" / "bench-importtime"
+    if rebuild or not (out / "frozen-bin" / "macvlan").exists():
+        env = dict(os.environ, CNI_RDMA_IMPORTTIME="1")
+        p = subprocess.run([sys.executable, str(ROOT / "tools" / "build_bundle.py"), "--out", str(out)],
+                           env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            return [f"(importtime build failed: {p.stderr.strip()[-500:]})"]
+    b = Bench(out / "frozen-bin", GO_DIR, work)
+    c = conf("prof", 0, os.path.join(work, "prof"))
+    _, _, err = run(b.dirs["ours"] / "macvlan", "ADD", b.env("ours", "prof", "net1", pod), c)
+    run(b.dirs["ours"] / "macvlan", "DEL", b.env("ours", "prof", "net1", pod), c)
+    rows = []
+    for line in err.decode().splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cum_us, name = line[len("import time:"):].split("|", 2)
+        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+        rows.append((int(self_us), int(cum_us), depth, name.strip()))
+    if not rows:
+        return ["(no importtime output)"]
+    total = sum(r[0] for r in rows)
+    ours_self = sum(r[0] for r in rows if r[3].split(".")[0] in ("cni_rdma", "plugins", "ipam"))
+    top_level = sorted((r for r in rows if r[2] == 0), key=lambda r: -r[1])[:10]
+    by_self = sorted(rows, key=lambda r: -r[0])[:12]
+    lines = [f"All imports of one frozen macvlan ADD: {total / 1e3:.1f} ms of self time over {len(rows)} modules; "
+             f"our own modules' self time {ours_self / 1e3:.1f} ms, the rest stdlib.", "",
+             "| top-level import | cumulative ms |", "|---|---|"]
+    lines += [f"| `{r[3]}` | {r[1] / 1e3:.1f} |" for r in top_level]
+    lines += ["", "| module (by self time) | self ms | cumulative ms |", "|---|---|---|"]
+    lines += [f"| `{r[3]}` | {r[0] / 1e3:.1f} | {r[1] / 1e3:.1f} |" for r in by_self]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="cni-rdma (frozen) vs Go containernetworking-plugins")
+    ap.add_argument("--rounds", type=int, default=30, help="interleaved rounds of VERSION, ADD, DEL")
+    ap.add_argument("--rail-rounds", type=int, default=8, help="rounds of the 8-attachment pod")
+    ap.add_argument("--ours", type=Path, default=ROOT / "build" / "frozen-bin")
+    ap.add_argument("--go", type=Path, default=GO_DIR)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    ap.add_argument("--version-only", action="store_true", help="only the VERSION start-up rounds")
+    ap.add_argument("--no-profile", action="store_true", help="skip the -X importtime build and profile")
+    ap.add_argument("--rebuild-profile", action="store_true", help="rebuild the importtime variant")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: needs root (network namespaces)", file=sys.stderr)
+        return 1
+    build_spawn()
+    for d in (args.ours, args.go):
+        if not (d / "macvlan").exists():
+            print(f"bench: no macvlan in {d} (make build; apt install containernetworking-plugins)", file=sys.stderr)
+            return 1
+
+    # ADD/DEL only once both of our plugins load (they may still be being written).
+    probe = [subprocess.run([str(args.ours / t)], env={"CNI_COMMAND": "VERSION"}, capture_output=True).returncode
+             for t in ("macvlan", "host-local")]
+    with_add = probe == [0, 0] and not args.version_only
+
+    node = topology.make_node(default_route=False)
+    pod = topology.make_pod()
+    work = tempfile.mkdtemp(prefix="cni-rdma-bench-")
+    results = {op: Series() for op in ("VERSION", "ADD", "DEL", "8-rail ADD", "8-rail DEL")}
+    order = ["ours", "go"]
+    try:
+        for r in range(1, RAILS):
+            topology.sh("ip", "-n", node.name, "link", "add", f"eth{r}", "type", "veth", "peer", "name", f"peer{r}")
+            topology.sh("ip", "-n", node.name, "link", "set", f"eth{r}", "up")
+        setns(node.path)  # this process is the "node": plugins inherit its netns, as under kubelet
+        b = Bench(args.ours.resolve(), args.go.resolve(), work)
+        for impl in order:  # warm the page cache and both IPAM stores; not recorded
+            b.version(impl)
+            if with_add:
+                b.add_del(impl, f"warm-{impl}", pod.path)
+        t0 = time.monotonic()
+        for i in range(args.rounds):
+            for impl in (order if i % 2 == 0 else order[::-1]):
+                results["VERSION"].samples[impl].append(b.version(impl))
+                if with_add:
+                    a, d = b.add_del(impl, f"r{i}-{impl}", pod.path)
+                    results["ADD"].samples[impl].append(a)
+                    results["DEL"].samples[impl].append(d)
+        for i in range(args.rail_rounds if with_add else 0):
+            for impl in (order if i % 2 == 0 else order[::-1]):
+                a, d = b.rails(impl, f"rail{i}-{impl}", pod.path)
+                results["8-rail ADD"].samples[impl].append(a)
+                results["8-rail DEL"].samples[impl].append(d)
+        elapsed = time.monotonic() - t0
+        profile = [] if args.no_profile or not with_add else importtime_profile(args.ours, pod.path, work,
+                                                                                args.rebuild_profile)
+    finally:
+        topology.netns_del(pod.name)
+        topology.netns_del(node.name)
+        shutil.rmtree(work, ignore_errors=True)
+
+    # Reference points: a bare interpreter's start-up, same machine.
+    bare = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-I", "-S", "-c", "pass"])
+        bare.append((time.perf_counter() - t0) * 1e3)
+
+    lines = ["# cni-rdma vs Go reference plugins", "", *machine(),
+             f"- rounds: {args.rounds} interleaved (VERSION, ADD, DEL), {args.rail_rounds if with_add else 0} "
+             f"of the {RAILS}-rail pod; {elapsed:.0f} s; order alternates every round", ""]
+    if not with_add:
+        lines += ["ADD/DEL not measured: our macvlan or host-local does not load yet.", ""]
+    lines += table(results)
+    lines += ["", f"Reference: `python3 -I -S -c pass` start-up {fmt(bare)} ms (same interpreter as the bundle).", ""]
+    if profile:
+        lines += ["## What an ADD imports inside the frozen app (`-X importtime`)", "", *profile, ""]
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    args.out.write_text(text)
+    print(f"written to {os.path.relpath(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
