@@ -256,8 +256,7 @@ def load(raw: dict, cni_args: dict[str, str], cni_version: str) -> Config:
             raise config_error("runtimeConfig.ipRanges", "expected a list of range sets")
         sets += [_parse_rangeset(x, f"runtimeConfig.ipRanges[{i}]") for i, x in enumerate(rc["ipRanges"])]
     if ipam.get("subnet") not in (None, ""):
-        sets.append(_parse_rangeset([{k: ipam.get(k) for k in ("subnet", "rangeStart", "rangeEnd", "gateway")}],
-                                    "ipam"))
+        sets.append((_parse_range({k: ipam.get(k) for k in ("subnet", "rangeStart", "rangeEnd", "gateway")}, "ipam"),))
     if ipam.get("ranges") is not None:
         if not isinstance(ipam["ranges"], list):
             raise config_error("ipam.ranges", "expected a list of range sets")
