@@ -18,6 +18,7 @@ import os
 from typing import Callable, Iterator, Optional
 
 from . import faults
+from .confkeys import q
 from .errors import CniError, INVALID_CONFIG, INVALID_ENV, IO_FAILURE, NOT_AVAILABLE
 from .netlink.core import LinkNotFound, NetlinkError
 from .netlink.rtnl import RT_TABLE_MAIN, Link, Rtnl
@@ -49,7 +50,7 @@ def _lookup_master(name: str, where: str) -> Link:
         try:
             return nl.link_get(name=name)
         except LinkNotFound:
-            raise CniError(INVALID_CONFIG, f'invalid "master": link {name!r} not found {where}') from None
+            raise CniError(INVALID_CONFIG, f'invalid "master": link {q(name)} not found {where}') from None
 
 
 def find_master(netns: str, name: str, in_container: bool) -> Link:
@@ -71,7 +72,7 @@ def check_mtu(mtu: int, master: Link) -> None:
     """0 inherits the master's MTU; anything else must fit within [68, master MTU]."""
     if mtu and not MIN_MTU <= mtu <= master.mtu:
         raise CniError(INVALID_CONFIG, f'invalid "mtu": {mtu}, must be 0 (inherit) or within [{MIN_MTU}, '
-                                       f'{master.mtu}] (the MTU of master {master.name!r})')
+                                       f'{master.mtu}] (the MTU of master {q(master.name)})')
 
 
 def temp_name() -> str:
@@ -87,8 +88,8 @@ def _rename(tmp: str, ifname: str) -> Link:
             with contextlib.suppress(NetlinkError):
                 nl.link_del(link.index)
             if e.errno == errno.EEXIST:
-                raise CniError(INVALID_ENV, f"interface {ifname!r} already exists in the pod netns") from None
-            raise CniError(e.code, f"failed to rename {tmp!r} to {ifname!r}", e.details) from None
+                raise CniError(INVALID_ENV, f"interface {q(ifname)} already exists in the pod netns") from None
+            raise CniError(e.code, f"failed to rename {q(tmp)} to {q(ifname)}", e.details) from None
         return nl.link_get(index=link.index)
 
 
@@ -161,4 +162,4 @@ def pod_link(ifname: str) -> Link:
         try:
             return nl.link_get(name=ifname)
         except LinkNotFound:
-            raise CniError(IO_FAILURE, f"interface {ifname!r} from prevResult not found in the pod netns") from None
+            raise CniError(IO_FAILURE, f"interface {q(ifname)} from prevResult not found in the pod netns") from None

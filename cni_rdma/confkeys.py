@@ -5,9 +5,18 @@ load netconf"; here the message names the key and the expected type.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .errors import config_error
+
+
+def q(value: Any) -> str:
+    """A value quoted for a message the way Go's %q / JSON shows it: "eth0", 5, true."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _get(raw: dict, key: str) -> Any:
@@ -24,7 +33,7 @@ def get_str(raw: dict, key: str, default: str = "") -> str:
     if v is None:
         return default
     if not isinstance(v, str):
-        raise config_error(key, f"expected a string, got {v!r}")
+        raise config_error(key, f"expected a string, got {q(v)}")
     return v
 
 
@@ -35,7 +44,7 @@ def get_int(raw: dict, key: str, default: int = 0, lo: int | None = None, hi: in
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise config_error(key, f"expected an integer, got {v!r}")
+        raise config_error(key, f"expected an integer, got {q(v)}")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise config_error(key, f"{v} is out of range [{lo if lo is not None else ''}, {hi if hi is not None else ''}]")
     return v
@@ -46,7 +55,7 @@ def get_bool(raw: dict, key: str, default: bool = False) -> bool:
     if v is None:
         return default
     if not isinstance(v, bool):
-        raise config_error(key, f"expected true or false, got {v!r}")
+        raise config_error(key, f"expected true or false, got {q(v)}")
     return v
 
 
@@ -54,5 +63,5 @@ def get_choice(raw: dict, key: str, choices: tuple[str, ...], default: str, what
     """A string that must be one of choices ("" means the default); the error names the value."""
     v = get_str(raw, key) or default
     if v not in choices:
-        raise config_error(key, f"unknown {what} {v!r} (want one of {', '.join(choices)})")
+        raise config_error(key, f"unknown {what} {q(v)} (want one of {', '.join(choices)})")
     return v

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from . import faults, sysctl
+from .confkeys import q
 from .errors import CniError, INVALID_CONFIG, IO_FAILURE
 from .netlink.core import LinkNotFound, NetlinkError
 from .netlink.rtnl import AF_INET, AF_INET6, RT_TABLE_MAIN, Nexthop, Rtnl
@@ -41,7 +42,7 @@ def ips_for(ifname: str, result: Result) -> list[IPConfig]:
             continue
         idx = ipc.interface
         if idx < 0 or idx >= len(result.interfaces) or result.interfaces[idx].name != ifname:
-            raise CniError(INVALID_CONFIG, f"failed to add IP addr {ipc.address} to {ifname!r}: invalid interface index {idx}")
+            raise CniError(INVALID_CONFIG, f"failed to add IP addr {ipc.address} to {q(ifname)}: invalid interface index {idx}")
         out.append(ipc)
     return out
 
@@ -59,7 +60,7 @@ def _link(nl: Rtnl, ifname: str):
     try:
         return nl.link_get(name=ifname)
     except LinkNotFound:
-        raise CniError(IO_FAILURE, f"interface {ifname!r} not found in the pod netns") from None
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} not found in the pod netns") from None
 
 
 def _enable_ipv6(ifname: str) -> None:
@@ -73,7 +74,7 @@ def _enable_ipv6(ifname: str) -> None:
         try:
             sysctl.set(key, "0")
         except CniError as e:
-            raise CniError(e.code, f"failed to enable IPv6 on {dev!r}", e.details) from None
+            raise CniError(e.code, f"failed to enable IPv6 on {q(dev)}", e.details) from None
 
 
 def _set_notify(ifname: str) -> None:
@@ -128,12 +129,12 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad_timeout: 
         try:
             nl.link_set(link.index, up=True)
         except NetlinkError as e:
-            raise CniError(e.code, f"failed to set {ifname!r} up", e.details) from None
+            raise CniError(e.code, f"failed to set {q(ifname)} up", e.details) from None
         for ipc in ips:
             try:
                 nl.addr_add(link.index, ipc.address)
             except NetlinkError as e:
-                raise CniError(e.code, f"failed to add IP addr {ipc.address} to {ifname!r}", e.details) from None
+                raise CniError(e.code, f"failed to add IP addr {ipc.address} to {q(ifname)}", e.details) from None
         faults.point("addresses")
         if any(ipc.address.version == 6 for ipc in ips):
             _wait_dad(nl, link.index, ifname, dad_timeout)
@@ -152,7 +153,7 @@ def _wait_dad(nl: Rtnl, index: int, ifname: str, timeout: float) -> None:
         nl.wait_dad(index, timeout=timeout)
     except NetlinkError as e:
         if e.errno == errno.EADDRNOTAVAIL:
-            raise CniError(IO_FAILURE, f"duplicate address detection failed on {ifname!r}", e.ext_ack) from None
+            raise CniError(IO_FAILURE, f"duplicate address detection failed on {q(ifname)}", e.ext_ack) from None
         # Still tentative after the timeout (e.g. no carrier yet): not an error, as in Go.
 
 
@@ -162,11 +163,11 @@ def verify(ifname: str, result: Result) -> None:
     with Rtnl() as nl:
         link = _link(nl, ifname)
         if not link.up:
-            raise CniError(IO_FAILURE, f"interface {ifname!r} is down")
+            raise CniError(IO_FAILURE, f"interface {q(ifname)} is down")
         have = {a.address for a in nl.addrs(index=link.index)}
         for ipc in ips:
             if ipc.address not in have:
-                raise CniError(IO_FAILURE, f"address {ipc.address} missing on interface {ifname!r}")
+                raise CniError(IO_FAILURE, f"address {ipc.address} missing on interface {q(ifname)}")
         families = {r.dst.version for r in result.routes}
         present = {v: nl.routes(family=AF_INET if v == 4 else AF_INET6) for v in families}
         for want in planned_routes(link.index, result, ips):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from cni_rdma import childlink, faults, ipam, ipconfig
-from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str
+from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
 from cni_rdma.errors import CniError, INTERNAL, INVALID_CONFIG, IO_FAILURE
 from cni_rdma.netlink.core import LinkNotFound
 from cni_rdma.netlink.rtnl import Link, Rtnl
@@ -123,7 +123,7 @@ def refuse_conflict(req: Request, conf: Config, master: Link) -> None:
 
 
 def _conflict(conf: Config, master: Link, who: str) -> None:
-    raise CniError(INVALID_CONFIG, f'invalid "mode": master {master.name!r} already has an ipvlan child {who}; '
+    raise CniError(INVALID_CONFIG, f'invalid "mode": master {q(master.name)} already has an ipvlan child {who}; '
                                    f"the kernel would switch every child to {conf.mode} {conf.flag}, refusing")
 
 
@@ -191,7 +191,7 @@ def check(req: Request) -> None:
         raise CniError(INVALID_CONFIG, "required prevResult missing")
     iface = next((i for i in prev.interfaces if i.name == req.ifname and i.sandbox == req.netns), None)
     if iface is None:
-        raise CniError(INVALID_CONFIG, f"prevResult has no interface {req.ifname!r} in sandbox {req.netns!r}")
+        raise CniError(INVALID_CONFIG, f"prevResult has no interface {q(req.ifname)} in sandbox {q(req.netns)}")
     master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
     in_netns(req.netns, _check_in_pod, req.ifname, iface, conf, master.index, prev)
 
@@ -199,14 +199,14 @@ def check(req: Request) -> None:
 def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
     link = childlink.pod_link(ifname)
     if link.kind != KIND:
-        raise CniError(IO_FAILURE, f"interface {ifname!r} is a {link.kind or 'device'} link, not {KIND}")
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} is a {link.kind or 'device'} link, not {KIND}")
     if (link.mode, link.flag) != (conf.mode, conf.flag):
-        raise CniError(IO_FAILURE, f"interface {ifname!r} has ipvlan mode {link.mode} {link.flag}, "
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} has ipvlan mode {link.mode} {link.flag}, "
                                    f"expected {conf.mode} {conf.flag}")
     if link.link != master_index:
-        raise CniError(IO_FAILURE, f"interface {ifname!r} is not a child of master {conf.master or '(default)'}")
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} is not a child of master {conf.master or '(default)'}")
     if iface.mac and iface.mac.lower() != (link.mac or ""):
-        raise CniError(IO_FAILURE, f"interface {ifname!r} has MAC {link.mac}, prevResult says {iface.mac}")
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} has MAC {link.mac}, prevResult says {iface.mac}")
     ipconfig.verify(ifname, prev)
 
 

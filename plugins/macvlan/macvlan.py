@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, replace
 
 from cni_rdma import childlink, faults, ipam, ipconfig
-from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str
+from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
 from cni_rdma.errors import CniError, INTERNAL, INVALID_CONFIG, IO_FAILURE, config_error
 from cni_rdma.netns import in_netns
 from cni_rdma.skel import Request
@@ -37,10 +37,10 @@ _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$
 def parse_mac(value: str, key: str) -> str:
     """A unicast Ethernet MAC, normalised to lowercase with colons; the error names where it came from."""
     if not _MAC_RE.match(value):
-        raise config_error(key, f"{value!r} is not a MAC address (want xx:xx:xx:xx:xx:xx)")
+        raise config_error(key, f"{q(value)} is not a MAC address (want xx:xx:xx:xx:xx:xx)")
     mac = value.replace("-", ":").lower()
     if int(mac[:2], 16) & 1:
-        raise config_error(key, f"{value!r} is a multicast address; a link needs a unicast MAC")
+        raise config_error(key, f"{q(value)} is a multicast address; a link needs a unicast MAC")
     if mac == "00:00:00:00:00:00":
         raise config_error(key, "00:00:00:00:00:00 is not a usable MAC address")
     return mac
@@ -134,20 +134,20 @@ def check(req: Request) -> None:
         raise CniError(INVALID_CONFIG, "required prevResult missing")
     iface = next((i for i in prev.interfaces if i.name == req.ifname and i.sandbox == req.netns), None)
     if iface is None:
-        raise CniError(INVALID_CONFIG, f"prevResult has no interface {req.ifname!r} in sandbox {req.netns!r}")
+        raise CniError(INVALID_CONFIG, f"prevResult has no interface {q(req.ifname)} in sandbox {q(req.netns)}")
     in_netns(req.netns, _check_in_pod, req.ifname, iface, conf, master.index, prev)
 
 
 def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
     link = childlink.pod_link(ifname)
     if link.kind != KIND:
-        raise CniError(IO_FAILURE, f"interface {ifname!r} is a {link.kind or 'device'} link, not {KIND}")
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} is a {link.kind or 'device'} link, not {KIND}")
     if link.mode != conf.mode:
-        raise CniError(IO_FAILURE, f"interface {ifname!r} has macvlan mode {link.mode}, expected {conf.mode}")
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} has macvlan mode {link.mode}, expected {conf.mode}")
     if link.link != master_index:
-        raise CniError(IO_FAILURE, f"interface {ifname!r} is not a child of master {conf.master or '(default)'}")
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} is not a child of master {conf.master or '(default)'}")
     if iface.mac and iface.mac.lower() != (link.mac or ""):
-        raise CniError(IO_FAILURE, f"interface {ifname!r} has MAC {link.mac}, prevResult says {iface.mac}")
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} has MAC {link.mac}, prevResult says {iface.mac}")
     ipconfig.verify(ifname, prev)
 
 
