@@ -16,7 +16,7 @@ needs_go = pytest.mark.skipif(not GO_HOST_LOCAL.exists(), reason="Go host-local 
 
 def conf(data_dir, ipam: dict | None = None, version: str = "1.0.0", name: str = "net1", **top) -> dict:
     c = {"cniVersion": version, "name": name, "type": "macvlan",
-         "ipam": {"type": "host-local", "dataDir": str(data_dir), **(ipam or {"subnet": "10.77.0.0/24"})}}
+         "ipam": {"type": "host-local", "dataDir": str(data_dir), **(ipam if ipam is not None else {"subnet": "10.77.0.0/24"})}}
     c.update(top)
     return c
 
