@@ -250,10 +250,12 @@ def add(req: Request) -> Result:
         ensure_exclusive()
         sysfs = Sysfs.from_env(req.env)
         device_id = resolve_device_id(conf, req, sysfs)
-        name = rdma_device_for(device_id, sysfs)
         store = conf.store()
         key = state_name(conf.network, req.container_id, req.ifname)
         with store.lock():
+            if _already_attached(req, store.read(key), device_id):
+                return prev
+            name = rdma_device_for(device_id, sysfs)
             req.log.info(f"moving RDMA device {name} of {device_id} to {req.netns}")
             if not _move_here_to(name, pod_fd, f"the pod netns {req.netns}"):
                 raise CniError(ERR_DEVICE, f"RDMA device {name!r} of {device_id} is not in the host netns",
@@ -266,6 +268,17 @@ def add(req: Request) -> Result:
     finally:
         os.close(pod_fd)
     return prev
+
+
+def _already_attached(req: Request, record: Optional[dict], device_id: str) -> bool:
+    """A repeated ADD of an attachment that is in place (the runtime retried): nothing to do."""
+    if not record or _canonical(str(record.get("deviceID", ""))) != _canonical(device_id):
+        return False
+    name = record.get("containerRdmaDevName")
+    if isinstance(name, str) and name in in_netns(req.netns, _devices_here):
+        req.log.info(f"RDMA device {name} is already in {req.netns}")
+        return True
+    return False
 
 
 def _record(conf: RdmaConf, req: Request, device_id: str, name: str) -> dict:

@@ -504,3 +504,11 @@ def test_gc_drops_only_stale_attachments_of_this_network(kernel, sysfs, tmp_path
     finally:
         for p in pods:
             topology.netns_del(p.name)
+
+
+def test_repeated_add_is_a_no_op(kernel, attached, sysfs, tmp_path):
+    r = call("ADD", conf(), netns=attached.path, sysroot=sysfs, data_dir=tmp_path / "state")
+    assert r.code == 0, r.json
+    assert r.json == prev_result("1.0.0")
+    assert len(kernel.moves) == 1
+    assert kernel.where("rxe0") == _ns_inode(attached.path)
