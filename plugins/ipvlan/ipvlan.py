@@ -23,6 +23,7 @@ flag with the live children it knows of and with those visible next to the maste
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -81,6 +82,12 @@ def _record_name(req: Request) -> str:
     return f"{req.container_id}.{req.ifname.encode().hex()}"
 
 
+def _host_ns() -> str:
+    """Identity of the netns this plugin runs in: master names are only unique within one."""
+    st = os.stat("/proc/self/ns/net")
+    return f"{st.st_dev}:{st.st_ino}"
+
+
 def _live_mode(netns: str, ifname: str) -> Optional[tuple[str, str]]:
     """(mode, flag) of a recorded child if it still exists, else None (a stale record)."""
     def look() -> Optional[tuple[str, str]]:
@@ -111,9 +118,10 @@ def refuse_conflict(req: Request, conf: Config, master: Link) -> None:
             _conflict(conf, master, f"{sib.name} ({sib.mode} {sib.flag})")
     if conf.link_in_container:
         return  # a master inside the pod belongs to that pod alone: its siblings are all visible
+    host = _host_ns()
     for name in STORE.names():
         rec = STORE.read(name) or {}
-        if rec.get("master") != master.name or (rec.get("mode"), rec.get("flag")) == want:
+        if (rec.get("master"), rec.get("hostns")) != (master.name, host) or (rec.get("mode"), rec.get("flag")) == want:
             continue
         live = _live_mode(str(rec.get("netns", "")), str(rec.get("ifname", "")))
         if live is None:
@@ -170,7 +178,8 @@ def _remember(req: Request, conf: Config, master: Link) -> None:
     if conf.link_in_container:
         return
     STORE.write(_record_name(req), {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
-                                    "master": master.name, "mode": conf.mode, "flag": conf.flag})
+                                    "master": master.name, "hostns": _host_ns(), "mode": conf.mode,
+                                    "flag": conf.flag})
 
 
 def delete(req: Request) -> None:
