@@ -31,6 +31,10 @@ test-host: dev deps
 test-fast: dev deps
 	$(PYTEST) tests/unit tests/netns
 
+# A real macvlan ADD/DEL with IPAM in throwaway namespaces (root): the result, the pod's `ip addr`, DEL.
+demo: dev
+	tools/demo.sh
+
 # The VM tier: one QEMU boot (Debian's kernel, software emulation) running pytest tests/vm inside; the
 # first run downloads and prepares the kernel (see DEVELOPERS.md "VM tier"). E.g. VM_PYTEST_ARGS='-k ipvlan'
 VM_PYTEST_ARGS ?=
