@@ -607,15 +607,16 @@ class Rtnl(NetlinkSocket):
     protocol = NETLINK_ROUTE
 
     # ---- links
-    def link_get(self, name: str | None = None, index: int | None = None, *, vfs: bool = False) -> Link:
+    def link_get(self, name: str | None = None, index: int | None = None) -> Link:
         """One link by name (or alternative name) or by index; LinkNotFound when absent."""
-        return decode_link(self._link_get_raw(name, index, vfs))
+        return decode_link(self._link_get_raw(name, index))
 
-    def _link_get_raw(self, name: str | None, index: int | None, vfs: bool) -> bytes:
+    def _link_get_raw(self, name: str | None, index: int | None) -> bytes:
         if (name is None) == (index is None):
             raise TypeError("link_get needs exactly one of name= or index=")
-        mask = RTEXT_FILTER_SKIP_STATS | (RTEXT_FILTER_VF if vfs else 0)
-        body = _ifinfomsg(index or 0) + a_u32(IFLA_EXT_MASK, mask)
+        # RTEXT_FILTER_VF also makes the kernel report IFLA_NUM_VF (else num_vf would always be None);
+        # for links that are not PFs it adds nothing.
+        body = _ifinfomsg(index or 0) + a_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS | RTEXT_FILTER_VF)
         if name is not None:
             body += a_str(IFLA_IFNAME if len(name.encode()) < 16 else IFLA_ALT_IFNAME, name)
         dev = name if name is not None else f"ifindex {index}"
@@ -632,7 +633,7 @@ class Rtnl(NetlinkSocket):
             return False
 
     def links(self) -> list[Link]:
-        body = _ifinfomsg() + a_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+        body = _ifinfomsg() + a_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS | RTEXT_FILTER_VF)
         return [decode_link(p) for p in self.dump(RTM_GETLINK, body, op="dump links", reply_type=RTM_NEWLINK)]
 
     def _newlink(self, name: str, kind: str, data: bytes = b"", *, parent_index: int | None = None,
@@ -822,7 +823,7 @@ class Rtnl(NetlinkSocket):
     # ---- SR-IOV
     def vfs(self, pf_index: int) -> list[VfInfo]:
         """The PF's VF configuration (IFLA_VFINFO_LIST, requested with RTEXT_FILTER_VF)."""
-        p = self._link_get_raw(None, pf_index, True)
+        p = self._link_get_raw(None, pf_index)
         a = attr_map(p, IFINFOMSG.size)
         addr_len = len(a[IFLA_ADDRESS]) if a.get(IFLA_ADDRESS) else 6
         return decode_vfinfo_list(a[IFLA_VFINFO_LIST], addr_len) if IFLA_VFINFO_LIST in a else []
