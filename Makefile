@@ -63,7 +63,7 @@ $(BUNDLE): $(BUNDLE_SRC) $(VENV)/.installed
 # The bundle under $(CNI_LIB_DIR), one symlink per plugin type in $(CNI_BIN_DIR); FORCE=1 replaces files.
 install: $(BUNDLE)
 	$(PY) tools/install.py install --bundle build/cni-rdma --lib-dir $(CNI_LIB_DIR) \
-	    --bin-dir $(CNI_BIN_DIR) --destdir "$(DESTDIR)" $(if $(FORCE),--force)
+	    --bin-dir $(CNI_BIN_DIR) --destdir "$(DESTDIR)" $(if $(filter 1 yes true,$(FORCE)),--force)
 
 uninstall:
 	$(PY) tools/install.py uninstall --lib-dir $(CNI_LIB_DIR) --bin-dir $(CNI_BIN_DIR) --destdir "$(DESTDIR)"

@@ -4,7 +4,7 @@
 install: copy the onedir bundle to LIB_DIR (e.g. /opt/cni/lib/cni-rdma) and create one symlink per plugin
 type (listed in the bundle's TYPES file) in BIN_DIR (e.g. /opt/cni/bin) pointing at LIB_DIR/cni-rdma. A
 regular file of the same name -- typically the Go reference plugin from containernetworking-plugins -- is
-left alone unless --force. DESTDIR is prepended to every path written but not to the symlinks' targets, so
+left alone unless --force (or FORCE=1 in the environment, as deploy/daemonset.yaml sets it). DESTDIR is prepended to every path written but not to the symlinks' targets, so
 `--destdir /host` inside a container with the host's /opt mounted at /host/opt yields links valid on the host.
 
 uninstall: remove the symlinks in BIN_DIR that point into LIB_DIR, then LIB_DIR. Nothing else is touched.
@@ -63,7 +63,8 @@ def install(args: argparse.Namespace) -> int:
     # Check every name before changing anything: all or nothing.
     blocked = [t for t in types
                if os.path.lexists(os.path.join(bin_dir, t)) and not os.path.islink(os.path.join(bin_dir, t))]
-    if blocked and not args.force:
+    force = args.force or os.environ.get("FORCE", "").lower() in ("1", "true", "yes")
+    if blocked and not force:
         for t in blocked:
             print(f"install: {os.path.join(bin_dir, t)} exists and is not a symlink: probably the Go reference "
                   f"plugin (containernetworking-plugins) or another vendor's {t}.", file=sys.stderr)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lib-dir", default="/opt/cni/lib/cni-rdma")
     p.add_argument("--bin-dir", default="/opt/cni/bin")
     p.add_argument("--destdir", default="")
-    p.add_argument("--force", action="store_true", help="replace regular files of the same name")
+    p.add_argument("--force", action="store_true", help="replace regular files of the same name (or FORCE=1)")
     args = p.parse_args(argv)
     for d in (args.lib_dir, args.bin_dir):
         if not os.path.isabs(d):
