@@ -117,3 +117,45 @@ def test_install_links_refuses_go_plugin_and_uninstalls(tmp_path):
     gone = subprocess.run([*cmd[:2], "uninstall", *cmd[2:]], capture_output=True, text=True)
     assert gone.returncode == 0, gone.stderr
     assert sorted(os.listdir(bin_dir)) == ["bridge"] and not lib.exists()
+
+
+def _ipam_execs(plugin_dir: Path, cni_path: str, node, pod, tmp_path) -> list[str]:
+    """ADD+DEL a macvlan with host-local IPAM under strace; the programs exec'd after the plugin itself."""
+    import shutil
+
+    if not shutil.which("strace"):
+        pytest.skip("strace not installed")
+    conf = json.dumps({"cniVersion": "1.0.0", "name": "ipam-probe", "type": "macvlan", "master": node.master,
+                       "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "subnet": "10.9.0.0/24"}})
+    execs = []
+    for cmd in ("ADD", "DEL"):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": cmd, "CNI_CONTAINERID": "c1",
+               "CNI_NETNS": pod.path, "CNI_IFNAME": "net1", "CNI_PATH": cni_path}
+        trace = tmp_path / f"strace-{cmd}"
+        p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), "nsenter",
+                            f"--net={node.path}", str(plugin_dir / "macvlan")], input=conf.encode(), env=env,
+                           capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        execs += [line.split('"')[1] for line in trace.read_text().splitlines()
+                  if "execve(" in line and "= -1" not in line]
+    return [e for e in execs if os.path.basename(e) not in ("nsenter", "macvlan")]
+
+
+def test_own_ipam_runs_in_process(node, pod, tmp_path):
+    # CNI_PATH's host-local resolves to the very executable running macvlan: no second process.
+    execs = _ipam_execs(topology.bin_dir(), str(topology.bin_dir()), node, pod, tmp_path)
+    assert all(os.path.realpath(e) == str(_exe()) for e in execs), execs  # only the bootloader's self re-exec
+
+
+@frozen_only
+def test_own_ipam_runs_in_process_through_installed_symlinks(node, pod, tmp_path):
+    lib, bin_dir = tmp_path / "opt" / "lib" / "cni-rdma", tmp_path / "opt" / "bin"
+    subprocess.run([sys.executable, str(ROOT / "tools" / "install.py"), "install", "--bundle", str(_exe().parent),
+                    "--lib-dir", str(lib), "--bin-dir", str(bin_dir)], check=True, capture_output=True)
+    execs = _ipam_execs(bin_dir, str(bin_dir), node, pod, tmp_path)
+    assert all(e == str(lib / "cni-rdma") for e in execs), execs
+    # A foreign host-local earlier in CNI_PATH is exec'd, not ours in-process (Go's: /usr/lib/cni).
+    go = Path("/usr/lib/cni/host-local")
+    if go.exists():
+        execs = _ipam_execs(bin_dir, f"{go.parent}:{bin_dir}", node, pod, tmp_path)
+        assert str(go) in execs, execs
