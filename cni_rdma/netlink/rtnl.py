@@ -468,7 +468,8 @@ def decode_vfinfo_list(data: bytes, addr_len: int = 6) -> list[VfInfo]:
                 if lt == IFLA_VF_VLAN_INFO:
                     _, vlan, qos, _proto = unpack(VF_VLAN_INFO, lv, "IFLA_VF_VLAN_INFO")
                     proto = BE16.unpack_from(lv, 12)[0]
-                    kw.update(vlan=vlan, qos=qos, vlan_proto=_name_of(VLAN_PROTOS, proto))
+                    # a driver that never had a VLAN set reports protocol 0: that is plain 802.1Q
+                    kw.update(vlan=vlan, qos=qos, vlan_proto=_name_of(VLAN_PROTOS, proto or 0x8100))
                     break
         if IFLA_VF_RATE in a:
             _, kw["min_tx_rate"], kw["max_tx_rate"] = unpack(VF_RATE, a[IFLA_VF_RATE], "IFLA_VF_RATE")

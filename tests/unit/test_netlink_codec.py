@@ -502,3 +502,49 @@ def test_recorded_routes_decode_like_ip():
                                                        r.dst.max_prefixlen else str(r.dst))
         mine.add((dst, tables.get(r.table, str(r.table))))
     assert mine == theirs
+
+
+# ------------------------------------------------------------------ recorded in the VM (netdevsim PF)
+VM = json.loads((Path(__file__).parent / "data" / "netlink_replies_vm.json").read_text())
+
+
+def test_recorded_vfinfo_list_decodes_like_ip():
+    payload = bytes.fromhex(VM["pf_link"])
+    link = rtnl.decode_link(payload)
+    assert link.name == VM["ip_pf_link"]["ifname"] and link.num_vf == len(VM["ip_pf_link"]["vfinfo_list"])
+    a = core.attr_map(payload, rtnl.IFINFOMSG.size)
+    ours = rtnl.decode_vfinfo_list(a[rtnl.IFLA_VFINFO_LIST])
+    assert len(ours) == len(VM["ip_pf_link"]["vfinfo_list"])
+    for o, t in zip(ours, VM["ip_pf_link"]["vfinfo_list"]):
+        vl = t["vlan_list"][0]
+        assert (o.vf, o.mac, o.vlan, o.qos, o.vlan_proto) == \
+            (t["vf"], t["address"], vl.get("vlan", 0), vl.get("qos", 0), vl.get("protocol", "802.1Q"))
+        assert (o.spoofchk, o.trust, o.link_state, o.rss_query_en) == \
+            (t["spoofchk"], t["trust"], t["link_state"], t["query_rss_en"])
+        assert (o.min_tx_rate, o.max_tx_rate) == (t["rate"]["min_tx"], t["rate"]["max_tx"])
+    assert ours[1].vlan_proto == "802.1ad"
+
+
+def test_recorded_vfinfo_list_truncations_are_clean():
+    a = core.attr_map(bytes.fromhex(VM["pf_link"]), rtnl.IFINFOMSG.size)
+    full = a[rtnl.IFLA_VFINFO_LIST]
+    for cut in range(0, len(full), 5):
+        try:
+            rtnl.decode_vfinfo_list(full[:cut])
+        except NetlinkDecodeError:
+            pass
+
+
+def test_recorded_rdma_replies_decode_like_rdma_tool():
+    from cni_rdma.netlink import rdma
+
+    devs = [rdma.decode_device(bytes.fromhex(h)) for h in VM["rdma_devs"]]
+    assert [(d.index, d.name, d.node_type) for d in devs] == \
+        [(t["ifindex"], t["ifname"], t["node_type"]) for t in VM["rdma_j_dev"]]
+    assert [":".join(f"{(d.node_guid >> s) & 0xFFFF:04x}" for s in (48, 32, 16, 0)) for d in devs] == \
+        [t["node_guid"] for t in VM["rdma_j_dev"]]
+    ports = [rdma.decode_port(bytes.fromhex(h)) for h in VM["rdma_ports"]]
+    assert [(p.dev_index, p.dev_name, p.port, p.state, p.netdev, p.netdev_index) for p in ports] == \
+        [(t["ifindex"], t["ifname"], t["port"], t["state"].lower(), t["netdev"], t["netdev_index"])
+         for t in VM["rdma_j_link"]]
+    assert rdma.decode_netns_mode(bytes.fromhex(VM["rdma_sys"])) == VM["rdma_system"]["netns"]
