@@ -29,7 +29,7 @@ test-host: dev deps
 
 # The inner loop: everything but the VM.
 test-fast: dev deps
-	$(PYTEST) tests/unit tests/netns
+	$(PYTEST) tests/unit tests/ipam tests/netns
 
 # A real macvlan ADD/DEL with IPAM in throwaway namespaces (root): the result, the pod's `ip addr`, DEL.
 demo: dev
