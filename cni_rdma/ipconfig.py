@@ -8,7 +8,8 @@ Every function here acts on the netns of the calling thread, so callers run them
 
 `configure` is what Go's `ipam.ConfigureIface` does, plus what it leaves out:
   - the addresses of `result.ips` whose `interface` index names `ifname` in `result.interfaces`
-    (an address pointing at another interface is an error; one without an index is skipped);
+    (addresses of other interfaces and without an index are skipped; an index out of range is an
+    error), so a multi-interface result can be applied one interface at a time;
   - `arp_notify` / `ndisc_notify` (best effort, so neighbours learn a re-used address at once);
   - IPv6 enabled on `lo` and the interface before the first IPv6 address;
   - link up, then wait for IPv6 duplicate address detection: `dadfailed` is an error;
@@ -41,9 +42,10 @@ def ips_for(ifname: str, result: Result) -> list[IPConfig]:
         if ipc.interface is None:
             continue
         idx = ipc.interface
-        if idx < 0 or idx >= len(result.interfaces) or result.interfaces[idx].name != ifname:
+        if idx < 0 or idx >= len(result.interfaces):
             raise CniError(INVALID_CONFIG, f"failed to add IP addr {ipc.address} to {q(ifname)}: invalid interface index {idx}")
-        out.append(ipc)
+        if result.interfaces[idx].name == ifname:
+            out.append(ipc)
     return out
 
 
