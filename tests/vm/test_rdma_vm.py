@@ -107,6 +107,9 @@ def test_add_check_del(rxe_device, fake_vf, pod, tmp_path, version):
 
     r = rdma_plugin("CHECK", conf, pod.path, pci)
     assert r.code == 0, r.stdout + r.stderr
+    r = rdma_plugin("ADD", conf, pod.path, pci)  # a retried ADD: already in place, nothing to do
+    assert r.code == 0, r.stdout + r.stderr
+    assert guest.rdma_dev_names(pod.name) == [name]
 
     r = rdma_plugin("DEL", conf, pod.path, pci)
     assert r.code == 0, r.stdout + r.stderr
