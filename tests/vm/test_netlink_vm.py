@@ -44,21 +44,23 @@ IPVLAN_CASES = [(m, f) for m in ("l2", "l3", "l3s") for f in ("bridge", "private
 
 
 def test_ipvlan_modes_and_flags_created_by_us(dummy_master):
+    """Mode and flags belong to the master's ipvlan port (shared by its ipvlans): one link at a time."""
     guest.modprobe("ipvlan")
     ns, path = dummy_master.name, dummy_master.path
     parent = ifindex("dummy0", ns)
 
-    def create(nl):
-        for i, (mode, flag) in enumerate(IPVLAN_CASES):
-            nl.link_add_ipvlan(f"iv{i}", parent, mode, flag)
-        return {l.name: l for l in nl.links()}
+    def create_read_delete(nl, mode, flag):
+        nl.link_add_ipvlan("iv0", parent, mode, flag)
+        link = nl.link_get(name="iv0")
+        data = guest.link("iv0", ns)["linkinfo"]["info_data"]
+        nl.link_del(link.index)
+        return link, data
 
-    ours = nl_in(path, create)
-    for i, (mode, flag) in enumerate(IPVLAN_CASES):
-        data = guest.link(f"iv{i}", ns)["linkinfo"]["info_data"]
+    for mode, flag in IPVLAN_CASES:
+        ours, data = nl_in(path, create_read_delete, mode, flag)
         assert data["mode"] == mode, (mode, flag, data)
         assert data.get(flag) is True, (mode, flag, data)  # iproute2 prints the flag as a boolean key
-        assert (ours[f"iv{i}"].kind, ours[f"iv{i}"].mode, ours[f"iv{i}"].flag) == ("ipvlan", mode, flag)
+        assert (ours.kind, ours.mode, ours.flag, ours.link) == ("ipvlan", mode, flag, parent)
 
 
 def test_ipvlan_created_by_ip_decoded_and_created_in_pod(dummy_master, pod):
@@ -123,19 +125,20 @@ def test_vf_set_every_field_read_back_by_ip(netdevsim_pf):
     assert v0["address"] == "02:00:00:00:0f:00"
     assert v0["vlan_list"] == [{"vlan": 10, "qos": 3}]
     assert (v0["spoofchk"], v0["trust"], v0["link_state"]) == (True, True, "enable")
-    assert (v0["min_tx_rate"], v0["max_tx_rate"]) == (0, 1000)
+    assert v0["rate"] == {"min_tx": 0, "max_tx": 1000}
     assert v1["address"] == "02:00:00:00:0f:01"
     assert v1["vlan_list"] == [{"vlan": 20, "qos": 2, "protocol": "802.1ad"}]
     assert (v1["spoofchk"], v1["trust"], v1["link_state"]) == (False, False, "disable")
-    assert (v1["min_tx_rate"], v1["max_tx_rate"]) == (100, 500)
-    assert (v2["link_state"], v2["max_tx_rate"], v2["min_tx_rate"]) == ("auto", 300, 0)
+    assert v1["rate"] == {"min_tx": 100, "max_tx": 500}
+    assert (v2["link_state"], v2["rate"]) == ("auto", {"min_tx": 0, "max_tx": 300})
     for n, t in theirs.items():  # and our read-back agrees with ip's on every VF, every field
         o = ours[n]
         vl = t["vlan_list"][0] if t.get("vlan_list") else {}
         assert (o.mac, o.vlan, o.qos, o.vlan_proto) == \
             (t["address"], vl.get("vlan", 0), vl.get("qos", 0), vl.get("protocol", "802.1Q"))
         assert (o.spoofchk, o.trust, o.link_state) == (t.get("spoofchk"), t.get("trust"), t["link_state"])
-        assert (o.min_tx_rate, o.max_tx_rate) == (t.get("min_tx_rate", 0), t.get("max_tx_rate", 0))
+        assert (o.min_tx_rate, o.max_tx_rate) == (t["rate"]["min_tx"], t["rate"]["max_tx"])
+        assert o.rss_query_en == t["query_rss_en"]
 
 
 def test_vf_config_made_by_ip_decoded(netdevsim_pf, make_pod):
@@ -170,7 +173,7 @@ def test_rdma_devices_and_ports_match_rdma_tool(rxe_device):
     d = devs[rxe_device.name]
     t = theirs[rxe_device.name]
     assert d.index == t["ifindex"] and _guid(d.node_guid) == t["node_guid"]
-    assert d.node_type == t["node_type"] and d.driver == "rxe"
+    assert d.node_type == t["node_type"] and d.protocol == "roce"
     ports = rdma_in(None, lambda nl: nl.ports(d.index))
     links = [link for link in guest.rdma_links() if link["ifname"] == rxe_device.name]
     assert [(p.port, p.netdev, p.netdev_index) for p in ports] == \
