@@ -446,3 +446,33 @@ def test_sysctl_inside_netns(pod):
     # the host's value is untouched
     assert sysctl.get("net/ipv4/conf/lo/arp_notify") == open("/proc/sys/net/ipv4/conf/lo/arp_notify").read().strip()
     assert in_netns(pod.path, sysctl.get, "net.ipv6.conf.lo.disable_ipv6") in ("0", "1")
+
+
+def test_macvlan_bcqueuelen(node):
+    parent = idx(node.name, "eth0")
+    nl_in(node.path, lambda nl: nl.link_add_macvlan("mv9", parent, bcqueuelen=2000))
+    data = ip_link(node.name, "mv9")["linkinfo"]["info_data"]
+    assert data["bcqueuelen"] == 2000
+    assert nl_in(node.path, lambda nl: nl.link_get(name="mv9")).bcqueuelen == 2000
+
+
+def test_route_append_beside_another_interface_and_replace(node):
+    """append= (NLM_F_APPEND) keeps an equal route of another interface; replace= overwrites."""
+    i, j = idx(node.name, "eth0"), idx(node.name, "peer0")
+    sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:a::1/64", "dev", "eth0", "nodad")
+    sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:b::1/64", "dev", "peer0", "nodad")
+    dst = ipaddress.ip_network("2001:db8:cc::/48")
+    r1 = Route(dst=dst, gateway=ipaddress.ip_address("2001:db8:a::fe"), oif=i)
+    r2 = Route(dst=dst, gateway=ipaddress.ip_address("2001:db8:b::fe"), oif=j)
+    nl_in(node.path, lambda nl: (nl.route_add(r1), nl.route_add(r2, append=True)))
+    t = [x for x in _ip_routes(node.name, "-6") if x["dst"] == "2001:db8:cc::/48"]
+    hops = t[0].get("nexthops") or [{"gateway": x["gateway"]} for x in t]
+    assert {h["gateway"] for h in hops} == {"2001:db8:a::fe", "2001:db8:b::fe"}
+    with pytest.raises(NetlinkError) as ei:
+        nl_in(node.path, lambda nl: nl.route_add(r1))
+    assert ei.value.errno == errno.EEXIST
+    v4 = Route(dst=ipaddress.ip_network("10.80.0.0/16"), gateway=ipaddress.ip_address("192.0.2.7"), oif=i)
+    nl_in(node.path, lambda nl: (nl.route_add(v4), nl.route_add(v4.replace(gateway=ipaddress.ip_address(
+        "192.0.2.8")), replace=True)))
+    got = [x for x in _ip_routes(node.name) if x["dst"] == "10.80.0.0/16"]
+    assert [x["gateway"] for x in got] == ["192.0.2.8"]
