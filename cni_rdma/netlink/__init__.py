@@ -22,6 +22,28 @@ e.g. `nl.link_add_macvlan(name, parent_index, netns_fd=fd)` creates the macvlan 
 target while looking its parent up in the socket's own netns; `nl.link_set(index, netns_fd=fd)`
 moves an existing link.
 
+API (every method sends one request and waits for the kernel's ack; sockets are not thread-safe):
+
+    rtnl.Rtnl()        link_get(name=|index=) -> Link, link_exists(name), links()
+                       link_add_macvlan(name, parent_index, mode, *, mac, mtu, netns_fd, txqlen,
+                           source_macs, bcqueuelen, up)
+                       link_add_ipvlan(name, parent_index, mode, flag, *, mtu, netns_fd, up)
+                       link_add_vlan(name, parent_index, vlan_id, proto, *, mtu, mac, netns_fd, up)
+                       link_add_veth(name, peer, *, peer_netns_fd, mtu, mac, peer_mac)
+                       link_add_dummy(name, *, mtu, mac), link_del(index)
+                       link_set(index, *, up, mtu, mac, name, netns_fd, txqlen)
+                       link_altname_add/link_altname_del(index, altname)
+                       addr_add(index, address, *, nodad, noprefixroute, replace), addr_del(index, address)
+                       addrs(index=None, family=None) -> [Addr], wait_dad(index, timeout)
+                       route_add(Route, *, replace, append), route_del(Route),
+                       routes(family=None, table=None, oif=None) -> [Route]
+                       vfs(pf_index) -> [VfInfo], vf_set(pf_index, vf, *, mac, vlan, qos, vlan_proto,
+                           spoofchk, trust, link_state, min_tx_rate, max_tx_rate, node_guid, port_guid)
+    rdma.Rdma()        devices(), device(name=|index=), ports(dev_index), netdevs(), netns_mode(),
+                       set_netns_mode(mode), set_netns(index, netns_fd), rename(index, name),
+                       link_add(name, link_type, netdev), link_del(index)
+    cni_rdma.sysctl    get(key), set(key, value)  (call inside in_netns for a pod's sysctls)
+
 Errors are `core.NetlinkError` (a `CniError`) with `.errno`, `.op`, `.dev` and `.ext_ack`;
 `core.LinkNotFound` (ENODEV) for missing devices; `core.NetlinkDecodeError` for malformed replies.
 """
