@@ -250,6 +250,9 @@ def _snapshot(conf: SriovConf, vf: VfInfo, req: Request) -> dict:
         state = _vf_state(nl, pf.index, vf.vf_id)
         if state is not None:
             rec["orig_vf"] = {k: getattr(state, k) for k in _PF_DEFAULTS}
+            if rec["orig_vf"]["vlan_proto"] not in _PROTOS.values():
+                # A never-configured VF may report protocol 0 (netdevsim): that is plain 802.1Q.
+                rec["orig_vf"]["vlan_proto"] = "802.1Q"
         elif rec["applied"]:
             raise CniError(IO_FAILURE, f"PF {pf.name} does not report VF {vf.vf_id}",
                            f"cannot apply {', '.join(sorted(rec['applied']))} through it (is sriov_numvfs set?)")
