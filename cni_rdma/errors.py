@@ -22,6 +22,8 @@ INTERNAL = 999
 
 @dataclass(eq=False)
 class CniError(Exception):
+    """A CNI error result (SPEC.md "Error"): printed as {"code", "msg", "details"} on stdout, exit 1."""
+
     code: int
     msg: str
     details: str = ""

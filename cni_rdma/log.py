@@ -13,6 +13,8 @@ LEVELS = {"panic": 0, "error": 1, "warning": 2, "info": 3, "debug": 4}
 
 @dataclass(frozen=True)
 class Logger:
+    """Appends lines to the config's logFile at or above logLevel; without a logFile it writes nothing."""
+
     path: str = ""
     level: int = LEVELS["info"]
     prefix: str = ""

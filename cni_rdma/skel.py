@@ -68,6 +68,8 @@ _VALIDATORS = {"CNI_CONTAINERID": validate_container_id, "CNI_IFNAME": validate_
 
 @dataclass(frozen=True)
 class Request:
+    """One validated CNI call as a plugin sees it: the CNI_* environment, stdin and its parsed NetConf."""
+
     command: str
     container_id: str
     netns: str

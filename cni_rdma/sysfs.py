@@ -65,6 +65,8 @@ class VfInfo:
 
 @dataclass(frozen=True)
 class Sysfs:
+    """sysfs lookups under a root: /sys, or CNI_RDMA_SYSFS_ROOT (a fake PCI tree in tests)."""
+
     root: str = DEFAULT_ROOT
 
     @classmethod

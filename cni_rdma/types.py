@@ -22,6 +22,8 @@ V04 = ("0.3.0", "0.3.1", "0.4.0")
 
 @dataclass(frozen=True)
 class Interface:
+    """An entry of a result's "interfaces" (SPEC.md "Success"): sandbox is the netns path for pod links."""
+
     name: str
     mac: str = ""
     mtu: int = 0
@@ -32,6 +34,8 @@ class Interface:
 
 @dataclass(frozen=True)
 class IPConfig:
+    """An entry of a result's "ips"; interface indexes the result's interfaces."""
+
     address: IPInterface
     gateway: Optional[IPAddress] = None
     interface: Optional[int] = None
@@ -43,6 +47,8 @@ class IPConfig:
 
 @dataclass(frozen=True)
 class Route:
+    """An entry of a result's (or an IPAM config's) "routes"; mtu..scope are the 1.1.0 route attributes."""
+
     dst: IPNetwork
     gw: Optional[IPAddress] = None
     mtu: int = 0
@@ -54,6 +60,8 @@ class Route:
 
 @dataclass(frozen=True)
 class DNS:
+    """The "dns" object of a config or a result."""
+
     nameservers: tuple[str, ...] = ()
     domain: str = ""
     search: tuple[str, ...] = ()
@@ -87,6 +95,8 @@ class DNS:
 
 @dataclass(frozen=True)
 class Result:
+    """A plugin's result in its newest form; to_json/from_json convert to and from every CNI version."""
+
     cni_version: str = "1.1.0"
     interfaces: tuple[Interface, ...] = ()
     ips: tuple[IPConfig, ...] = ()
