@@ -27,6 +27,8 @@ def _ip_str(version: int, value: int) -> str:
 
 @dataclass(frozen=True)
 class Range:
+    """One range of a range set, addresses as integers."""
+
     version: int
     network: int      # subnet address as an integer
     prefix: int
@@ -88,6 +90,8 @@ def rangeset_for(rs: RangeSet, version: int, value: int) -> Optional[Range]:
 
 @dataclass(frozen=True)
 class Requested:
+    """An address the runtime asked for (CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips)."""
+
     version: int
     value: int
     text: str     # canonical string, the map key Go uses
@@ -96,6 +100,8 @@ class Requested:
 
 @dataclass(frozen=True)
 class Config:
+    """A validated host-local IPAM config."""
+
     name: str
     cni_version: str
     data_dir: str

@@ -45,6 +45,8 @@ FLAGS = ("bridge", "private", "vepa")
 
 @dataclass(frozen=True)
 class Config:
+    """The ipvlan keys of a network config, validated."""
+
     master: str
     mode: str
     flag: str

@@ -48,6 +48,8 @@ def parse_mac(value: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class Config:
+    """The macvlan keys of a network config, validated (see the module docstring)."""
+
     master: str
     mode: str
     mtu: int

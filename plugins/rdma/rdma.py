@@ -66,6 +66,8 @@ FIX_MODE = ("switch the RDMA subsystem to exclusive mode: `rdma system set netns
 # ---------------------------------------------------------------- config
 @dataclass(frozen=True)
 class RdmaConf:
+    """The rdma keys of a network config: which RDMA device (deviceID) and where state is kept."""
+
     network: str
     device_id: str  # "" when neither deviceID nor runtimeConfig.deviceID is set
     data_dir: Optional[str]
