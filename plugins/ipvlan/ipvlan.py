@@ -45,6 +45,7 @@ FLAGS = ("bridge", "private", "vepa")
 
 @dataclass(frozen=True)
 class Config:
+    """The ipvlan keys of the network config, validated (master from prevResult when chained)."""
     """The ipvlan keys of a network config, validated."""
 
     master: str

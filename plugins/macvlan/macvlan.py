@@ -48,6 +48,7 @@ def parse_mac(value: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class Config:
+    """The macvlan keys of the network config, validated (MAC precedence already applied)."""
     """The macvlan keys of a network config, validated (see the module docstring)."""
 
     master: str
