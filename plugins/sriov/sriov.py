@@ -284,6 +284,9 @@ def _restore_pf(rec: dict, log) -> None:
         except LinkNotFound:
             log.warning(f"PF {rec['pf']} is gone; nothing to reset for VF {rec['vf_id']}")
             return
+        if _vf_state(nl, pf.index, rec["vf_id"]) is None:
+            log.warning(f"PF {rec['pf']} no longer has VF {rec['vf_id']} (sriov_numvfs lowered?); nothing to reset")
+            return
         nl.vf_set(pf.index, rec["vf_id"], **back)
 
 
@@ -429,7 +432,8 @@ def _configure_in_pod(rec: dict, req: Request, conf: SriovConf) -> dict:
         if nl.link_exists(req.ifname):
             raise CniError(INVALID_CONFIG, f"interface {req.ifname} already exists in the pod netns {req.netns}")
         nl.link_set(link.index, name=req.ifname, mac=conf.mac or None, mtu=conf.mtu)
-        nl.link_set(link.index, up=True)
+        if not req.conf.ipam_type:
+            nl.link_set(link.index, up=True)  # with IPAM, ipconfig brings it up (after arp/ndisc_notify)
         link = nl.link_get(index=link.index)
         return {"index": link.index, "mac": link.mac, "mtu": link.mtu}
 
@@ -514,6 +518,9 @@ def _finish(req: Request, rec: dict, store: Store, name: str) -> None:
     faults.point("result")
     rec["phase"] = "ready"
     store.write(name, rec)
+    where = "DPDK, stays on the host" if rec["dpdk"] else f"{rec['orig']['name']} -> {req.ifname}"
+    req.log.info(f"VF {rec['device_id']} (vf {rec['vf_id']} of {rec['pf']}, {where}) given to {req.netns}; "
+                 f"PF settings {rec['applied']}")
 
 
 def _on_iface0(ip):
@@ -554,8 +561,9 @@ def delete(req: Request) -> None:
                 req.log.info(f"{rec.get('device_id')} now belongs to container {rec.get('container_id')}; "
                              "leaving it alone")
                 return
-            _release(rec, req.netns or rec.get("netns", ""), host_fd, Sysfs.from_env(req.env), req.log)
+            _release(rec, rec.get("netns") or req.netns, host_fd, Sysfs.from_env(req.env), req.log)
             store.delete(name)
+            req.log.info(f"VF {rec['device_id']} given back to the host")
     finally:
         os.close(host_fd)
 
@@ -593,6 +601,9 @@ def check(req: Request) -> None:
                 link = nl.link_get(name=req.ifname)
             except CniError:
                 raise CniError(IO_FAILURE, f"interface {req.ifname} not found in {req.netns}") from None
+            if rec.get("pod_index") and link.index != rec["pod_index"]:
+                raise CniError(IO_FAILURE, f"{req.ifname} in {req.netns} is not VF {conf.device_id}",
+                               f"ifindex {link.index}, the VF was {rec['pod_index']}")
             mac = conf.mac or rec.get("pod_mac")
             if mac and link.mac != mac:
                 raise CniError(IO_FAILURE, f"{req.ifname}: MAC is {link.mac}, expected {mac}")

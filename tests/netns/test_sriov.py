@@ -387,3 +387,12 @@ def test_gc_and_status(host, pod, pod2):
     assert pod2.link("net1") is not None  # listed: kept
     assert host.run("STATUS", dict(host.config(0))).code == 0
     assert host.run("DEL", host.config(1), netns=pod2.path, container_id="kept").code == 0
+
+
+def test_log_file(host, pod, tmp_path):
+    log = tmp_path / "sriov.log"
+    conf = host.config(1, logFile=str(log), logLevel="debug")
+    assert host.run("ADD", conf, netns=pod.path).code == 0
+    assert host.run("DEL", conf, netns=pod.path).code == 0
+    text = log.read_text()
+    assert f"VF {host.vfs[1]}" in text and "given to" in text and "given back" in text
