@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.netns.macvlan_helpers import (conf, err, host_local, node_links, ok, pod_links, reservations, routes, run,
-                                         with_prev)
-from tests.topology import make_node, netns_del, sh
+from tests.netns.macvlan_helpers import (conf, err, host_local, ipam_path, node_links, ok, pod_links, reservations,
+                                         routes, run, with_prev)
+from tests.topology import bin_dir, make_node, netns_del, sh
 
 
 def info(pod, ifname="net1") -> dict:
@@ -134,15 +134,18 @@ def test_dual_stack_ipam(node, pod, tmp_path):
     assert reservations(tmp_path) == [] and pod.link("net1") is None
 
 
-@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0"])
+@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
 def test_result_versions(node, pod, tmp_path, version):
+    if version == "1.1.0" and not ipam_path().startswith(str(bin_dir())):
+        pytest.skip("Go host-local 1.1.1 does not speak 1.1.0 (ours does)")
     c = conf(version, master="eth0", ipam=host_local(tmp_path))
     r = ok(run("ADD", c, node, pod))
     assert r["cniVersion"] == version
     ip = r["ips"][0]
     assert ip["address"].startswith("10.9.0.") and ip["interface"] == 0
-    assert ("version" in ip) == (version != "1.0.0")
-    assert r["interfaces"][0]["name"] == "net1" and "mtu" not in r["interfaces"][0]
+    assert ("version" in ip) == (version in ("0.3.1", "0.4.0"))
+    assert r["interfaces"][0]["name"] == "net1"
+    assert r["interfaces"][0].get("mtu") == (1500 if version == "1.1.0" else None)
 
 
 def test_legacy_version_result(node, pod, tmp_path):
