@@ -89,9 +89,8 @@ def add(req: Request) -> Result:
     childlink.check_mtu(conf.mtu, master)
 
     def make(nl, name, netns_fd):
-        extra = {"bcqueuelen": conf.bcqueuelen} if conf.bcqueuelen else {}
         nl.link_add_macvlan(name, master.index, conf.mode, mac=conf.mac or None, mtu=conf.mtu or None,
-                            netns_fd=netns_fd, **extra)
+                            bcqueuelen=conf.bcqueuelen or None, netns_fd=netns_fd)
 
     with childlink.created(req.netns, req.ifname, make, conf.link_in_container) as link:
         iface = Interface(name=req.ifname, mac=link.mac or "", mtu=link.mtu, sandbox=req.netns)
