@@ -189,34 +189,41 @@ def table(results: dict[str, Series]) -> list[str]:
     return lines
 
 
-def importtime_profile(ours: Path, pod: str, work: str, rebuild: bool) -> list[str]:
-    """Build the bundle once more with `-X importtime` and read what an ADD imports, frozen."""
+def importtime_profile(ours: Path, pod: str, work: str, rebuild: bool, runs: int = 7) -> list[str]:
+    """Build the bundle once more with `-X importtime` and read what an ADD imports, frozen.
+
+    Each module's self time is the minimum over `runs` ADDs: on a shared machine that is the honest cost."""
     out = ROOT / "build" / "bench-importtime"
-    if rebuild or not (out / "frozen-bin" / "macvlan").exists():
+    exe, main_exe = out / "cni-rdma" / "cni-rdma", ours.resolve() / "macvlan"
+    if rebuild or not exe.exists() or exe.stat().st_mtime < main_exe.resolve().stat().st_mtime:
         env = dict(os.environ, CNI_RDMA_IMPORTTIME="1")
         p = subprocess.run([sys.executable, str(ROOT / "tools" / "build_bundle.py"), "--out", str(out)],
                            env=env, capture_output=True, text=True)
         if p.returncode != 0:
             return [f"(importtime build failed: {p.stderr.strip()[-500:]})"]
     b = Bench(out / "frozen-bin", GO_DIR, work)
-    c = conf("prof", 0, os.path.join(work, "prof"))
-    _, _, err = run(b.dirs["ours"] / "macvlan", "ADD", b.env("ours", "prof", "net1", pod), c)
-    run(b.dirs["ours"] / "macvlan", "DEL", b.env("ours", "prof", "net1", pod), c)
-    rows = []
-    for line in err.decode().splitlines():
-        if not line.startswith("import time:") or "self [us]" in line:
-            continue
-        self_us, cum_us, name = line[len("import time:"):].split("|", 2)
-        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
-        rows.append((int(self_us), int(cum_us), depth, name.strip()))
-    if not rows:
+    best: dict[str, list[int]] = {}
+    for i in range(runs):
+        c = conf("prof", 0, os.path.join(work, "prof"))
+        _, _, err = run(b.dirs["ours"] / "macvlan", "ADD", b.env("ours", f"prof{i}", "net1", pod), c)
+        run(b.dirs["ours"] / "macvlan", "DEL", b.env("ours", f"prof{i}", "net1", pod), c)
+        for line in err.decode().splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            self_us, cum_us, name = line[len("import time:"):].split("|", 2)
+            depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+            key = f"{depth}:{name.strip()}"
+            prev = best.get(key)
+            best[key] = [min(prev[0], int(self_us)), min(prev[1], int(cum_us))] if prev else [int(self_us), int(cum_us)]
+    if not best:
         return ["(no importtime output)"]
+    rows = [(v[0], v[1], int(k.split(":", 1)[0]), k.split(":", 1)[1]) for k, v in best.items()]
     total = sum(r[0] for r in rows)
     ours_self = sum(r[0] for r in rows if r[3].split(".")[0] in ("cni_rdma", "plugins", "ipam"))
     top_level = sorted((r for r in rows if r[2] == 0), key=lambda r: -r[1])[:10]
     by_self = sorted(rows, key=lambda r: -r[0])[:12]
-    lines = [f"All imports of one frozen macvlan ADD: {total / 1e3:.1f} ms of self time over {len(rows)} modules; "
-             f"our own modules' self time {ours_self / 1e3:.1f} ms, the rest stdlib.", "",
+    lines = [f"Imports of one frozen macvlan ADD (minimum over {runs} ADDs per module): {total / 1e3:.1f} ms of "
+             f"self time over {len(rows)} modules, of which our own modules {ours_self / 1e3:.1f} ms.", "",
              "| top-level import | cumulative ms |", "|---|---|"]
     lines += [f"| `{r[3]}` | {r[1] / 1e3:.1f} |" for r in top_level]
     lines += ["", "| module (by self time) | self ms | cumulative ms |", "|---|---|---|"]
