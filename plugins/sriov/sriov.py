@@ -13,6 +13,20 @@ ADD, in order, under a per-VF lock:
      name, never renamed), rename it there to CNI_IFNAME, set MAC/MTU, bring it up
   5. IPAM, addresses, routes, gratuitous ARP / unsolicited NA
 DPDK mode (VF bound to vfio-pci/uio): step 4 and the addresses are skipped; the result carries pciID.
+
+    {"cniVersion": "1.0.0", "name": "sriov-rdma", "type": "sriov",
+     "deviceID": "0000:af:00.2",            <- injected by Multus from the device plugin's allocation
+     "vlan": 100, "vlanQoS": 3, "vlanProto": "802.1ad", "mac": "02:00:00:00:00:01",
+     "spoofchk": "on", "trust": "off", "link_state": "auto", "min_tx_rate": 0, "max_tx_rate": 1000,
+     "mtu": 9000, "ipam": {"type": "host-local", "subnet": "10.56.0.0/16"}}
+
+deviceID      VF PCI address (also runtimeConfig.deviceID); required
+vlan          0-4094, through the PF; vlanQoS 0-7 and vlanProto 802.1q/802.1ad need it
+mac           VF admin MAC (PF) and netdev MAC; precedence "mac" < CNI_ARGS "MAC=" < runtimeConfig.mac
+spoofchk, trust  "on"/"off" (or true/false); link_state auto/enable/disable; min/max_tx_rate in Mbps
+mtu           of the VF netdev in the pod (beyond sriov-cni)
+Unlike sriov-cni, a key that is not set is not touched (sriov-cni resets vlan to 0 on every ADD);
+whatever ADD changed is put back to the VF's own earlier value on DEL (sriov-cni: trust always off).
 Any failure undoes all of it: VF back in the host with its original name and settings, IPAM
 released, record removed. DEL restores in the reverse order (IPAM first, then the PF side, then the
 netdev), is idempotent, and leaves a VF that a newer pod owns alone.
