@@ -102,3 +102,15 @@ def test_dev_launcher_runs_in_guest():
     r = topology.run_plugin("macvlan", "VERSION", {"cniVersion": "1.0.0"})
     assert r.code == 0, r.stderr
     assert "1.0.0" in r.json["supportedVersions"]
+
+
+def test_siw_device_built_for_the_vm(rdma_exclusive):
+    guest.modprobe("siw")
+    netdev = guest.dummy_add()
+    name = topology.unique("siw")[:12]
+    try:
+        guest.rdma("link", "add", name, "type", "siw", "netdev", netdev)
+        assert name in guest.rdma_dev_names()
+    finally:
+        guest.link_del(netdev)  # unregisters the siw device too
+    guest.wait_for(lambda: name not in guest.rdma_dev_names(), f"{name} to go away")
