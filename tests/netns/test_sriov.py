@@ -396,3 +396,22 @@ def test_log_file(host, pod, tmp_path):
     assert host.run("DEL", conf, netns=pod.path).code == 0
     text = log.read_text()
     assert f"VF {host.vfs[1]}" in text and "given to" in text and "given back" in text
+
+
+def test_with_host_local_ipam_dual_stack(host, pod, tmp_path):
+    """Our own host-local (in-process IPAM path), IPv4 + IPv6: DAD settles, the lease is freed on DEL."""
+    before = _host_state(host, 0)
+    ipam = {"type": "host-local", "dataDir": str(tmp_path / "ipam"),
+            "ranges": [[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd00:77::/64"}]],
+            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}
+    conf = host.config(0, ipam=ipam)
+    res = result_json(host.run("ADD", conf, netns=pod.path))
+    addrs = sorted(ip["address"] for ip in res["ips"])
+    assert addrs == ["10.77.0.2/24", "fd00:77::2/64"]
+    have = {f"{a['local']}/{a['prefixlen']}" for a in pod.addrs("net1")}
+    assert set(addrs) <= have
+    assert host.run("CHECK", dict(conf, prevResult=res), netns=pod.path).code == 0
+    assert host.run("DEL", conf, netns=pod.path).code == 0
+    _assert_back(host, 0, before, pod)
+    leases = [p.name for p in (tmp_path / "ipam" / "sriov-net").iterdir() if p.name[0].isdigit() or ":" in p.name]
+    assert leases == []
