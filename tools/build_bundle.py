@@ -54,6 +54,16 @@ def size_of(top: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
+    import fcntl
+
+    # Several people (and `make test` runs) share this build/: one build at a time.
+    (BUILD / "pyi").mkdir(parents=True, exist_ok=True)
+    with open(BUILD / "pyi" / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(argv)
+
+
+def _build(argv: list[str]) -> int:
     # `--out DIR` builds a variant elsewhere (bench/ profiles imports with CNI_RDMA_IMPORTTIME=1 that way).
     out = Path(argv[argv.index("--out") + 1]).resolve() if "--out" in argv else BUILD
     gen, work, dist, frozen_bin = out / "pyi" / "gen", out / "pyi" / "work", out / "cni-rdma", out / "frozen-bin"
@@ -66,22 +76,35 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ, CNI_RDMA_GEN=str(gen), PYTHONDONTWRITEBYTECODE="1",
                SOURCE_DATE_EPOCH=os.environ.get("SOURCE_DATE_EPOCH", "0"))
     cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-           "--distpath", str(out), "--workpath", str(work), str(ROOT / "build.spec")]
+           "--distpath", str(out / "pyi" / "dist"), "--workpath", str(work), str(ROOT / "build.spec")]
     if subprocess.run(cmd, cwd=ROOT, env=env).returncode != 0:
         print("build: PyInstaller failed", file=sys.stderr)
         return 1
 
+    # Swap the new bundle in with two renames: plugins running from the old one (a test run, the VM tier)
+    # never see a half-written directory.
+    new, old = out / "pyi" / "dist" / "cni-rdma", out / "pyi" / "old-cni-rdma"
+    if old.exists():
+        shutil.rmtree(old)
+    if dist.exists():
+        dist.rename(old)
+    new.rename(dist)
+    if old.exists():
+        shutil.rmtree(old)
     exe = dist / "cni-rdma"
     # The plugin types the installers link to the executable (tools/install.py, deploy/).
     (dist / "TYPES").write_text("".join(f"{name}\n" for name in sorted(PLUGINS)))
-    if frozen_bin.exists():
-        shutil.rmtree(frozen_bin)
-    frozen_bin.mkdir()
+    frozen_bin.mkdir(exist_ok=True)
     target = os.path.relpath(exe, frozen_bin)
-    for name in PLUGINS:
-        (frozen_bin / name).symlink_to(target)
-    (frozen_bin / "cni-rdma").symlink_to(target)
-
+    for name in [*PLUGINS, "cni-rdma"]:  # replaced atomically: tests may be running from them
+        tmp = frozen_bin / f".{name}.tmp"
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(target)
+        tmp.replace(frozen_bin / name)
+    for stale in frozen_bin.iterdir():
+        if stale.name not in PLUGINS and stale.name != "cni-rdma":
+            stale.unlink()
     files = file_list(dist)
     (out / "cni-rdma.files").write_text("".join(f + "\n" for f in files))
     size = size_of(dist)
