@@ -67,6 +67,8 @@ _PF_DEFAULTS = {"spoofchk": True, "trust": False, "link_state": "auto", "vlan": 
 # ---------------------------------------------------------------------------------------- config
 @dataclass(frozen=True)
 class SriovConf:
+    """The sriov keys of a network config, validated (see load)."""
+
     device_id: str
     vlan: Optional[int] = None
     qos: Optional[int] = None
