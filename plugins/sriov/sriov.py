@@ -237,14 +237,14 @@ def _vf_state(nl, pf_index: int, vf_id: int):
 
 
 def _netns_alive(path: str) -> bool:
+    """The path still names a namespace: an nsfs file, not a leftover plain file of a runtime that
+    unmounted the netns but did not unlink its mount point."""
     if not path:
         return False
     try:
-        fd = netns.open_netns(path)
-    except CniError:
+        return os.stat(path).st_dev == os.stat(netns.current_netns_path()).st_dev  # nsfs: one device
+    except OSError:
         return False
-    os.close(fd)
-    return True
 
 
 # ----------------------------------------------------------------------------- snapshot/restore

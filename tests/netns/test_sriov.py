@@ -415,3 +415,17 @@ def test_with_host_local_ipam_dual_stack(host, pod, tmp_path):
     _assert_back(host, 0, before, pod)
     leases = [p.name for p in (tmp_path / "ipam" / "sriov-net").iterdir() if p.name[0].isdigit() or ":" in p.name]
     assert leases == []
+
+
+def test_unmounted_netns_file_counts_as_gone(host, pod, pod2):
+    """A runtime that unmounts a pod netns but leaves its mount point behind: the VF is free again."""
+    conf = host.config(0)
+    assert host.run("ADD", conf, netns=pod.path, container_id="podA").code == 0
+    topology.sh("ip", "-n", pod.name, "link", "set", "net1", "netns", host.node.name)
+    topology.sh("umount", pod.path)  # the file stays
+    host.pci.set_netdev(host.vfs[0], "net1")
+    r = host.run("ADD", conf, netns=pod2.path, container_id="podB")
+    host.pci.set_netdev(host.vfs[0], host.vf_netdev[0])
+    assert r.code == 0, r.stdout
+    assert host.run("DEL", conf, netns=pod2.path, container_id="podB").code == 0
+    assert _host_state(host, 0)["ifname"] == host.vf_netdev[0]
