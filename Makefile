@@ -68,9 +68,14 @@ install: $(BUNDLE)
 uninstall:
 	$(PY) tools/install.py uninstall --lib-dir $(CNI_LIB_DIR) --bin-dir $(CNI_BIN_DIR) --destdir "$(DESTDIR)"
 
-# The integration tiers again, against the frozen executables (a bundle missing a module fails here).
+# The integration tiers again, against the frozen executables (a bundle missing a module fails here):
+# the host tier, then the VM tier (one more QEMU boot, several minutes; FROZEN_VM=0 skips it).
+FROZEN_VM ?= 1
 test-frozen: $(BUNDLE) deps
 	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(PYTEST) tests/netns
+ifeq ($(FROZEN_VM),1)
+	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(VPY) -m tools.vm run -- $(PYTEST) tests/vm $(VM_PYTEST_ARGS)
+endif
 
 # Frozen plugins vs Debian's Go containernetworking-plugins (not a test): prints a table, writes bench/results.md.
 bench: $(BUNDLE) deps

@@ -231,6 +231,25 @@ def importtime_profile(ours: Path, pod: str, work: str, rebuild: bool, runs: int
     return lines
 
 
+def summary(results: dict[str, Series], ours: Path) -> list[str]:
+    """Where our time goes, from the table's own medians (CPU: robust on a shared machine)."""
+    def med(op: str, impl: str, metric: str = "cpu_ms") -> float:
+        xs = [getattr(x, metric) for x in results[op].samples[impl]]
+        return statistics.median(xs) if xs else float("nan")
+
+    bundle = ours.resolve() / "macvlan"
+    top = bundle.resolve().parent
+    size = sum(f.stat().st_size for f in top.rglob("*") if f.is_file() and not f.is_symlink())
+    out = [f"Bundle: {top} ({sum(1 for f in top.rglob('*') if f.is_file())} files, {size / 1e6:.1f} MB); "
+           f"peak RSS of our VERSION {med('VERSION', 'ours', 'rss_mb'):.1f} MB."]
+    if results["ADD"].samples["ours"]:
+        start, add, dele = med("VERSION", "ours"), med("ADD", "ours"), med("DEL", "ours")
+        out.append(f"Start-up dominates: our VERSION (interpreter + imports, no work) costs {start:.1f} ms CPU, "
+                   f"{100 * start / add:.0f}% of our ADD ({add:.1f} ms) and {100 * start / dele:.0f}% of our DEL "
+                   f"({dele:.1f} ms); Go's whole ADD, IPAM exec included, costs {med('ADD', 'go'):.1f} ms.")
+    return out + [""]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="cni-rdma (frozen) vs Go containernetworking-plugins")
     ap.add_argument("--rounds", type=int, default=30, help="interleaved rounds of VERSION, ADD, DEL")
@@ -306,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["ADD/DEL not measured: our macvlan or host-local does not load yet.", ""]
     lines += table(results)
     lines += ["", f"Reference: `python3 -I -S -c pass` start-up {fmt(bare)} ms (same interpreter as the bundle).", ""]
+    lines += summary(results, args.ours)
     if profile:
         lines += ["## What an ADD imports inside the frozen app (`-X importtime`)", "", *profile, ""]
     text = "\n".join(lines) + "\n"
