@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -52,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     a = ap.parse_args(argv)
     host.QUIET = getattr(a, "quiet", False)
+
+    def terminated(signum, frame):  # unwind (QEMU killed, run dir removed) instead of dying on the spot
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, terminated)
 
     try:
         if a.cmd == "info":
