@@ -368,7 +368,7 @@ def _find_in_host(rec: dict, sysfs: Sysfs) -> Optional[int]:
     from cni_rdma.netlink.rtnl import Rtnl
 
     candidates = list(sysfs.netdevs(rec["device_id"]))
-    candidates += [rec["ifname"], rec["orig"]["name"]]
+    candidates += [rec["ifname"], rec["orig"]["name"], _tmp_name(rec["orig"]["index"])]
     if rec.get("pod_index"):
         candidates.append(_tmp_name(rec["pod_index"]))
     with Rtnl() as nl:
