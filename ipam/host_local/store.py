@@ -7,9 +7,11 @@ Go's layout, which both binaries read and write (a node can switch binaries at a
 
 Go finds a container's addresses by reading every file of the network (twice per ADD/DEL at worst); at
 a /16 that is ~60k reads per call. Ours keeps an index beside the network directory, never inside it:
-    <dataDir>/.cni-rdma/<network>/o=<containerID>=<ifname>   that owner's addresses, one per line
-    <dataDir>/.cni-rdma/<network>/token                      "<boot_id> <inode> <mtime_ns>"
-    <dataDir>/.cni-rdma/<network>/tmp.<pid>                  staging for atomic writes
+    <dataDir>/.cni-rdma/<network>/b.<xx>   owners hashed (crc32 & 0xff) into at most 256 buckets, a line
+                                           each: "<containerID>\t<ifname>\t<ip> <ip>" (fields %-escaped)
+    <dataDir>/.cni-rdma/<network>/token    "<boot_id> <inode> <mtime_ns>"
+    <dataDir>/.cni-rdma/<network>/tmp.<pid> staging for atomic writes
+A call reads and rewrites one bucket (~1/256 of the owners); a rebuild writes at most 256 files.
 The index is trusted only while the network directory's mtime equals the token's value. After each change
 we set that mtime to a synthetic value (the real one minus 1 ns) and record it; any later create or unlink,
 by Go or by hand, stamps the directory with the current time and so invalidates the index, which is then
@@ -26,6 +28,7 @@ import errno
 import fcntl
 import ipaddress
 import os
+import zlib
 from typing import Optional
 
 from cni_rdma.errors import CniError, IO_FAILURE
@@ -36,7 +39,7 @@ SIDECAR = ".cni-rdma"
 TOKEN = "token"
 _O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:@+")
 _BOOT_ID: Optional[str] = None
 
 
@@ -59,13 +62,10 @@ def _escape(s: str) -> str:
     return "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in s)
 
 
-def owner_file(cid: str, ifname: str) -> str:
-    name = f"o={_escape(cid)}={_escape(ifname)}"
-    if len(name) > 240:  # a foreign, very long ID found on disk: index it under a digest instead
-        import hashlib
-
-        name = "h=" + hashlib.sha256(f"{cid}\r\n{ifname}".encode()).hexdigest()
-    return name
+def bucket_of(cid: str, ifname: str) -> tuple[str, str]:
+    """(bucket file name, the owner's escaped key as it starts its line)."""
+    key = f"{_escape(cid)}\t{_escape(ifname)}\t"
+    return f"b.{zlib.crc32(key.encode()) & 0xFF:02x}", key
 
 
 def parse_owner(data: bytes) -> tuple[str, str]:
@@ -322,21 +322,42 @@ class Store:
                 os.close(fd)
 
     # ---- the owner index -----------------------------------------------------------------------
+    def _bucket(self, name: str, retry: bool = True) -> list[str]:
+        try:
+            fd = os.open(name, _O_READ, dir_fd=self.side)
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            # Not a regular file (a planted symlink): the index cannot be trusted; rebuild it from the truth.
+            if not retry:
+                self._broken = True
+                raise _io_error(f"index file {name} is not a regular file", e) from None
+            self.rebuild()
+            return self._bucket(name, retry=False)
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode(errors="replace").splitlines()
+
     def owned(self, cid: str, ifname: str) -> list[str]:
         """The addresses the index lists for (cid, ifname); ifname "" looks up legacy one-line files."""
-        data = self._read(self.side, owner_file(cid.strip(), ifname))
-        if not data:
-            return []
-        lines = data.decode(errors="replace").split("\n")
-        if len(lines) < 2 or lines[0] != cid.strip() or lines[1] != ifname:
-            return []
-        return [ip for ip in lines[2:] if ip]
+        name, key = bucket_of(cid.strip(), ifname)
+        for line in self._bucket(name):
+            if line.startswith(key):
+                return line[len(key):].split()
+        return []
 
     def set_owned(self, cid: str, ifname: str, ips: list[str]) -> None:
         self._touch()
-        name = owner_file(cid.strip(), ifname)
+        name, key = bucket_of(cid.strip(), ifname)
+        lines = [line for line in self._bucket(name) if not line.startswith(key)]
         if ips:
-            self._write_side(name, "\n".join([cid.strip(), ifname, *ips, ""]).encode())
+            lines.append(key + " ".join(ips))
+        if lines:
+            self._write_side(name, ("\n".join(lines) + "\n").encode())
             return
         try:
             os.unlink(name, dir_fd=self.side)
@@ -362,13 +383,15 @@ class Store:
         """Rewrite the owner index from the reservation files (the truth); sweep staging files."""
         self._touch()
         found = self.scan() if found is None else found
-        want: dict[str, bytes] = {}
+        buckets: dict[str, list[str]] = {}
         groups: dict[tuple[str, str], list[str]] = {}
         for ip, owner in found.items():
             if owner is not None and owner[0]:
                 groups.setdefault(owner, []).append(ip)
-        for (cid, ifname), ips in groups.items():
-            want[owner_file(cid, ifname)] = "\n".join([cid, ifname, *sorted(ips), ""]).encode()
+        for (cid, ifname), ips in sorted(groups.items()):
+            name, key = bucket_of(cid, ifname)
+            buckets.setdefault(name, []).append(key + " ".join(sorted(ips)))
+        want = {name: ("\n".join(lines) + "\n").encode() for name, lines in buckets.items()}
         try:
             existing = os.listdir(self.side)
         except OSError as e:

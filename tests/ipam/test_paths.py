@@ -42,13 +42,15 @@ def test_hostile_ifnames(tmp_path, data_dir, ifname):
 
 
 def test_ifname_with_odd_but_legal_characters_is_escaped_in_the_index(data_dir):
-    for ifname in ("a..b", "e%th", "eth=0", "ü0"):
+    odd = ("a..b", "e%th", "eth=0", "ü0", "a\\tb")
+    for ifname in odd:
         assert ours("ADD", conf(data_dir), ifname=ifname).code == 0
-    assert sorted(os.listdir(data_dir / ".cni-rdma" / "net1")) == ["o=ctr1=%C3%BC0", "o=ctr1=a..b", "o=ctr1=e%25th",
-                                                                   "o=ctr1=eth%3D0", "token"]
-    for ifname in ("a..b", "e%th", "eth=0", "ü0"):
+    lines = sorted(line for p in (data_dir / ".cni-rdma" / "net1").glob("b.*") for line in p.read_text().splitlines())
+    assert [line.split("\t")[1] for line in lines] == sorted(["a..b", "e%25th", "eth%3D0", "%C3%BC0", "a%5Ctb"])
+    for ifname in odd:
         assert ours("DEL", conf(data_dir), ifname=ifname).code == 0
     assert reservations(data_dir) == {}
+    assert not list((data_dir / ".cni-rdma" / "net1").glob("b.*"))
 
 
 def test_nul_and_non_string_data_dir(data_dir):
@@ -110,13 +112,19 @@ def test_planted_symlinks_in_the_store_are_not_followed(tmp_path, data_dir):
 def test_planted_symlink_lock_and_index_files(tmp_path, data_dir):
     c = conf(data_dir)
     assert ours("ADD", c).code == 0
-    idx = data_dir / ".cni-rdma" / "net1" / "o=ctr9=eth0"
+    from ipam.host_local.store import bucket_of
+
+    name, key = bucket_of("ctr9", "eth0")
+    idx = data_dir / ".cni-rdma" / "net1" / name
     fake = tmp_path / "victim-index"
-    fake.write_text("ctr9\neth0\n10.77.0.2\n")              # claims ctr1's address for ctr9
+    fake.write_text(key + "10.77.0.2\n")                      # claims ctr1's address for ctr9
+    if idx.exists():
+        idx.unlink()
     idx.symlink_to(fake)
     assert ours("DEL", c, cid="ctr9").code == 0
     assert reservations(data_dir) == {"10.77.0.2": "ctr1\r\neth0"}
-    assert fake.exists()
+    assert fake.read_text() == key + "10.77.0.2\n" and not idx.is_symlink()  # replaced by a rebuild
+    assert ours("DEL", c).code == 0 and reservations(data_dir) == {}
     lock = data_dir / "net1" / "lock"
     lock.unlink()
     lock.symlink_to(tmp_path / "victim-lock")
