@@ -79,11 +79,17 @@ def ip_key(name: str) -> Optional[tuple[int, int]]:
     """(version, value) if a directory entry names a reservation (Go's net.IP.String form), else None."""
     if not name or not (name[0].isdigit() or name[0] in "abcdefABCDEF:"):
         return None
+    import _socket  # C-level parsing: a rebuild parses every name of the network
+
     try:
-        a = ipaddress.ip_address(name)
+        packed = _socket.inet_pton(_socket.AF_INET, name)
+        return (4, int.from_bytes(packed, "big")) if "%d.%d.%d.%d" % tuple(packed) == name else None
+    except OSError:
+        pass
+    try:
+        return 6, int(ipaddress.IPv6Address(name))
     except ValueError:
         return None
-    return a.version, int(a)
 
 
 class Store:
