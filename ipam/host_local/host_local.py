@@ -66,7 +66,10 @@ def add(req: Request) -> Result:
                 raise CniError(INVALID_CONFIG, f"failed to allocate all requested IPs: {left} in no configured range")
         except BaseException:
             for ip in reserved:  # a failed ADD leaves nothing behind
-                store.release(ip)
+                try:
+                    store.release(ip)
+                except CniError:
+                    pass  # the store is marked broken: the index is rebuilt by the next call
             raise
         store.set_owned(cid, ifname, held + reserved)
     req.log.debug(f"reserved {', '.join(reserved)}")
