@@ -168,3 +168,19 @@ def test_own_ipam_runs_in_process_through_installed_symlinks(node, pod, tmp_path
     if go.exists():
         execs = _ipam_execs(bin_dir, f"{go.parent}:{bin_dir}", node, pod, tmp_path)
         assert str(go) in execs, execs
+
+
+@frozen_only
+def test_install_with_destdir_as_the_daemonset_does(tmp_path):
+    # The init container mounts the node's /opt/cni at /host/opt/cni and installs with --destdir=/host:
+    # files land under DESTDIR, links point at the node's own path.
+    host = tmp_path / "host"
+    (host / "opt" / "cni").mkdir(parents=True)
+    p = subprocess.run([sys.executable, str(ROOT / "tools" / "install.py"), "install", f"--bundle={_exe().parent}",
+                        f"--destdir={host}", "--lib-dir=/opt/cni/lib/cni-rdma", "--bin-dir=/opt/cni/bin"],
+                       capture_output=True, text=True, env={**os.environ, "FORCE": "0"})
+    assert p.returncode == 0, p.stderr
+    assert (host / "opt/cni/lib/cni-rdma/cni-rdma").is_file()
+    assert (host / "opt/cni/lib/cni-rdma/TYPES").read_text().split() == TYPES
+    for t in TYPES:
+        assert os.readlink(host / "opt/cni/bin" / t) == "/opt/cni/lib/cni-rdma/cni-rdma"
