@@ -63,7 +63,8 @@ def add(req: Request) -> Result:
                 ips.append(IPConfig(address=r.interface(value), gateway=r.gateway_ip()))
             if pending:
                 left = ", ".join(f"{r.text} (from {r.source})" for r in pending.values())
-                raise CniError(INVALID_CONFIG, f"failed to allocate all requested IPs: {left} in no configured range")
+                raise CniError(INVALID_CONFIG, f"failed to allocate all requested IPs: {left}: in no range set, or "
+                               "its range set already gave the one address it gives to another requested IP")
         except BaseException:
             for ip in reserved:  # a failed ADD leaves nothing behind
                 try:

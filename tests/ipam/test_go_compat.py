@@ -158,3 +158,12 @@ def test_difference_network_address_never_handed_out(tmp_path):
     ipam = {"subnet": "10.80.0.0/29", "rangeStart": "10.80.0.0"}
     assert addr(go("ADD", conf(tmp_path / "go", ipam))) == ["10.80.0.0/29"]
     assert addr(ours("ADD", conf(tmp_path / "ours", ipam))) == ["10.80.0.2/29"]
+
+
+def test_two_requested_ips_for_one_range_set_fail_in_both(tmp_path):
+    """CNI_ARGS IP and args.cni.ips naming different addresses of one range set: Go and ours both refuse."""
+    for who, runner in (("go", go), ("ours", ours)):
+        c = conf(tmp_path / who, V4, args={"cni": {"ips": ["10.80.0.78"]}})
+        r = runner("ADD", c, args="IP=10.80.0.77")
+        assert r.code == 1 and "failed to allocate all requested IPs" in r.json["msg"], (who, r.stdout)
+        assert reservations(tmp_path / who) == {}
