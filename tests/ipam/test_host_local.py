@@ -185,8 +185,8 @@ def test_status_read_only_store(tmp_path):
         subprocess.run(["umount", str(ro)], check=True)
 
 
-def test_gc(data_dir):
-    c = conf(data_dir, DUAL, version="1.1.0")
+def test_gc(data_dir, tmp_path):
+    c = conf(data_dir, DUAL, version="1.1.0", logFile=str(tmp_path / "hl.log"))
     for cid in ("keep", "drop"):
         assert ours("ADD", c, cid=cid).code == 0
     assert ours("ADD", c, cid="keep", ifname="net2").code == 0
@@ -196,10 +196,12 @@ def test_gc(data_dir):
     before = reservations(data_dir)
     assert ours("GC", c).code == 0  # no valid list: nothing released
     assert reservations(data_dir) == before
+    assert "no cni.dev/valid-attachments in the config; releasing nothing" in (tmp_path / "hl.log").read_text()
     gc = dict(c, **{"cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "eth0"},
                                                    {"containerID": "legacy-keep", "ifname": "eth0"}]})
     assert ours("GC", gc).code == 0
     assert sorted(reservations(data_dir).values()) == ["keep\r\neth0", "keep\r\neth0", "legacy-keep"]
+    assert "GC released 6: " in (tmp_path / "hl.log").read_text()
     # The index follows: DEL of a GC'd attachment is a no-op, of a kept one releases it.
     assert ours("DEL", c, cid="keep").code == 0
     assert sorted(reservations(data_dir).values()) == ["legacy-keep"]
