@@ -10,7 +10,10 @@ import importlib
 import json
 import os
 import sys
-from typing import Iterator, Optional
+
+TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
+if TYPE_CHECKING:
+    from typing import Iterator, Optional
 
 from .errors import CniError, DECODE_FAILURE, INTERNAL, INVALID_CONFIG
 from .registry import PLUGINS

@@ -10,7 +10,10 @@ import fcntl
 import json
 import os
 import re
-from typing import Iterator, Optional
+
+TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
+if TYPE_CHECKING:
+    from typing import Iterator, Optional
 
 from .errors import CniError, INVALID_CONFIG, IO_FAILURE
 
