@@ -7,7 +7,9 @@ candidate costs one exclusive create attempt (no directory listing, no file read
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional
+TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
+if TYPE_CHECKING:
+    from typing import Iterator, Optional
 
 from cni_rdma.errors import CniError, INVALID_CONFIG, TRY_AGAIN_LATER
 

@@ -29,7 +29,10 @@ import fcntl
 import ipaddress
 import os
 import zlib
-from typing import Optional
+
+TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
+if TYPE_CHECKING:
+    from typing import Optional
 
 from cni_rdma.errors import CniError, IO_FAILURE
 
