@@ -8,6 +8,7 @@ import os
 import stat
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,13 +57,20 @@ class SriovHost:
     vfs: dict[int, str] = field(default_factory=dict)  # vf id -> PCI address
     vf_netdev: dict[int, str] = field(default_factory=dict)  # vf id -> host netdev name
     ipam_dir: Path = field(default_factory=stub_ipam_dir)
+    # Container IDs get this suffix: the state store (/var/lib/cni/sriov) is shared by every test run on
+    # the machine, and a DEL without deviceID finds its VF by container ID.
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def cid(self, container_id: str) -> str:
+        return f"{container_id}.{self.tag}"
 
     @property
     def ipam_log(self) -> Path:
         return self.ipam_dir / "ipam.log"
 
     def ipam_calls(self) -> list[str]:
-        return self.ipam_log.read_text().splitlines() if self.ipam_log.exists() else []
+        calls = self.ipam_log.read_text().splitlines() if self.ipam_log.exists() else []
+        return [c.replace(f".{self.tag}", "") for c in calls]
 
     def path(self) -> str:
         return f"{self.ipam_dir}{os.pathsep}{topology.bin_dir()}"
@@ -82,7 +90,7 @@ class SriovHost:
         if fault:
             extra["CNI_RDMA_TEST_FAULT"] = fault
         extra.update(env or {})
-        return topology.run_plugin("sriov", command, conf, netns=netns, ifname=ifname, container_id=container_id,
+        return topology.run_plugin("sriov", command, conf, netns=netns, ifname=ifname, container_id=self.cid(container_id),
                                    node=self.node, path=self.path(), extra_env=extra, cni_args=cni_args)
 
     def link(self, name: str) -> dict | None:

@@ -378,7 +378,7 @@ def test_gc_and_status(host, pod, pod2):
     assert host.run("ADD", host.config(1), netns=pod2.path, container_id="kept").code == 0
     _die_with_vf_returned(host, pod)
     host.pci.set_netdev(host.vfs[0], "net1")
-    gc = dict(host.config(0), **{"cni.dev/valid-attachments": [{"containerID": "kept", "ifname": "net1"}]})
+    gc = dict(host.config(0), **{"cni.dev/valid-attachments": [{"containerID": host.cid("kept"), "ifname": "net1"}]})
     del gc["deviceID"]
     r = host.run("GC", gc)
     assert r.code == 0, r.stdout
@@ -429,3 +429,37 @@ def test_unmounted_netns_file_counts_as_gone(host, pod, pod2):
     assert r.code == 0, r.stdout
     assert host.run("DEL", conf, netns=pod2.path, container_id="podB").code == 0
     assert _host_state(host, 0)["ifname"] == host.vf_netdev[0]
+
+
+SNIFF_ARP = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+print("ready", flush=True)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    try:
+        print(s.recv(2048).hex(), flush=True)
+    except socket.timeout:
+        pass
+"""
+
+
+def test_gratuitous_arp_for_the_new_address(host, pod):
+    import subprocess
+    import sys
+
+    topology.sh("ip", "-n", host.node.name, "link", "set", "vfpeer0", "up")
+    sniffer = subprocess.Popen(["ip", "netns", "exec", host.node.name, sys.executable, "-c", SNIFF_ARP, "vfpeer0",
+                                "4"], stdout=subprocess.PIPE, text=True)
+    assert sniffer.stdout.readline().strip() == "ready"
+    conf = host.config(0)
+    assert host.run("ADD", conf, netns=pod.path).code == 0
+    frames = [bytes.fromhex(line.strip()) for line in sniffer.stdout if line.strip()]
+    sniffer.wait()
+    mac = bytes.fromhex(ORIG_MAC[0].replace(":", ""))
+    ip = bytes([10, 56, 217, 5])
+    garp = [f for f in frames if f[6:12] == mac and f[14 + 14:14 + 18] == ip and f[14 + 24:14 + 28] == ip]
+    assert garp and garp[0][:6] == b"\xff" * 6 and garp[0][14 + 6:14 + 8] == b"\x00\x01", [f.hex() for f in frames]
+    assert host.run("DEL", conf, netns=pod.path).code == 0
