@@ -97,6 +97,9 @@ def test_kill_9_during_add_and_del_then_gc(data_dir, tmp_path):
     log = tmp_path / "hl.log"
     c = conf(data_dir, {"ranges": [[{"subnet": "10.77.0.0/27"}], [{"subnet": "fd77::/123"}]]}, version="1.1.0",
              logFile=str(log), logLevel="info")
+    t0 = time.monotonic()
+    assert ours("ADD", c, cid="warm").code == 0 and ours("DEL", c, cid="warm").code == 0
+    call = (time.monotonic() - t0) / 2  # one whole call here (dev launcher or frozen bundle, loaded or not)
     rng = random.Random(20261125)
     lock = threading.Lock()
     history: list[tuple[int, str, str, str]] = []  # (seq, op, cid, outcome)
@@ -110,7 +113,7 @@ def test_kill_9_during_add_and_del_then_gc(data_dir, tmp_path):
                 op = "DEL" if mine and rng.random() < 0.45 else "ADD"
                 cid = rng.choice(mine) if op == "DEL" else f"k{w}-{k}"
                 inside = rng.random() < 0.7
-                delay = rng.uniform(0, 0.15)
+                delay = rng.uniform(0, 1.2 * call)
                 s = next(seq)
             p = _spawn(op, c, cid)
             if inside:  # in the critical section: after the lock is taken
