@@ -57,6 +57,8 @@ def build_spawn() -> None:
     if SPAWN.exists() and SPAWN.stat().st_mtime >= src.stat().st_mtime:
         return
     SPAWN.parent.mkdir(parents=True, exist_ok=True)
+    if not shutil.which("cc"):
+        sys.exit("bench: needs a C compiler for bench/spawn.c (apt-get install gcc)")
     subprocess.run(["cc", "-O2", "-Wall", "-o", str(SPAWN), str(src)], check=True)
 
 
