@@ -15,12 +15,12 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Any, Optional
 
-from cni_rdma.errors import CniError, INVALID_CONFIG, INVALID_ENV, config_error
+from cni_rdma.errors import CniError, INVALID_ENV, config_error
 from cni_rdma.types import DNS, Route
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 MAX_NAME = 255          # the network name is one directory entry
-MAX_CONTAINER_ID = 200  # the container ID is part of one index file name (with the escaped ifname)
+MAX_CONTAINER_ID = 200  # runtimes use 64; a longer one is refused (CNI error) rather than carried around
 VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 
 
@@ -340,6 +340,3 @@ def parse_resolv_conf(path: str) -> DNS:
             options += fields[1:]
     return DNS(tuple(ns), domain, tuple(search), tuple(options))
 
-
-__all__ = ["Config", "Range", "RangeSet", "Requested", "load", "valid_attachments", "parse_resolv_conf",
-           "rangeset_for", "rangeset_str", "check_names", "INVALID_CONFIG"]

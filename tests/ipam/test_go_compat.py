@@ -6,7 +6,6 @@ round-robin cursor carries over, on one shared dataDir.
 """
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
