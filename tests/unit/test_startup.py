@@ -36,10 +36,9 @@ def test_plugin_import_leaves_heavy_modules_out(plugin):
     assert got["loaded"] == [], f"{PLUGINS[plugin]} imports {got['loaded']} at start-up"
 
 
-@pytest.mark.parametrize("plugin", ["macvlan", "ipvlan", "rdma", "host-local"])
+@pytest.mark.parametrize("plugin", sorted(PLUGINS))
 def test_core_and_plugins_never_import_typing(plugin):
-    # typing is ~2 ms of every call: the core and these plugins import it only under TYPE_CHECKING
-    # (sriov still does).
+    # typing is ~2 ms of every call: the core and the plugins import it only under TYPE_CHECKING.
     code = ("import sys; sys.path.insert(0, %r); import cni_rdma.main, cni_rdma.ipam, cni_rdma.childlink, %s\n"
             "print(sorted(m for m in ('typing',) if m in sys.modules))" % (str(ROOT), PLUGINS[plugin]))
     p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
