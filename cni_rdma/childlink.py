@@ -166,3 +166,13 @@ def pod_link(ifname: str) -> Link:
             return nl.link_get(name=ifname)
         except LinkNotFound:
             raise CniError(IO_FAILURE, f"interface {q(ifname)} from prevResult not found in the pod netns") from None
+
+
+def prev_interface(prev, ifname: str, netns: str):
+    """The prevResult entry a CHECK verifies: the interface this plugin put into this sandbox."""
+    if prev is None:
+        raise CniError(INVALID_CONFIG, "required prevResult missing")
+    iface = next((i for i in prev.interfaces if i.name == ifname and i.sandbox == netns), None)
+    if iface is None:
+        raise CniError(INVALID_CONFIG, f"prevResult has no interface {q(ifname)} in sandbox {q(netns)}")
+    return iface

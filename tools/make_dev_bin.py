@@ -5,7 +5,6 @@ bundle later provides the same names, so one suite covers both.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

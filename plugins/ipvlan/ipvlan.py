@@ -202,11 +202,7 @@ def check(req: Request) -> None:
     if conf.has_ipam:
         ipam.check(req)
     prev = req.conf.prev_result
-    if prev is None:
-        raise CniError(INVALID_CONFIG, "required prevResult missing")
-    iface = next((i for i in prev.interfaces if i.name == req.ifname and i.sandbox == req.netns), None)
-    if iface is None:
-        raise CniError(INVALID_CONFIG, f"prevResult has no interface {q(req.ifname)} in sandbox {q(req.netns)}")
+    iface = childlink.prev_interface(prev, req.ifname, req.netns)
     master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
     in_netns(req.netns, _check_in_pod, req.ifname, iface, conf, master.index, prev)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from cni_rdma import childlink, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
-from cni_rdma.errors import CniError, INTERNAL, INVALID_CONFIG, IO_FAILURE, config_error
+from cni_rdma.errors import CniError, INTERNAL, IO_FAILURE, config_error
 from cni_rdma.netns import in_netns
 from cni_rdma.skel import Request
 from cni_rdma.types import Interface, Result
@@ -132,11 +132,7 @@ def check(req: Request) -> None:
     if conf.has_ipam:
         ipam.check(req)
     prev = req.conf.prev_result
-    if prev is None:
-        raise CniError(INVALID_CONFIG, "required prevResult missing")
-    iface = next((i for i in prev.interfaces if i.name == req.ifname and i.sandbox == req.netns), None)
-    if iface is None:
-        raise CniError(INVALID_CONFIG, f"prevResult has no interface {q(req.ifname)} in sandbox {q(req.netns)}")
+    iface = childlink.prev_interface(prev, req.ifname, req.netns)
     in_netns(req.netns, _check_in_pod, req.ifname, iface, conf, master.index, prev)
 
 
