@@ -12,7 +12,7 @@ Every function here acts on the netns of the calling thread, so callers run them
     error), so a multi-interface result can be applied one interface at a time;
   - `arp_notify` / `ndisc_notify` (best effort, so neighbours learn a re-used address at once);
   - IPv6 enabled on `lo` and the interface before the first IPv6 address;
-  - link up, then wait for IPv6 duplicate address detection: `dadfailed` is an error;
+  - addresses, then link up (so arp_notify's gratuitous ARP carries them), then wait for IPv6 duplicate address detection: `dadfailed` is an error;
   - routes: a route without `gw` takes the first gateway of its family from `result.ips`
     (so `{"dst": "0.0.0.0/0"}` is the default route of that family); routes sharing
     destination, table and metric become one multipath (ECMP) route; mtu, advmss, priority,
@@ -128,15 +128,16 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad_timeout: 
         _enable_ipv6(ifname)
     with Rtnl() as nl:
         link = _link(nl, ifname)
-        try:
-            nl.link_set(link.index, up=True)
-        except NetlinkError as e:
-            raise CniError(e.code, f"failed to set {q(ifname)} up", e.details) from None
         for ipc in ips:
             try:
                 nl.addr_add(link.index, ipc.address)
             except NetlinkError as e:
                 raise CniError(e.code, f"failed to add IP addr {ipc.address} to {q(ifname)}", e.details) from None
+        # Up only once the addresses are there: arp_notify announces them as the link comes up.
+        try:
+            nl.link_set(link.index, up=True)
+        except NetlinkError as e:
+            raise CniError(e.code, f"failed to set {q(ifname)} up", e.details) from None
         faults.point("addresses")
         if any(ipc.address.version == 6 for ipc in ips):
             _wait_dad(nl, link.index, ifname, dad_timeout)

@@ -170,3 +170,42 @@ def run_plugin(
         cmd = ["nsenter", f"--net={node.path}", *cmd]
     p = subprocess.run(cmd, input=stdin, env=env, capture_output=True, timeout=timeout)
     return PluginRun(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+
+
+_SNIFF_ARP = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.2)
+print("ready", flush=True)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    try:
+        print(s.recv(2048).hex(), flush=True)
+    except socket.timeout:
+        pass
+"""
+
+
+class ArpSniffer:
+    """Capture the ARP frames seen on a link in a netns for a few seconds (raw AF_PACKET socket)."""
+
+    def __init__(self, netns: str, ifname: str, seconds: float = 4.0):
+        import sys
+
+        self.proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _SNIFF_ARP, ifname,
+                                      str(seconds)], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def frames(self) -> list[bytes]:
+        out = [bytes.fromhex(line.strip()) for line in self.proc.stdout if line.strip()]
+        self.proc.wait()
+        return out
+
+
+def gratuitous_arps(frames: list[bytes], mac: str, ip: str) -> list[bytes]:
+    """Broadcast ARP requests from mac announcing ip as both sender and target address."""
+    hw = bytes.fromhex(mac.replace(":", ""))
+    addr = bytes(int(x) for x in ip.split("."))
+    return [f for f in frames if f[:6] == b"\xff" * 6 and f[6:12] == hw and f[20:22] == b"\x00\x01"
+            and f[28:32] == addr and f[38:42] == addr]

@@ -11,6 +11,7 @@ import pytest
 
 from tests.netns.macvlan_helpers import (conf, err, host_local, ipam_path, node_links, ok, pod_links, reservations,
                                          routes, run, with_prev)
+from tests import topology
 from tests.topology import bin_dir, make_node, netns_del, sh
 
 
@@ -132,6 +133,15 @@ def test_dual_stack_ipam(node, pod, tmp_path):
     assert ok(run("CHECK", with_prev(c, r), node, pod)) is None
     ok(run("DEL", c, node, pod))
     assert reservations(tmp_path) == [] and pod.link("net1") is None
+
+
+def test_gratuitous_arp_announces_the_new_address(node, pod, tmp_path):
+    """arp_notify fires as the link comes up, so the addresses must already be on it."""
+    sniffer = topology.ArpSniffer(node.name, "peer0")
+    r = ok(run("ADD", conf(master="eth0", ipam=host_local(tmp_path)), node, pod))
+    frames = sniffer.frames()
+    mac, ip = r["interfaces"][0]["mac"], r["ips"][0]["address"].split("/")[0]
+    assert topology.gratuitous_arps(frames, mac, ip), [f.hex() for f in frames]
 
 
 @pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])

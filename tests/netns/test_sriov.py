@@ -431,35 +431,11 @@ def test_unmounted_netns_file_counts_as_gone(host, pod, pod2):
     assert _host_state(host, 0)["ifname"] == host.vf_netdev[0]
 
 
-SNIFF_ARP = r"""
-import socket, sys, time
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-s.bind((sys.argv[1], 0))
-s.settimeout(0.2)
-print("ready", flush=True)
-end = time.time() + float(sys.argv[2])
-while time.time() < end:
-    try:
-        print(s.recv(2048).hex(), flush=True)
-    except socket.timeout:
-        pass
-"""
-
-
 def test_gratuitous_arp_for_the_new_address(host, pod):
-    import subprocess
-    import sys
-
     topology.sh("ip", "-n", host.node.name, "link", "set", "vfpeer0", "up")
-    sniffer = subprocess.Popen(["ip", "netns", "exec", host.node.name, sys.executable, "-c", SNIFF_ARP, "vfpeer0",
-                                "4"], stdout=subprocess.PIPE, text=True)
-    assert sniffer.stdout.readline().strip() == "ready"
+    sniffer = topology.ArpSniffer(host.node.name, "vfpeer0")
     conf = host.config(0)
     assert host.run("ADD", conf, netns=pod.path).code == 0
-    frames = [bytes.fromhex(line.strip()) for line in sniffer.stdout if line.strip()]
-    sniffer.wait()
-    mac = bytes.fromhex(ORIG_MAC[0].replace(":", ""))
-    ip = bytes([10, 56, 217, 5])
-    garp = [f for f in frames if f[6:12] == mac and f[14 + 14:14 + 18] == ip and f[14 + 24:14 + 28] == ip]
-    assert garp and garp[0][:6] == b"\xff" * 6 and garp[0][14 + 6:14 + 8] == b"\x00\x01", [f.hex() for f in frames]
+    frames = sniffer.frames()
+    assert topology.gratuitous_arps(frames, ORIG_MAC[0], "10.56.217.5"), [f.hex() for f in frames]
     assert host.run("DEL", conf, netns=pod.path).code == 0
