@@ -1,7 +1,6 @@
 """The one exception type of the project: a CNI error carrying its code (SPEC.md "Error")."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 # Well-known codes, CNI SPEC 1.1.0 section "Error".
 INCOMPATIBLE_VERSION = 1
@@ -20,16 +19,18 @@ PLUGIN = 100
 INTERNAL = 999
 
 
-@dataclass(eq=False)
 class CniError(Exception):
     """A CNI error result (SPEC.md "Error"): printed as {"code", "msg", "details"} on stdout, exit 1."""
 
-    code: int
-    msg: str
-    details: str = ""
+    # A plain class, not a dataclass: the netlink layer imports this and must stay cheap to start.
+    def __init__(self, code: int, msg: str, details: str = ""):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.details = details
 
-    def __post_init__(self) -> None:
-        super().__init__(self.msg)
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, msg={self.msg!r}, details={self.details!r})"
 
     def __str__(self) -> str:
         return f"{self.msg}: {self.details}" if self.details else self.msg
