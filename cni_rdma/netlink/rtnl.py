@@ -602,6 +602,21 @@ def _route_desc(r: Route) -> str:
 
 
 # ---------------------------------------------------------------- the socket
+
+def _link_attrs(*, mac: str | None = None, mtu: int | None = None, txqlen: int | None = None,
+                netns_fd: int | None = None) -> list[bytes]:
+    """The optional IFLA_* attributes shared by link create, link set and a veth peer."""
+    out = []
+    if mac is not None:
+        out.append(attr(IFLA_ADDRESS, mac_bytes(mac)))
+    if mtu is not None:
+        out.append(a_u32(IFLA_MTU, mtu))
+    if txqlen is not None:
+        out.append(a_u32(IFLA_TXQLEN, txqlen))
+    if netns_fd is not None:
+        out.append(a_u32(IFLA_NET_NS_FD, netns_fd))
+    return out
+
 class Rtnl(NetlinkSocket):
     """An rtnetlink socket in the calling thread's netns. Use as a context manager."""
 
@@ -643,14 +658,7 @@ class Rtnl(NetlinkSocket):
         body = [_ifinfomsg(up=True) if up else _ifinfomsg(), a_str(IFLA_IFNAME, name)]
         if parent_index is not None:
             body.append(a_u32(IFLA_LINK, parent_index))
-        if mac is not None:
-            body.append(attr(IFLA_ADDRESS, mac_bytes(mac)))
-        if mtu is not None:
-            body.append(a_u32(IFLA_MTU, mtu))
-        if txqlen is not None:
-            body.append(a_u32(IFLA_TXQLEN, txqlen))
-        if netns_fd is not None:
-            body.append(a_u32(IFLA_NET_NS_FD, netns_fd))
+        body += _link_attrs(mac=mac, mtu=mtu, txqlen=txqlen, netns_fd=netns_fd)
         body.append(extra)
         info = [a_str(IFLA_INFO_KIND, kind)]
         if data:
@@ -692,13 +700,7 @@ class Rtnl(NetlinkSocket):
 
     def link_add_veth(self, name: str, peer: str, *, peer_netns_fd: int | None = None, mtu: int | None = None,
                       mac: str | None = None, peer_mac: str | None = None) -> None:
-        pbody = [_ifinfomsg(), a_str(IFLA_IFNAME, peer)]
-        if peer_mac is not None:
-            pbody.append(attr(IFLA_ADDRESS, mac_bytes(peer_mac)))
-        if mtu is not None:
-            pbody.append(a_u32(IFLA_MTU, mtu))
-        if peer_netns_fd is not None:
-            pbody.append(a_u32(IFLA_NET_NS_FD, peer_netns_fd))
+        pbody = [_ifinfomsg(), a_str(IFLA_IFNAME, peer), *_link_attrs(mac=peer_mac, mtu=mtu, netns_fd=peer_netns_fd)]
         self._newlink(name, "veth", attr(VETH_INFO_PEER, b"".join(pbody)), mtu=mtu, mac=mac)
 
     def link_add_dummy(self, name: str, *, mtu: int | None = None, mac: str | None = None) -> None:
@@ -713,14 +715,7 @@ class Rtnl(NetlinkSocket):
         body = [_ifinfomsg(index, up)]
         if name is not None:
             body.append(a_str(IFLA_IFNAME, name))
-        if mtu is not None:
-            body.append(a_u32(IFLA_MTU, mtu))
-        if mac is not None:
-            body.append(attr(IFLA_ADDRESS, mac_bytes(mac)))
-        if txqlen is not None:
-            body.append(a_u32(IFLA_TXQLEN, txqlen))
-        if netns_fd is not None:
-            body.append(a_u32(IFLA_NET_NS_FD, netns_fd))
+        body += _link_attrs(mac=mac, mtu=mtu, txqlen=txqlen, netns_fd=netns_fd)
         self.request(RTM_NEWLINK, b"".join(body), op="set link", dev=name or f"ifindex {index}")
 
     def link_altname_add(self, index: int, altname: str) -> None:
