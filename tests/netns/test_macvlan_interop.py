@@ -24,7 +24,8 @@ we answer a mistake in the config with 7 naming the key, a mistake in the enviro
 | CNI_ARGS MAC=zz                           | 999                                        | 7    | names "MAC (CNI_ARGS)"                 |
 | CNI_ARGS unknown key, no IgnoreUnknown    | 999 ARGS: unknown args                     | 4    | an environment error                   |
 | ipam.type not in CNI_PATH                 | 999, and the macvlan link is LEAKED        | 7    | ours rolls the link back               |
-| "ipam": {} without "type"                 | ok (treated as no IPAM)                    | 7    | core NetConf: an ipam block needs type |
+| ipam block with keys but no "type"        | ok (treated as no IPAM)                    | 7    | core NetConf: an ipam block needs type |
+| "ipam": {}                                | ok (no IPAM)                               | ok   | same                                   |
 | CNI_IFNAME already exists in the pod      | 999 failed to rename ... file exists       | 4    | an environment error; nothing leaked   |
 | L2 only with cniVersion 0.2.0             | 999 cannot convert, and the link is LEAKED | 999  | same error; ours rolls the link back   |
 | cniVersion "9.9.9"                        | 1                                          | 1    | same                                   |
