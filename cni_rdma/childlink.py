@@ -176,3 +176,18 @@ def prev_interface(prev, ifname: str, netns: str):
     if iface is None:
         raise CniError(INVALID_CONFIG, f"prevResult has no interface {q(ifname)} in sandbox {q(netns)}")
     return iface
+
+
+def check_pod_link(ifname: str, kind: str, mode: str, master_index: int, master_label: str, mac: str) -> Link:
+    """CHECK of a child link in the calling thread's netns: its kind, mode (ipvlan: "mode flag"), master, MAC."""
+    link = pod_link(ifname)
+    if link.kind != kind:
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} is a {link.kind or 'device'} link, not {kind}")
+    have = f"{link.mode} {link.flag}" if kind == "ipvlan" else link.mode
+    if have != mode:
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} has {kind} mode {have}, expected {mode}")
+    if link.link != master_index:
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} is not a child of master {master_label}")
+    if mac and mac.lower() != (link.mac or ""):
+        raise CniError(IO_FAILURE, f"interface {q(ifname)} has MAC {link.mac}, prevResult says {mac}")
+    return link

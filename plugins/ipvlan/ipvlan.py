@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 from cni_rdma import childlink, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
-from cni_rdma.errors import CniError, INTERNAL, INVALID_CONFIG, IO_FAILURE
+from cni_rdma.errors import CniError, INTERNAL, INVALID_CONFIG
 from cni_rdma.netlink.core import LinkNotFound
 from cni_rdma.netlink.rtnl import Link, Rtnl
 from cni_rdma.netns import NetnsNotFound, in_netns
@@ -208,16 +208,8 @@ def check(req: Request) -> None:
 
 
 def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
-    link = childlink.pod_link(ifname)
-    if link.kind != KIND:
-        raise CniError(IO_FAILURE, f"interface {q(ifname)} is a {link.kind or 'device'} link, not {KIND}")
-    if (link.mode, link.flag) != (conf.mode, conf.flag):
-        raise CniError(IO_FAILURE, f"interface {q(ifname)} has ipvlan mode {link.mode} {link.flag}, "
-                                   f"expected {conf.mode} {conf.flag}")
-    if link.link != master_index:
-        raise CniError(IO_FAILURE, f"interface {q(ifname)} is not a child of master {conf.master or '(default)'}")
-    if iface.mac and iface.mac.lower() != (link.mac or ""):
-        raise CniError(IO_FAILURE, f"interface {q(ifname)} has MAC {link.mac}, prevResult says {iface.mac}")
+    childlink.check_pod_link(ifname, KIND, f"{conf.mode} {conf.flag}", master_index, conf.master or "(default)",
+                             iface.mac)
     ipconfig.verify(ifname, prev)
 
 

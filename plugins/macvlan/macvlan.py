@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from cni_rdma import childlink, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
-from cni_rdma.errors import CniError, INTERNAL, IO_FAILURE, config_error
+from cni_rdma.errors import CniError, INTERNAL, config_error
 from cni_rdma.netns import in_netns
 from cni_rdma.skel import Request
 from cni_rdma.types import Interface, Result
@@ -137,15 +137,7 @@ def check(req: Request) -> None:
 
 
 def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
-    link = childlink.pod_link(ifname)
-    if link.kind != KIND:
-        raise CniError(IO_FAILURE, f"interface {q(ifname)} is a {link.kind or 'device'} link, not {KIND}")
-    if link.mode != conf.mode:
-        raise CniError(IO_FAILURE, f"interface {q(ifname)} has macvlan mode {link.mode}, expected {conf.mode}")
-    if link.link != master_index:
-        raise CniError(IO_FAILURE, f"interface {q(ifname)} is not a child of master {conf.master or '(default)'}")
-    if iface.mac and iface.mac.lower() != (link.mac or ""):
-        raise CniError(IO_FAILURE, f"interface {q(ifname)} has MAC {link.mac}, prevResult says {iface.mac}")
+    childlink.check_pod_link(ifname, KIND, conf.mode, master_index, conf.master or "(default)", iface.mac)
     ipconfig.verify(ifname, prev)
 
 
