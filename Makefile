@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 PYTEST  := $(VPY) -m pytest
 DEV_BIN := build/dev-bin
 
-.PHONY: dev deps test test-fast test-unit test-host test-vm test-frozen demo build install uninstall bench clean
+.PHONY: dev deps test test-fast test-unit test-host test-vm test-frozen test-e2e demo build install uninstall bench clean
 
 dev: $(VENV)/.installed $(DEV_BIN)/cni-rdma
 
@@ -41,7 +41,7 @@ VM_PYTEST_ARGS ?=
 test-vm: dev
 	$(VPY) -m tools.vm run -- $(PYTEST) tests/vm $(VM_PYTEST_ARGS)
 
-test: test-fast test-vm test-frozen
+test: test-fast test-vm test-frozen test-e2e
 
 # --- Frozen bundle (build.spec), install, frozen-binary tier, benchmark ------------------------------
 BUNDLE      := build/cni-rdma/cni-rdma
@@ -76,6 +76,11 @@ test-frozen: $(BUNDLE) deps
 ifeq ($(FROZEN_VM),1)
 	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(VPY) -m tools.vm run -- $(PYTEST) tests/vm $(VM_PYTEST_ARGS)
 endif
+
+# End to end against the installed bundle (`make install PREFIX=<temp>`): containerd (ctr run --cni), podman (CNI
+# backend), a libcni Go driver, two nodes on one L2, Multus-shaped delegation, faults. See tests/e2e/runtimes.py.
+test-e2e: $(BUNDLE) deps
+	$(PYTEST) tests/e2e $(E2E_PYTEST_ARGS)
 
 # Frozen plugins vs Debian's Go containernetworking-plugins (not a test): prints a table, writes bench/results.md.
 bench: $(BUNDLE) deps

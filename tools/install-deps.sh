@@ -3,7 +3,10 @@
 set -eu
 need=""
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
-for pkg in iproute2 containernetworking-plugins; do
+# e2e tier: the runtimes (containerd, podman + runc), libcni for the Go driver, busybox for container rootfs,
+# and the RDMA userspace the VM tier's traffic test runs (the guest sees the host's filesystem).
+for pkg in iproute2 containernetworking-plugins containerd podman runc golang-go golang-github-appc-cni-dev \
+           busybox-static rdma-core ibverbs-utils ibverbs-providers perftest rdmacm-utils; do
     have "$pkg" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0

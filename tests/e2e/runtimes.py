@@ -1,0 +1,258 @@
+"""The e2e tier's machinery: the installed bundle, a private mount namespace ("jail") the runtimes run in, a
+busybox rootfs, and containerd / podman started on private dirs and stopped by PID.
+
+Why a jail: `ctr run --cni` loads its network with go-cni's `WithDefaultConf`, i.e. the fixed /etc/cni/net.d and
+/opt/cni/bin (containerd 1.6 cmd/ctr/commands/run/run.go). So every runtime command runs in a mount namespace of
+its own, held by one sleeping process, in which /etc/cni/net.d, /opt/cni/bin, /var/lib/cni (libcni's result
+cache, our plugins' state, host-local's default dataDir) and /run/netns are bind mounts of the test's temp dirs.
+The machine's real directories are never written; everything a runtime leaves behind is visible in the temp dirs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from tests import topology
+
+ROOT = topology.ROOT
+GO_PLUGIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
+APPLETS = ("sh", "ping", "ip", "sleep", "cat", "ls", "touch", "echo", "grep", "sed", "ifconfig", "true", "hostname")
+
+
+def run(cmd: list[str], *, timeout: float = 120, check: bool = True, env: dict | None = None,
+        input: str | None = None) -> subprocess.CompletedProcess:
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, input=input)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def stop_pid(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL, one process we started (never by name)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+def install_bundle(prefix: Path) -> Path:
+    """`make install PREFIX=<prefix>`: the frozen bundle as an operator installs it; returns the bin dir.
+
+    Debian's Go plugins that our conflists chain (tuning, bandwidth, loopback, ...) are linked in next to ours:
+    the Go host-local, macvlan and ipvlan are *not*, so a type resolves to our plugin only."""
+    run(["make", "-s", "-C", str(ROOT), "install", f"PREFIX={prefix}"], timeout=900)
+    bin_dir = prefix / "bin"
+    ours = {p.name for p in bin_dir.iterdir()}
+    for go in sorted(GO_PLUGIN_DIR.iterdir()):
+        if go.name not in ours:
+            (bin_dir / go.name).symlink_to(go)
+    return bin_dir
+
+
+def make_rootfs(path: Path) -> Path:
+    """A container rootfs without any image pull: Debian's static busybox and a few applet links."""
+    for d in ("bin", "proc", "sys", "dev", "etc", "tmp", "shared", "run"):
+        (path / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, path / "bin" / "busybox")
+    for applet in APPLETS:
+        (path / "bin" / applet).symlink_to("busybox")
+    (path / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
+    (path / "etc" / "group").write_text("root:x:0:\n")
+    return path
+
+
+class Jail:
+    """A private mount namespace held by `sleep`, in which the CNI dirs are the test's own (see module doc)."""
+
+    def __init__(self, base: Path, bin_dir: Path):
+        self.base = base
+        self.bin_dir = bin_dir
+        self.conf_dir = base / "net.d"
+        self.var_dir = base / "var-lib-cni"
+        self.netns_dir = base / "run-netns"
+        for d in (self.conf_dir, self.var_dir, self.netns_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        # Mount points must exist; /var/lib/cni and /run/netns are what every tier and `ip netns` create anyway.
+        os.makedirs("/var/lib/cni", exist_ok=True)
+        os.makedirs("/run/netns", exist_ok=True)
+        opt = "/opt/cni" if os.path.isdir("/opt/cni") else "/opt"
+        script = " && ".join([
+            "mount --make-rprivate /",
+            "mount -t tmpfs e2e-etc-cni /etc/cni" if os.path.isdir("/etc/cni") else "mkdir -p /etc/cni",
+            "mkdir -p /etc/cni/net.d",
+            f"mount --bind {self.conf_dir} /etc/cni/net.d",
+            f"mount -t tmpfs e2e-opt {opt}",
+            "mkdir -p /opt/cni/bin",
+            f"mount --bind {bin_dir} /opt/cni/bin",
+            f"mount --bind {self.var_dir} /var/lib/cni",
+            f"mount --bind {self.netns_dir} /run/netns",
+            "echo ready",
+            "exec sleep infinity",
+        ])
+        if not os.path.isdir("/etc/cni"):
+            raise RuntimeError("/etc/cni is missing: the jail would have to create it on the real machine")
+        self.holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.holder.stdout.readline().strip()
+        if line != "ready":
+            stop_pid(self.holder)
+            raise RuntimeError(f"jail setup failed: {self.holder.stderr.read()}")
+
+    def cmd(self, *args: str) -> list[str]:
+        return ["nsenter", f"--mount=/proc/{self.holder.pid}/ns/mnt", "--", *args]
+
+    def run(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return run(self.cmd(*args), **kw)
+
+    def write_conf(self, name: str, conf: dict) -> Path:
+        path = self.conf_dir / name
+        path.write_text(json.dumps(conf, indent=1))
+        return path
+
+    def leftovers(self, network: str) -> dict[str, list[str]]:
+        """Every per-container record the plugins and libcni keep: host-local leases, the result cache, our
+        plugins' state. Empty lists once every container has been DELeted."""
+        found: dict[str, list[str]] = {}
+        pool = self.var_dir / "networks" / network
+        found["leases"] = sorted(p.name for p in pool.iterdir()
+                                 if p.name != "lock" and not p.name.startswith("last_reserved_ip")) if pool.is_dir() else []
+        results = self.var_dir / "results"
+        found["results"] = sorted(p.name for p in results.iterdir()) if results.is_dir() else []
+        for plugin in ("macvlan", "ipvlan", "sriov", "rdma"):
+            d = self.var_dir / plugin
+            if d.is_dir():
+                found[plugin] = sorted(str(p.relative_to(d)) for p in d.rglob("*")
+                                       if p.is_file() and p.name != "lock" and not p.name.endswith(".lock"))
+        return found
+
+    def leases(self, network: str) -> dict[str, str]:
+        """host-local's pool as a map ip -> container ID (first line of the lease file)."""
+        pool = self.var_dir / "networks" / network
+        out = {}
+        for p in pool.iterdir():
+            if p.name != "lock" and not p.name.startswith("last_reserved_ip"):
+                out[p.name] = p.read_text().splitlines()[0].strip()
+        return out
+
+    def close(self) -> None:
+        stop_pid(self.holder)
+
+
+class Containerd:
+    """containerd on its own root/state/socket, inside the jail; CRI disabled (ctr drives it directly)."""
+
+    def __init__(self, jail: Jail, base: Path):
+        self.jail = jail
+        base.mkdir(parents=True, exist_ok=True)
+        self.sock = base / "containerd.sock"
+        self.namespace = "e2e"
+        config = base / "config.toml"
+        config.write_text(
+            "version = 2\n"
+            f'root = "{base}/root"\nstate = "{base}/state"\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            f'[grpc]\n  address = "{self.sock}"\n[ttrpc]\n  address = "{self.sock}.ttrpc"\n'
+            '[debug]\n  address = ""\n[metrics]\n  address = ""\n')
+        self.log = open(base / "containerd.log", "w")
+        self.proc = subprocess.Popen(jail.cmd("containerd", "-c", str(config)), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while self.ctr("version", check=False).returncode != 0:
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"containerd did not start: {(base / 'containerd.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def ctr_cmd(self, *args: str) -> list[str]:
+        return self.jail.cmd("ctr", "-a", str(self.sock), "-n", self.namespace, *args)
+
+    def ctr(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return run(self.ctr_cmd(*args), **kw)
+
+    def version(self) -> str:
+        return self.ctr("version").stdout
+
+    def close(self) -> None:
+        tasks = self.ctr("task", "ls", "-q", check=False).stdout.split()
+        for t in tasks:
+            self.ctr("task", "kill", "-s", "SIGKILL", t, check=False)
+        for t in tasks:
+            self.ctr("task", "delete", "-f", t, check=False)
+        for c in self.ctr("container", "ls", "-q", check=False).stdout.split():
+            self.ctr("container", "delete", c, check=False)
+        stop_pid(self.proc)
+        self.log.close()
+
+
+class Podman:
+    """podman with the CNI backend and every dir private: containers.conf + storage.conf via the environment."""
+
+    def __init__(self, jail: Jail, base: Path):
+        self.jail = jail
+        for d in ("root", "runroot", "tmp"):
+            (base / d).mkdir(parents=True, exist_ok=True)
+        import resource
+
+        # lowered below this process's hard limits (raising needs CAP_SYS_RESOURCE, which this sandbox lacks)
+        nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 4096)
+        nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], 4096)
+        # podman asks runc for nofile/nproc 1048576 when root; this machine's hard limits are lower.
+        # (containers.conf default_ulimits does not override it in 4.3: `--ulimit` on every run/create does.)
+        self.ulimits = ["--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
+        (base / "containers.conf").write_text(
+            "[engine]\n"
+            'cgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+            f'events_logfile_path = "{base}/events.log"\ntmp_dir = "{base}/tmp"\n'
+            "[network]\n"
+            'network_backend = "cni"\n'
+            f'cni_plugin_dirs = ["{jail.bin_dir}"]\nnetwork_config_dir = "{jail.conf_dir}"\n')
+        (base / "storage.conf").write_text(
+            f'[storage]\ndriver = "vfs"\ngraphroot = "{base}/root"\nrunroot = "{base}/runroot"\n')
+        self.env = {**os.environ, "CONTAINERS_CONF": str(base / "containers.conf"),
+                    "CONTAINERS_STORAGE_CONF": str(base / "storage.conf")}
+        self.args = ["podman", "--network-backend", "cni", "--cni-config-dir", str(jail.conf_dir),
+                     "--root", str(base / "root"), "--runroot", str(base / "runroot"), "--tmpdir", str(base / "tmp")]
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        if args[0] in ("run", "create"):
+            args = (args[0], *self.ulimits, *args[1:])
+        return run(self.jail.cmd(*self.args, *args), env=self.env, check=check, timeout=timeout)
+
+    def version(self) -> str:
+        return self("version", "--format", "{{.Client.Version}}").stdout.strip()
+
+    def close(self) -> None:
+        self("rm", "-a", "-f", "-t", "0", check=False)
+
+
+def veth_master() -> tuple[str, str]:
+    """A veth pair in the initial netns, both ends up: the macvlan master of runtime-created containers."""
+    tag = uuid.uuid4().hex[:6]
+    a, b = f"e2e{tag}a", f"e2e{tag}b"
+    topology.sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+    topology.sh("ip", "link", "set", a, "up")
+    topology.sh("ip", "link", "set", b, "up")
+    return a, b
+
+
+def versions() -> dict[str, str]:
+    def first(cmd: list[str]) -> str:
+        try:
+            return run(cmd, check=False, timeout=30).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "absent"
+
+    pkgs = ("containerd", "podman", "runc", "golang-go", "golang-github-appc-cni-dev", "containernetworking-plugins",
+            "busybox-static", "rdma-core", "ibverbs-utils", "perftest")
+    out = {p: first(["dpkg-query", "-W", "-f=${Version}", p]) for p in pkgs}
+    return out
