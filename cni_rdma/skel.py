@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 from . import cniargs
 from .errors import (CniError, DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, INVALID_ENV,
-                     IO_FAILURE, UNKNOWN_CONTAINER)
-from .log import Logger
+                     IO_FAILURE, UNKNOWN_CONTAINER, config_error)
+from .log import Logger, LogFileError
 from .types import NetConf, Result
 from .version import CURRENT, SUPPORTED, at_least, version_json
 
@@ -156,6 +156,11 @@ def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[R
         raise CniError(INVALID_ENV, f"unknown CNI_COMMAND: {cmd}")
     _check_version(cmd, _config_version(raw))
     conf = NetConf.from_json(raw)
+    try:
+        log = Logger.from_conf(raw, f"{conf.type or module.__name__} {cmd} {values['CNI_CONTAINERID']} "
+                                    f"{values['CNI_IFNAME']}", cmd)
+    except LogFileError as e:
+        raise config_error("logFile", str(e)) from None
     req = Request(
         command=cmd,
         container_id=values["CNI_CONTAINERID"],
@@ -166,7 +171,7 @@ def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[R
         stdin=stdin,
         conf=conf,
         env=env,
-        log=Logger.from_conf(raw, f"{conf.type or module.__name__} {cmd} {values['CNI_CONTAINERID']} {values['CNI_IFNAME']}"),
+        log=log,
     )
     fn = getattr(module, _FUNCS[cmd], None)
     if fn is None:
@@ -216,7 +221,11 @@ def run(module: ModuleType, env: Optional[Mapping[str, str]] = None, stdin: Opti
         import traceback
 
         err = CniError(INTERNAL, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unexpected error'}")
-        Logger.from_conf(_safe_raw(data), f"{getattr(module, 'ABOUT', '')} {cmd}").error(traceback.format_exc())
+        try:  # the traceback (one escaped line) only into a logFile; stderr gets the one-line error
+            log = Logger.from_conf(_safe_raw(data), f"{getattr(module, 'ABOUT', '')} {cmd}", "DEL")
+            log.error(traceback.format_exc() if log.to_file else err.msg)
+        except Exception:
+            pass
     stdout.write(json.dumps(err.to_json(_error_version(data))) + "\n")
     return 1
 

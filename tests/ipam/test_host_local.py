@@ -196,7 +196,7 @@ def test_gc(data_dir, tmp_path):
     before = reservations(data_dir)
     assert ours("GC", c).code == 0  # no valid list: nothing released
     assert reservations(data_dir) == before
-    assert "no cni.dev/valid-attachments in the config; releasing nothing" in (tmp_path / "hl.log").read_text()
+    assert "no cni.dev/valid-attachments in the config\\x3b releasing nothing" in (tmp_path / "hl.log").read_text()
     gc = dict(c, **{"cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "eth0"},
                                                    {"containerID": "legacy-keep", "ifname": "eth0"}]})
     assert ours("GC", gc).code == 0
