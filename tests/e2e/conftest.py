@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import topology
 from tests.e2e import runtimes
 
 if os.geteuid() != 0:
@@ -61,3 +62,28 @@ def pytest_terminal_summary(terminalreporter):
     """The versions this run exercised, for the CI log (issue 16 asks to record them)."""
     vs = runtimes.versions()
     terminalreporter.write_line("e2e runtimes: " + ", ".join(f"{k} {v}" for k, v in vs.items()))
+
+
+@pytest.fixture(scope="session")
+def driver_exe():
+    return runtimes.build_driver()
+
+
+@pytest.fixture
+def driver(driver_exe, cni_bin, tmp_path):
+    (tmp_path / "netconf").mkdir()
+    return runtimes.Driver(driver_exe, tmp_path / "netconf", cni_bin, tmp_path / "cache")
+
+
+@pytest.fixture
+def node():
+    n = topology.make_node()
+    yield n
+    topology.netns_del(n.name)
+
+
+@pytest.fixture
+def pod():
+    p = topology.make_pod()
+    yield p
+    topology.netns_del(p.name)
