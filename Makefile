@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 PYTEST  := $(VPY) -m pytest
 DEV_BIN := build/dev-bin
 
-.PHONY: dev deps test test-fast test-unit test-host test-vm test-frozen test-e2e demo build install uninstall bench clean
+.PHONY: dev deps test test-fast test-unit test-host test-etcd test-vm test-frozen test-e2e demo build install uninstall bench clean
 
 dev: $(VENV)/.installed $(DEV_BIN)/cni-rdma
 
@@ -27,6 +27,10 @@ test-unit: dev
 test-host: dev deps
 	$(PYTEST) tests/netns
 
+# cluster-ipam against real 3-member etcd clusters the tests start on loopback ports (tests/etcd).
+test-etcd: dev deps
+	$(PYTEST) tests/etcd
+
 # The inner loop: everything but the VM.
 test-fast: dev deps
 	$(PYTEST) tests/unit tests/ipam tests/netns tests/security
@@ -41,7 +45,7 @@ VM_PYTEST_ARGS ?=
 test-vm: dev
 	$(VPY) -m tools.vm run -- $(PYTEST) tests/vm $(VM_PYTEST_ARGS)
 
-test: test-fast test-vm test-frozen test-e2e
+test: test-fast test-etcd test-vm test-frozen test-e2e
 
 # --- Frozen bundle (build.spec), install, frozen-binary tier, benchmark ------------------------------
 BUNDLE      := build/cni-rdma/cni-rdma

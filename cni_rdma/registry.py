@@ -8,4 +8,5 @@ PLUGINS: dict[str, str] = {
     "sriov": "plugins.sriov.sriov",
     "rdma": "plugins.rdma.rdma",
     "host-local": "ipam.host_local.host_local",
+    "cluster-ipam": "ipam.cluster_ipam.cluster_ipam",
 }

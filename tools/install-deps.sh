@@ -4,9 +4,11 @@ set -eu
 need=""
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 # e2e tier: the runtimes (containerd, podman + runc), libcni for the Go driver, busybox for container rootfs,
-# and the RDMA userspace the VM tier's traffic test runs (the guest sees the host's filesystem).
+# and the RDMA userspace the VM tier's traffic test runs (the guest sees the host's filesystem);
+# etcd-server + openssl: the cluster-ipam tier's etcd clusters and their TLS certificates (tests/etcd).
 for pkg in iproute2 containernetworking-plugins containerd podman runc golang-go golang-github-appc-cni-dev \
-           busybox-static rdma-core ibverbs-utils ibverbs-providers perftest rdmacm-utils; do
+           busybox-static rdma-core ibverbs-utils ibverbs-providers perftest rdmacm-utils \
+           etcd-server openssl; do
     have "$pkg" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0
@@ -14,3 +16,7 @@ echo "installing:$need" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -q --no-install-recommends $need >/dev/null \
     || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $need >/dev/null; }
+# etcd-server's package enables and starts a system etcd on 2379/2380; the tests start their own clusters.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled etcd >/dev/null 2>&1; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+fi

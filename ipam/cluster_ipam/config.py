@@ -1,0 +1,250 @@
+"""cluster-ipam configuration: host-local's range format (parsed by host-local's own loader) plus the keys of a
+cluster-wide pool and where its etcd is.
+
+    "ipam": {"type": "cluster-ipam",
+             "ranges": [[{"subnet": "172.81.0.0/16", "rangeStart": "172.81.0.100", "rangeEnd": "172.81.0.120",
+                          "gateway": "172.81.0.1"}]],          # host-local's keys: subnet, ranges, routes, ...
+             "pool": "rdma-pool",        # default: the network name; NADs naming one pool share its addresses
+             "exclude": ["172.81.0.110/31", "172.81.0.115"],  # never handed out
+             "blockSize": 26, "blockSizeV6": 122,             # prefix length of a node's block
+             "strictAffinity": false,    # true: a node allocates only inside its own blocks (no borrowing)
+             "nodeName": "node-a",       # default: uname -n
+             "etcd": {"endpoints": ["https://10.0.0.1:2379", ...], "caFile": ..., "certFile": ..., "keyFile": ...,
+                      "username": ..., "passwordFile": ..., "prefix": "/cni-rdma/ipam", "timeout": 10}}
+or `"etcd": {"configFile": "/etc/cni/net.d/cni-rdma-etcd.json"}` (a node-local file holding those keys; also the
+default when `etcd` is absent), so credentials never sit in the NAD.
+
+Files named by a config are opened O_NOFOLLOW|O_NONBLOCK, must be regular and small: a NAD author may name any
+path, so a FIFO, a device or a symlink to a secret is refused with code 7 naming the key and the file.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import stat
+
+TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
+if TYPE_CHECKING:
+    from typing import Any, Optional
+
+from cni_rdma.errors import config_error
+from ipam.host_local import config as hl
+
+DEFAULT_ETCD_CONFIG = "/etc/cni/net.d/cni-rdma-etcd.json"
+DEFAULT_PREFIX = "/cni-rdma/ipam"
+DEFAULT_TIMEOUT = 10.0     # seconds a call may spend reaching etcd before code 11 (plus at most one request)
+REQUEST_TIMEOUT = 3.0      # one HTTP request to one member
+MAX_FILE = 64 << 10
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,252}")
+PREFIX_RE = re.compile(r"(/[A-Za-z0-9_.\-]+)+")
+ETCD_KEYS = ("endpoints", "caFile", "certFile", "keyFile", "username", "passwordFile", "prefix", "timeout")
+BLOCK_LIMITS = {4: ("blockSize", 26, 16, 32), 6: ("blockSizeV6", 122, 112, 128)}  # key, default, min, max
+
+
+class EtcdConf:
+    __slots__ = ("endpoints", "ca_file", "cert_file", "key_file", "username", "password", "prefix", "timeout",
+                 "source")
+
+    def __init__(self) -> None:
+        self.endpoints: list[str] = []
+        self.ca_file = self.cert_file = self.key_file = self.username = self.password = ""
+        self.prefix = DEFAULT_PREFIX
+        self.timeout = DEFAULT_TIMEOUT
+        self.source = "ipam.etcd"  # the field (or file) errors name
+
+    @property
+    def tls(self) -> bool:
+        return any(e.startswith("https:") for e in self.endpoints)
+
+
+class ClusterConf:
+    """A validated cluster-ipam config: host-local's parsed config (`base`) and the cluster keys."""
+
+    __slots__ = ("base", "pool", "node", "exclude", "block_size", "strict", "etcd", "pod_namespace", "pod_name")
+
+    def __init__(self, base: hl.Config, pool: str, node: str, exclude: tuple[tuple[int, int, int], ...],
+                 block_size: dict[int, int], strict: bool, etcd: EtcdConf, pod_namespace: str, pod_name: str):
+        self.base = base
+        self.pool = pool
+        self.node = node
+        self.exclude = exclude          # (version, first, last) inclusive
+        self.block_size = block_size    # version -> prefix length
+        self.strict = strict
+        self.etcd = etcd
+        self.pod_namespace = pod_namespace
+        self.pod_name = pod_name
+
+    @property
+    def ranges(self) -> tuple[hl.RangeSet, ...]:
+        return self.base.ranges
+
+    def excluded(self, version: int, value: int) -> bool:
+        return any(v == version and lo <= value <= hi for v, lo, hi in self.exclude)
+
+
+def read_file(path: Any, field: str, limit: int = MAX_FILE) -> bytes:
+    """A small regular file named by a config: no symlink, FIFO or device; code 7 naming field and file."""
+    if not isinstance(path, str) or not path:
+        raise config_error(field, "expected a file path")
+    if not os.path.isabs(path) or "\0" in path:
+        raise config_error(field, f"{path!r} is not an absolute path")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise config_error(field, f"cannot open {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise config_error(field, f"{path} is not a regular file")
+        if st.st_size > limit:
+            raise config_error(field, f"{path} is larger than {limit} bytes")
+        data = os.read(fd, limit + 1)
+    except OSError as e:
+        raise config_error(field, f"cannot read {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    return data
+
+
+def _str(d: dict, key: str, field: str, default: str = "") -> str:
+    v = d.get(key)
+    if v is None or v == "":
+        return default
+    if not isinstance(v, str) or "\0" in v:
+        raise config_error(field, "expected a string")
+    return v
+
+
+def _name(d: dict, key: str, field: str, default: str) -> str:
+    v = _str(d, key, field, default)
+    if not NAME_RE.fullmatch(v):
+        raise config_error(field, f"{v!r} is not a valid name (letters, digits, '-', '_', '.'; at most 253)")
+    return v
+
+
+def _etcd_keys(d: dict, where: str, out: EtcdConf) -> None:
+    unknown = sorted(k for k in d if k not in ETCD_KEYS)
+    if unknown:
+        raise config_error(f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(ETCD_KEYS)})")
+    eps = d.get("endpoints")
+    if not isinstance(eps, list) or not eps:
+        raise config_error(f"{where}.endpoints", "expected a non-empty list of http(s)://host:port URLs")
+    from .etcd import parse_endpoint
+
+    for i, e in enumerate(eps):
+        if not isinstance(e, str) or parse_endpoint(e) is None:
+            raise config_error(f"{where}.endpoints[{i}]", f"expected http(s)://host:port, got {e!r}"[:200])
+    out.endpoints = list(eps)
+    schemes = {e.split(":", 1)[0] for e in eps}
+    if len(schemes) > 1:
+        raise config_error(f"{where}.endpoints", "mixes http and https endpoints")
+    for key in ("caFile", "certFile", "keyFile", "passwordFile"):
+        v = d.get(key)
+        if v is not None and v != "" and (not isinstance(v, str) or not os.path.isabs(v) or "\0" in v):
+            raise config_error(f"{where}.{key}", f"expected an absolute file path, got {v!r}"[:200])
+    out.ca_file = _str(d, "caFile", f"{where}.caFile")
+    out.cert_file = _str(d, "certFile", f"{where}.certFile")
+    out.key_file = _str(d, "keyFile", f"{where}.keyFile")
+    if bool(out.cert_file) != bool(out.key_file):
+        missing = "keyFile" if out.cert_file else "certFile"
+        raise config_error(f"{where}.{missing}", "certFile and keyFile go together")
+    if (out.ca_file or out.cert_file) and not out.tls:
+        raise config_error(f"{where}.endpoints", "TLS files are set but the endpoints are not https://")
+    out.username = _str(d, "username", f"{where}.username")
+    password_file = _str(d, "passwordFile", f"{where}.passwordFile")
+    if bool(out.username) != bool(password_file):
+        raise config_error(f"{where}.{'passwordFile' if out.username else 'username'}",
+                           "username and passwordFile go together")
+    if password_file:
+        text = read_file(password_file, f"{where}.passwordFile", 1024).decode(errors="replace")
+        lines = text.strip("\r\n").splitlines()
+        if len(lines) != 1 or not lines[0]:
+            raise config_error(f"{where}.passwordFile", f"{password_file} must hold the password on one line")
+        out.password = lines[0]
+    out.prefix = _str(d, "prefix", f"{where}.prefix", DEFAULT_PREFIX).rstrip("/") or DEFAULT_PREFIX
+    if not PREFIX_RE.fullmatch(out.prefix) or len(out.prefix) > 200:
+        raise config_error(f"{where}.prefix", f"{out.prefix!r} is not a key prefix like /cni-rdma/ipam"[:200])
+    t = d.get("timeout")
+    if t is not None:
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 1 <= t <= 120:
+            raise config_error(f"{where}.timeout", f"expected seconds between 1 and 120, got {t!r}"[:200])
+        out.timeout = float(t)
+
+
+def load_etcd(ipam: dict) -> EtcdConf:
+    out = EtcdConf()
+    d = ipam.get("etcd")
+    if d is None:
+        d = {"configFile": DEFAULT_ETCD_CONFIG}
+    if not isinstance(d, dict):
+        raise config_error("ipam.etcd", "expected an object with endpoints, or with configFile")
+    if "configFile" in d:
+        if len(d) > 1:
+            others = sorted(k for k in d if k != "configFile")
+            raise config_error(f"ipam.etcd.{others[0]}", "configFile holds every etcd key: set it there")
+        path = d["configFile"]
+        import json
+
+        data = read_file(path, "ipam.etcd.configFile")
+        try:
+            d = json.loads(data)
+        except (ValueError, RecursionError):
+            raise config_error("ipam.etcd.configFile", f"{path} is not JSON") from None
+        if not isinstance(d, dict):
+            raise config_error("ipam.etcd.configFile", f"{path} must hold a JSON object")
+        out.source = path
+        _etcd_keys(d, f"{path}:", out)
+    else:
+        _etcd_keys(d, "ipam.etcd", out)
+    return out
+
+
+def _exclude(x: Any) -> tuple[tuple[int, int, int], ...]:
+    if x is None:
+        return ()
+    if not isinstance(x, list):
+        raise config_error("ipam.exclude", "expected a list of CIDRs or addresses")
+    out = []
+    for i, e in enumerate(x):
+        field = f"ipam.exclude[{i}]"
+        if not isinstance(e, str):
+            raise config_error(field, "expected a CIDR or an address")
+        try:
+            net = ipaddress.ip_network(e, strict=False)
+        except ValueError:
+            raise config_error(field, f"{e!r} is not a CIDR or an address"[:200]) from None
+        out.append((net.version, int(net.network_address), int(net.broadcast_address)))
+    return tuple(out)
+
+
+def _block_sizes(ipam: dict) -> dict[int, int]:
+    out = {}
+    for version, (key, default, lo, hi) in BLOCK_LIMITS.items():
+        v = ipam.get(key, default)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise config_error(f"ipam.{key}", f"expected a prefix length between {lo} and {hi}, got {v!r}"[:200])
+        out[version] = v
+    return out
+
+
+def load(raw: dict, cni_args: dict[str, str], cni_version: str, container_id: str = "") -> ClusterConf:
+    hl.check_names(raw.get("name", ""), container_id)
+    base = hl.load(raw, cni_args, cni_version)
+    ipam = raw["ipam"]
+    strict = ipam.get("strictAffinity", False)
+    if not isinstance(strict, bool):
+        raise config_error("ipam.strictAffinity", f"expected true or false, got {strict!r}"[:200])
+    return ClusterConf(
+        base=base,
+        pool=_name(ipam, "pool", "ipam.pool", base.name),
+        node=_name(ipam, "nodeName", "ipam.nodeName", os.uname().nodename),
+        exclude=_exclude(ipam.get("exclude")),
+        block_size=_block_sizes(ipam),
+        strict=strict,
+        etcd=load_etcd(ipam),
+        pod_namespace=cni_args.get("K8S_POD_NAMESPACE", ""),
+        pod_name=cni_args.get("K8S_POD_NAME", ""),
+    )
