@@ -87,3 +87,10 @@ def pod():
     p = topology.make_pod()
     yield p
     topology.netns_del(p.name)
+
+
+@pytest.fixture
+def fabric():
+    f = runtimes.Fabric()
+    yield f
+    f.close()

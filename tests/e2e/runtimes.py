@@ -109,8 +109,10 @@ class Jail:
             stop_pid(self.holder)
             raise RuntimeError(f"jail setup failed: {self.holder.stderr.read()}")
 
-    def cmd(self, *args: str) -> list[str]:
-        return ["nsenter", f"--mount=/proc/{self.holder.pid}/ns/mnt", "--", *args]
+    def cmd(self, *args: str, net: str | None = None) -> list[str]:
+        """A command line in the jail; `net` (a netns path) also enters that netns (a node's)."""
+        return ["nsenter", f"--mount=/proc/{self.holder.pid}/ns/mnt", *([f"--net={net}"] if net else []), "--",
+                *args]
 
     def run(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return run(self.cmd(*args), **kw)
@@ -173,8 +175,8 @@ class Containerd:
                 raise RuntimeError(f"containerd did not start: {(base / 'containerd.log').read_text()[-2000:]}")
             time.sleep(0.2)
 
-    def ctr_cmd(self, *args: str) -> list[str]:
-        return self.jail.cmd("ctr", "-a", str(self.sock), "-n", self.namespace, *args)
+    def ctr_cmd(self, *args: str, net: str | None = None) -> list[str]:
+        return self.jail.cmd("ctr", "-a", str(self.sock), "-n", self.namespace, *args, net=net)
 
     def ctr(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return run(self.ctr_cmd(*args), **kw)
@@ -223,10 +225,11 @@ class Podman:
         self.args = ["podman", "--network-backend", "cni", "--cni-config-dir", str(jail.conf_dir),
                      "--root", str(base / "root"), "--runroot", str(base / "runroot"), "--tmpdir", str(base / "tmp")]
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, check: bool = True, timeout: float = 120,
+                 net: str | None = None) -> subprocess.CompletedProcess:
         if args[0] in ("run", "create"):
             args = (args[0], *self.ulimits, *args[1:])
-        return run(self.jail.cmd(*self.args, *args), env=self.env, check=check, timeout=timeout)
+        return run(self.jail.cmd(*self.args, *args, net=net), env=self.env, check=check, timeout=timeout)
 
     def version(self) -> str:
         return self("version", "--format", "{{.Client.Version}}").stdout.strip()
@@ -243,6 +246,35 @@ def veth_master() -> tuple[str, str]:
     topology.sh("ip", "link", "set", a, "up")
     topology.sh("ip", "link", "set", b, "up")
     return a, b
+
+
+class Fabric:
+    """One L2 segment: a "switch" netns holding a bridge; each node netns gets `eth0` patched into a port."""
+
+    def __init__(self):
+        self.switch = topology.unique("e2e-sw")
+        topology.netns_add(self.switch)
+        topology.sh("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge")
+        topology.sh("ip", "-n", self.switch, "link", "set", "br0", "up")
+        self.nodes: list[topology.Node] = []
+
+    def add_node(self, addr: str) -> topology.Node:
+        name = topology.unique("e2e-node")
+        path = topology.netns_add(name)
+        port = f"port{len(self.nodes)}"
+        topology.sh("ip", "link", "add", "eth0", "netns", name, "type", "veth", "peer", "name", port,
+                    "netns", self.switch)
+        topology.sh("ip", "-n", self.switch, "link", "set", port, "master", "br0", "up")
+        topology.sh("ip", "-n", name, "addr", "add", addr, "dev", "eth0")
+        topology.sh("ip", "-n", name, "link", "set", "eth0", "up")
+        node = topology.Node(name=name, path=path, addrs=[addr])
+        self.nodes.append(node)
+        return node
+
+    def close(self) -> None:
+        for n in self.nodes:
+            topology.netns_del(n.name)
+        topology.netns_del(self.switch)
 
 
 def versions() -> dict[str, str]:

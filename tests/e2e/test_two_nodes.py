@@ -1,0 +1,77 @@
+"""Two nodes on one L2: two node netns whose `eth0` are ports of one bridge (a "switch" netns). Node A runs
+containers with containerd (`ctr run --cni`), node B with podman; each runtime runs in its node's netns, so our
+macvlan's master is that node's `eth0`, and each node has its own pool (host-local, disjoint ranges of one
+subnet). A pod on A and a pod on B reach each other across the switch; DEL on each node releases its pool.
+"""
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import time
+
+from tests.e2e import runtimes
+
+SUBNET = "10.64.0.0/24"
+RANGES = {"a": ("10.64.0.10", "10.64.0.19"), "b": ("10.64.0.20", "10.64.0.29")}
+
+
+def conflist(node: str) -> dict:
+    start, end = RANGES[node]
+    return {"cniVersion": "1.0.0", "name": f"e2e-l2-{node}", "plugins": [
+        {"type": "macvlan", "master": "eth0", "mode": "bridge",
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET, "rangeStart": start, "rangeEnd": end}]]}}]}
+
+
+def _in_range(ip: str, node: str) -> bool:
+    start, end = (ipaddress.ip_address(x) for x in RANGES[node])
+    return start <= ipaddress.ip_address(ip) <= end
+
+
+def _wait(path, proc, timeout=90.0) -> str:
+    deadline = time.time() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"container exited early ({proc.returncode}): {proc.communicate()}")
+        assert time.time() < deadline, f"timed out waiting for {path}"
+        time.sleep(0.1)
+    return path.read_text()
+
+
+def test_containerd_node_and_podman_node_share_one_l2(fabric, jail, containerd, podman, rootfs, tmp_path):
+    node_a, node_b = fabric.add_node("192.0.2.1/24"), fabric.add_node("192.0.2.2/24")
+    # ctr loads the first file of /etc/cni/net.d (go-cni WithDefaultConf); podman picks its network by name.
+    jail.write_conf("10-node-a.conflist", conflist("a"))
+    jail.write_conf("20-node-b.conflist", conflist("b"))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    script = ("ip -o -4 addr show eth0 > /shared/a.tmp && mv /shared/a.tmp /shared/a.addr; "
+              "while [ ! -e /shared/peer ]; do sleep 0.1; done; "
+              "ping -c 3 -W 2 $(cat /shared/peer) > /shared/a.tmp 2>&1; echo rc=$? >> /shared/a.tmp; "
+              "mv /shared/a.tmp /shared/a.ping")
+    a = subprocess.Popen(containerd.ctr_cmd("run", "--rm", "--cni", "--mount",
+                                            f"type=bind,src={shared},dst=/shared,options=rbind:rw",
+                                            "--rootfs", str(rootfs), "pod-a", "/bin/sh", "-c", script,
+                                            net=node_a.path),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        a_ip = _wait(shared / "a.addr", a).split()[3].split("/")[0]
+        podman("run", "-d", "--network", "e2e-l2-b", "--name", "pod-b", "--rootfs", str(rootfs),
+               "/bin/sleep", "600", net=node_b.path)
+        b_ip = podman("exec", "pod-b", "ip", "-o", "-4", "addr", "show", "eth0").stdout.split()[3].split("/")[0]
+        assert _in_range(a_ip, "a") and _in_range(b_ip, "b"), (a_ip, b_ip)
+
+        ping = podman("exec", "pod-b", "ping", "-c", "3", "-W", "2", a_ip, check=False)
+        assert ping.returncode == 0 and " 0% packet loss" in ping.stdout, ping.stdout + ping.stderr
+        (shared / "peer").write_text(b_ip)
+        result = _wait(shared / "a.ping", a)
+        assert "rc=0" in result and " 0% packet loss" in result, result
+        out, err = a.communicate(timeout=120)
+        assert a.returncode == 0, err
+    finally:
+        (shared / "peer").touch()
+        if a.poll() is None:
+            runtimes.stop_pid(a)
+    podman("rm", "-f", "-t", "0", "pod-b", net=node_b.path)
+    for net in ("e2e-l2-a", "e2e-l2-b"):
+        left = jail.leftovers(net)
+        assert all(v == [] for v in left.values()), (net, left)
