@@ -11,21 +11,25 @@ Every function here acts on the netns of the calling thread, so callers run them
     (addresses of other interfaces and without an index are skipped; an index out of range is an
     error), so a multi-interface result can be applied one interface at a time;
   - `arp_notify` / `ndisc_notify` (best effort, so neighbours learn a re-used address at once);
-  - IPv6 enabled on `lo` and the interface before the first IPv6 address;
-  - addresses, then link up (so arp_notify's gratuitous ARP carries them), then wait for IPv6 duplicate address detection: `dadfailed` is an error;
+  - IPv6 enabled on `lo` and the interface before the first IPv6 address, and `keep_addr_on_down=1`
+    (as Go since containernetworking/plugins#1155: a pod that bounces its link keeps its IPv6 addresses);
+  - addresses, then link up (so arp_notify's gratuitous ARP carries them);
+  - IPv6 duplicate address detection by the `dad` config key (see `dad_mode`): "optimistic" (default)
+    makes the addresses usable at once while DAD still runs, "wait" waits for DAD as Go does (~1-2 s),
+    "off" adds them with `nodad`; an address already `dadfailed` is an error in every mode;
   - routes: a route without `gw` takes the first gateway of its family from `result.ips`
     (so `{"dst": "0.0.0.0/0"}` is the default route of that family); routes sharing
     destination, table and metric become one multipath (ECMP) route; mtu, advmss, priority,
     table and scope (CNI 1.1.0) are honoured.
 
-`verify` checks the same things back: the link is up, every address is present with its prefix,
-every route exists with its gateway (as a plain or a multipath next hop).
+`verify` checks the same things back: the link is up, every address is present with its prefix and
+has not failed DAD, every route exists with its gateway (as a plain or a multipath next hop).
 """
 from __future__ import annotations
 
 import ipaddress
 from . import faults, sysctl
-from .confkeys import q
+from .confkeys import get_choice, q
 from .errors import CniError, INVALID_CONFIG, IO_FAILURE
 from .netlink.core import LinkNotFound, NetlinkError
 from .netlink.rtnl import AF_INET, AF_INET6, RT_TABLE_MAIN, Nexthop, Rtnl
@@ -33,6 +37,27 @@ from .netlink.rtnl import Route as NlRoute
 from .types import IPConfig, Result
 
 DAD_TIMEOUT = 10.0  # seconds; Go's SettleAddresses uses the same bound
+DAD_KEY = "dad"
+DAD_MODES = ("optimistic", "wait", "off")
+DAD_DEFAULT = "optimistic"
+
+
+def dad_mode(raw: dict) -> str:
+    """The `dad` key of a plugin config: how ADD treats IPv6 duplicate address detection.
+
+    optimistic (default)  RFC 4429 optimistic DAD: the address is usable (bind, send) the moment ADD
+                          returns and DAD still runs. A duplicate found later turns the address
+                          `dadfailed`: the kernel stops using it (bind fails with EADDRNOTAVAIL) and
+                          the next CHECK fails naming it, so the runtime replaces the pod. While
+                          optimistic, the pod never overrides a neighbour's cache entry (no override
+                          flag in its advertisements), so the address's rightful holder keeps working.
+                          A kernel without CONFIG_IPV6_OPTIMISTIC_DAD gets "wait".
+    wait                  Go's behaviour: ADD waits until DAD settles (about 1-2 s); a duplicate
+                          fails the ADD (code 5) and rolls everything back.
+    off                   `nodad`: no detection at all; a duplicate is silently shared. Only for
+                          addresses unique by construction when even the probe is unwanted.
+    """
+    return get_choice(raw, DAD_KEY, DAD_MODES, DAD_DEFAULT, "IPv6 DAD mode")
 
 
 def ips_for(ifname: str, result: Result) -> list[IPConfig]:
@@ -79,6 +104,23 @@ def _enable_ipv6(ifname: str) -> None:
             raise CniError(e.code, f"failed to enable IPv6 on {q(dev)}", e.details) from None
 
 
+def _ipv6_link_sysctls(ifname: str, dad: str) -> str:
+    """keep_addr_on_down, and the optimistic-DAD switches when asked for; returns the DAD mode in effect."""
+    try:
+        sysctl.set(f"net/ipv6/conf/{ifname}/keep_addr_on_down", "1")
+    except CniError:
+        pass  # kernels before 4.6 have no such key (Go ignores the error too)
+    if dad == "optimistic":
+        try:
+            # optimistic_dad lets addresses (the link-local one too) be used while tentative;
+            # use_optimistic lets source address selection pick them.
+            sysctl.set(f"net/ipv6/conf/{ifname}/optimistic_dad", "1")
+            sysctl.set(f"net/ipv6/conf/{ifname}/use_optimistic", "1")
+        except CniError:
+            return "wait"  # no CONFIG_IPV6_OPTIMISTIC_DAD: the safe fallback is Go's wait
+    return dad
+
+
 def _set_notify(ifname: str) -> None:
     for key in (f"net/ipv4/conf/{ifname}/arp_notify", f"net/ipv6/conf/{ifname}/ndisc_notify"):
         try:
@@ -119,18 +161,25 @@ def _route_desc(r: NlRoute, ifname: str) -> str:
     return s
 
 
-def configure(ifname: str, result: Result, *, notify: bool = True, dad_timeout: float = DAD_TIMEOUT) -> None:
-    """Apply result's addresses and routes to ifname (in the calling thread's netns) and bring it up."""
+def configure(ifname: str, result: Result, *, notify: bool = True, dad: str = DAD_DEFAULT,
+              dad_timeout: float = DAD_TIMEOUT) -> None:
+    """Apply result's addresses and routes to ifname (in the calling thread's netns) and bring it up.
+
+    dad: one of DAD_MODES (see `dad_mode`), for the IPv6 addresses.
+    """
     ips = ips_for(ifname, result)
     if notify:
         _set_notify(ifname)
-    if any(ipc.address.version == 6 for ipc in ips):
+    v6 = any(ipc.address.version == 6 for ipc in ips)
+    if v6:
         _enable_ipv6(ifname)
+        dad = _ipv6_link_sysctls(ifname, dad)
     with Rtnl() as nl:
         link = _link(nl, ifname)
         for ipc in ips:
+            six = ipc.address.version == 6
             try:
-                nl.addr_add(link.index, ipc.address)
+                nl.addr_add(link.index, ipc.address, optimistic=six and dad == "optimistic", nodad=six and dad == "off")
             except NetlinkError as e:
                 raise CniError(e.code, f"failed to add IP addr {ipc.address} to {q(ifname)}", e.details) from None
         # Up only once the addresses are there: arp_notify announces them as the link comes up.
@@ -139,8 +188,11 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad_timeout: 
         except NetlinkError as e:
             raise CniError(e.code, f"failed to set {q(ifname)} up", e.details) from None
         faults.point("addresses")
-        if any(ipc.address.version == 6 for ipc in ips):
-            _wait_dad(nl, link.index, ifname, dad_timeout)
+        if v6:
+            if dad == "wait":
+                _wait_dad(nl, link.index, ifname, dad_timeout)
+            else:
+                _no_dadfailed(nl, link.index, ifname)
         for route in planned_routes(link.index, result, ips):
             try:
                 nl.route_add(route, append=True)  # beside routes of other interfaces, as Go
@@ -160,6 +212,14 @@ def _wait_dad(nl: Rtnl, index: int, ifname: str, timeout: float) -> None:
         # Still tentative after the timeout (e.g. no carrier yet): not an error, as in Go.
 
 
+def _no_dadfailed(nl: Rtnl, index: int, ifname: str) -> None:
+    """One look without waiting: a duplicate that already answered (a fast link) fails the ADD."""
+    failed = [str(a.address) for a in nl.addrs(index=index, family=AF_INET6) if a.dadfailed]
+    if failed:
+        raise CniError(IO_FAILURE, f"duplicate address detection failed on {q(ifname)}",
+                       f"{', '.join(failed)} is a duplicate")
+
+
 def verify(ifname: str, result: Result) -> None:
     """CHECK: ifname is up and carries result's addresses and routes (in the calling thread's netns)."""
     ips = ips_for(ifname, result)
@@ -167,10 +227,13 @@ def verify(ifname: str, result: Result) -> None:
         link = _link(nl, ifname)
         if not link.up:
             raise CniError(IO_FAILURE, f"interface {q(ifname)} is down")
-        have = {a.address for a in nl.addrs(index=link.index)}
+        have = {a.address: a for a in nl.addrs(index=link.index)}
         for ipc in ips:
             if ipc.address not in have:
                 raise CniError(IO_FAILURE, f"address {ipc.address} missing on interface {q(ifname)}")
+            if have[ipc.address].dadfailed:
+                raise CniError(IO_FAILURE, f"address {ipc.address} on interface {q(ifname)} failed duplicate "
+                                           "address detection: another host holds it")
         families = {r.dst.version for r in result.routes}
         present = {v: nl.routes(family=AF_INET if v == 4 else AF_INET6) for v in families}
         for want in planned_routes(link.index, result, ips):

@@ -39,7 +39,13 @@ RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, pro
 RTNEXTHOP = struct.Struct("=HBBi")  # len, flags, hops, ifindex
 
 IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
 IFF_LOWER_UP = 0x10000
+
+# ifi_type values (linux/if_arp.h) that the plugins tell apart
+ARPHRD_ETHER = 1
+ARPHRD_INFINIBAND = 32
+ARPHRD_LOOPBACK = 772
 
 # IFLA_* (linux/if_link.h)
 IFLA_ADDRESS = 1
@@ -175,11 +181,11 @@ class Link(Record):
     __slots__ = ("index", "name", "mac", "mtu", "flags", "up", "operstate", "kind", "mode", "flag",
                  "vlan_id", "vlan_proto", "source_macs", "master", "link", "link_netnsid", "txqlen",
                  "altnames", "num_vf", "carrier", "perm_mac", "min_mtu", "max_mtu", "parent_dev", "slave_kind",
-                 "bcqueuelen")
+                 "bcqueuelen", "link_type")
     _defaults = dict(mac=None, mtu=0, flags=0, up=False, operstate="unknown", kind=None, mode=None, flag=None,
                      vlan_id=None, vlan_proto=None, source_macs=(), master=None, link=None, link_netnsid=None,
                      txqlen=None, altnames=(), num_vf=None, carrier=None, perm_mac=None, min_mtu=None,
-                     max_mtu=None, parent_dev=None, slave_kind=None, bcqueuelen=None)
+                     max_mtu=None, parent_dev=None, slave_kind=None, bcqueuelen=None, link_type=0)
     index: int
     name: str
     mac: str | None  #: lowercase colon-separated hardware address
@@ -206,6 +212,7 @@ class Link(Record):
     parent_dev: str | None  #: e.g. the PCI address of a physical function
     slave_kind: str | None
     bcqueuelen: int | None  #: macvlan: broadcast/multicast queue length requested by this link
+    link_type: int  #: ifi_type, ARPHRD_* (1 Ethernet, 32 InfiniBand/IPoIB, 772 loopback)
 
 
 class Addr(Record):
@@ -306,16 +313,16 @@ class VfInfo(Record):
 
 
 # ---------------------------------------------------------------- decoding (pure functions)
-def _ifinfo(payload: bytes) -> tuple[int, int, int]:
-    _family, _type, index, flags, _change = unpack(IFINFOMSG, payload, "ifinfomsg")
-    return index, flags, IFINFOMSG.size
+def _ifinfo(payload: bytes) -> tuple[int, int, int, int]:
+    _family, link_type, index, flags, _change = unpack(IFINFOMSG, payload, "ifinfomsg")
+    return index, flags, link_type, IFINFOMSG.size
 
 
 def decode_link(payload: bytes) -> Link:
     """An RTM_NEWLINK payload → Link."""
-    index, flags, off = _ifinfo(payload)
+    index, flags, link_type, off = _ifinfo(payload)
     a = attr_map(payload, off)
-    kw: dict = {}
+    kw: dict = {"link_type": link_type}
     if IFLA_IFNAME not in a:
         raise NetlinkDecodeError(f"link {index} has no IFLA_IFNAME")
     if IFLA_ADDRESS in a and a[IFLA_ADDRESS]:
@@ -740,10 +747,15 @@ class Rtnl(NetlinkSocket):
             body.append(attr(IFA_BROADCAST, iface.network.broadcast_address.packed))
         return b"".join(body)
 
-    def addr_add(self, index: int, address, *, nodad: bool = False, noprefixroute: bool = False,
-                 replace: bool = False) -> None:
-        """Add an address (an ip_interface or "10.1.2.3/24"); IPv4 gets the subnet broadcast."""
-        flags = (IFA_F_NODAD if nodad else 0) | (IFA_F_NOPREFIXROUTE if noprefixroute else 0)
+    def addr_add(self, index: int, address, *, nodad: bool = False, optimistic: bool = False,
+                 noprefixroute: bool = False, replace: bool = False) -> None:
+        """Add an address (an ip_interface or "10.1.2.3/24"); IPv4 gets the subnet broadcast.
+
+        optimistic (IPv6) only takes effect where the link's `optimistic_dad` sysctl is 1: the kernel
+        ignores the flag otherwise and the address stays tentative until DAD completes.
+        """
+        flags = ((IFA_F_NODAD if nodad else 0) | (IFA_F_OPTIMISTIC if optimistic else 0)
+                 | (IFA_F_NOPREFIXROUTE if noprefixroute else 0))
         nlflags = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL)
         self.request(RTM_NEWADDR, self._addr_msg(index, address, flags, True), nlflags,
                      op=f"add address {address}", dev=f"ifindex {index}")

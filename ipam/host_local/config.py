@@ -2,8 +2,11 @@
 
 Accepted exactly as Go's allocator.LoadIPAMConfig does: `ipam.ranges` (a list of range sets), the legacy
 single `ipam.subnet`/`rangeStart`/`rangeEnd`/`gateway` (prepended as range set 0), `runtimeConfig.ipRanges`
-(prepended before both), `ipam.routes`, `ipam.dataDir`, `ipam.resolvConf`; requested addresses from
-CNI_ARGS `IP=`, `args.cni.ips` and `runtimeConfig.ips`, in that order, duplicates collapsed.
+(prepended before both), `ipam.routes` (with the CNI 1.1.0 route attributes mtu, advmss, priority,
+table and scope, passed through to the result), `ipam.dataDir`, `ipam.resolvConf`; requested addresses
+from CNI_ARGS `IP=`, `args.cni.ips` and `runtimeConfig.ips`, in that order, duplicates collapsed. A
+requested address may carry a prefix ("10.1.2.5/24", as CONVENTIONS.md shows): it must then be the
+prefix of the range the address falls in (Go ignores it and answers with the range's prefix anyway).
 Addresses are handled as integers; a Range knows its family and prints as Go's "start-end".
 """
 from __future__ import annotations
@@ -99,6 +102,7 @@ class Requested:
     value: int
     text: str     # canonical string, the map key Go uses
     source: str   # the field it came from, for error messages
+    prefix: Optional[int] = None  # the prefix length it was asked for with, if any
 
 
 @dataclass(frozen=True)
@@ -178,10 +182,28 @@ def _parse_rangeset(x: Any, field: str) -> RangeSet:
     return rs
 
 
+def _parse_requested(text: Any, field: str) -> tuple[int, int, Optional[int]]:
+    """An address, optionally with a prefix length: (version, value, prefix or None)."""
+    if isinstance(text, str) and "/" in text:
+        try:
+            iface = ipaddress.ip_interface(text)
+        except ValueError:
+            raise config_error(field, f"{text!r} is not an IP address or an address with a prefix length") from None
+        version, value = parse_ip(str(iface.ip), field)
+        prefix = iface.network.prefixlen
+        if version == 4 and iface.version == 6:  # ::ffff:a.b.c.d/n folded into IPv4: n counts the v6 bits
+            prefix -= 96
+            if prefix < 0:
+                raise config_error(field, f"{text!r}: prefix too short for an IPv4-mapped address")
+        return version, value, prefix
+    version, value = parse_ip(text, field)
+    return version, value, None
+
+
 def _requested(raw: dict, cni_args: dict[str, str]) -> tuple[Requested, ...]:
-    found: list[tuple[str, str, bool]] = []  # (text, field, cidr allowed)
+    found: list[tuple[str, str]] = []  # (text, field)
     if cni_args.get("IP"):
-        found.append((cni_args["IP"], "CNI_ARGS IP", False))
+        found.append((cni_args["IP"], "CNI_ARGS IP"))
     args = raw.get("args")
     cni = args.get("cni") if isinstance(args, dict) else None
     if cni is not None:
@@ -191,21 +213,44 @@ def _requested(raw: dict, cni_args: dict[str, str]) -> tuple[Requested, ...]:
         if ips is not None:
             if not isinstance(ips, list):
                 raise config_error("args.cni.ips", "expected a list of IP addresses")
-            found += [(ip, f"args.cni.ips[{i}]", False) for i, ip in enumerate(ips)]
+            found += [(ip, f"args.cni.ips[{i}]") for i, ip in enumerate(ips)]
     rc = raw.get("runtimeConfig") or {}
     ips = rc.get("ips")
     if ips is not None:
         if not isinstance(ips, list):
             raise config_error("runtimeConfig.ips", "expected a list of IP addresses")
-        found += [(ip, f"runtimeConfig.ips[{i}]", True) for i, ip in enumerate(ips)]
+        found += [(ip, f"runtimeConfig.ips[{i}]") for i, ip in enumerate(ips)]
     out: dict[str, Requested] = {}
-    for text, field, cidr in found:
-        if cidr and isinstance(text, str) and "/" in text:
-            text = text.split("/", 1)[0]
-        version, value = parse_ip(text, field)
+    for text, field in found:
+        version, value, prefix = _parse_requested(text, field)
         key = _ip_str(version, value)
-        out.setdefault(key, Requested(version, value, key, field))
+        out.setdefault(key, Requested(version, value, key, field, prefix))
     return tuple(out.values())
+
+
+def check_requested_prefix(want: Requested, r: Range) -> None:
+    """A requested address's prefix, when given, must be the one its range hands out."""
+    if want.prefix is not None and want.prefix != r.prefix:
+        subnet = f"{r.address(r.network)}/{r.prefix}"
+        raise config_error(want.source, f"{want.text}/{want.prefix} does not match the prefix of its range "
+                           f"{subnet}: ask for {want.text}/{r.prefix} or {want.text}")
+
+
+# The CNI 1.1.0 route attributes (SPEC.md "Routes"): key -> (upper bound, inclusive).
+ROUTE_INTS = {"mtu": 0xFFFFFFFF, "advmss": 0xFFFFFFFF, "priority": 0xFFFFFFFF, "table": 0xFFFFFFFF, "scope": 255}
+
+
+def _route_int(d: dict, key: str, field: str) -> Optional[int]:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise config_error(f"{field}.{key}", f"expected an integer, got {v!r}")
+    if not 0 <= v <= ROUTE_INTS[key]:
+        raise config_error(f"{field}.{key}", f"{v} is out of range [0, {ROUTE_INTS[key]}]")
+    return v
 
 
 def _routes(x: Any) -> tuple[Route, ...]:
@@ -226,7 +271,9 @@ def _routes(x: Any) -> tuple[Route, ...]:
         if d.get("gw") not in (None, ""):
             v, value = parse_ip(d["gw"], f"{field}.gw")
             gw = ipaddress.ip_address(_ip_str(v, value))
-        out.append(Route(dst=dst, gw=gw))
+        attrs = {k: _route_int(d, k, field) for k in ROUTE_INTS}
+        out.append(Route(dst=dst, gw=gw, mtu=attrs["mtu"] or 0, advmss=attrs["advmss"] or 0,
+                         priority=attrs["priority"] or 0, table=attrs["table"], scope=attrs["scope"]))
     return tuple(out)
 
 

@@ -57,6 +57,9 @@ def add(req: Request) -> Result:
                                    f"{cid}, duplicate allocation is not allowed")
                 want = next((r for r in pending.values() if config.rangeset_for(rs, r.version, r.value)), None)
                 if want is not None:
+                    within = config.rangeset_for(rs, want.version, want.value)
+                    if within is not None:
+                        config.check_requested_prefix(want, within)
                     del pending[want.text]
                 r, value = allocate(store, rs, idx, cid, ifname, want)
                 reserved.append(r.address(value))

@@ -13,6 +13,7 @@ mode    l2 (default), l3, l3s
 flag    bridge (default), private, vepa
 mtu     0 = the master's; at most the master's
 linkInContainer  the master lives in the pod netns
+dad     IPv6 duplicate address detection: optimistic (default), wait (as Go), off (ipconfig.dad_mode)
 ipam    optional: chained without it, the IPs of prevResult are applied; with neither, L2 only
 
 One mode per master: the kernel keeps mode and flag per master and silently switches every
@@ -144,6 +145,7 @@ def _conflict(conf: Config, master: Link, who: str) -> None:
 # ------------------------------------------------------------------ commands
 def add(req: Request) -> Result:
     conf = Config.load(req)
+    ipconfig.dad_mode(req.raw)  # a bad value fails before anything is created
     master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
     childlink.check_mtu(conf.mtu, master)
 
@@ -174,7 +176,7 @@ def add(req: Request) -> Result:
 def _configure(req: Request, iface: Interface, source: Result) -> Result:
     result = Result(interfaces=(iface,), ips=tuple(replace(ip, interface=0) for ip in source.ips),
                     routes=source.routes, dns=req.conf.dns)
-    in_netns(req.netns, ipconfig.configure, req.ifname, result)
+    in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=ipconfig.dad_mode(req.raw))
     result.to_json(req.conf.cni_version)  # fail inside the rollback scope if it cannot be printed
     faults.point("result")
     return result

@@ -14,6 +14,7 @@ mtu        0 = the master's; at most the master's
 mac        precedence: "mac" < CNI_ARGS "MAC=" < runtimeConfig.mac
 bcqueuelen broadcast/multicast receive queue length of the master (kernel default 1000)
 linkInContainer  the master lives in the pod netns (e.g. moved there by an earlier plugin)
+dad        IPv6 duplicate address detection: optimistic (default), wait (as Go), off (ipconfig.dad_mode)
 ipam       optional: without it the interface is L2 only (up, no addresses)
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 from cni_rdma import childlink, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
 from cni_rdma.errors import CniError, INTERNAL, config_error
+from cni_rdma.netlink.rtnl import ARPHRD_ETHER, ARPHRD_INFINIBAND, IFF_LOOPBACK, Link
 from cni_rdma.netns import in_netns
 from cni_rdma.skel import Request
 from cni_rdma.types import Interface, Result
@@ -83,9 +85,23 @@ class Config:
         )
 
 
+def require_ethernet(master: Link) -> None:
+    """macvlan needs an Ethernet master (the kernel answers a bare EINVAL otherwise): say why, and what works."""
+    if master.link_type == ARPHRD_INFINIBAND:
+        raise config_error("master", f"{q(master.name)} is an InfiniBand (IPoIB) interface and macvlan needs "
+                           "Ethernet MAC addresses: use the ipvlan plugin on it (IPoIB children share the "
+                           "port's address; upstream kernels accept ipvlan over IPoIB only with NVIDIA's "
+                           "enhanced IPoIB driver) or give the pod an InfiniBand VF with the sriov plugin")
+    if master.link_type != ARPHRD_ETHER or master.flags & IFF_LOOPBACK:
+        raise config_error("master", f"{q(master.name)} is not an Ethernet interface (link type "
+                           f"{master.link_type}); macvlan needs an Ethernet master")
+
+
 def add(req: Request) -> Result:
     conf = Config.load(req)
+    dad = ipconfig.dad_mode(req.raw)
     master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
+    require_ethernet(master)
     childlink.check_mtu(conf.mtu, master)
 
     def make(nl, name, netns_fd):
@@ -103,7 +119,7 @@ def add(req: Request) -> Result:
                 raise CniError(INTERNAL, "IPAM plugin returned missing IP config")
             result = Result(interfaces=(iface,), ips=tuple(_on_first(ip) for ip in allocated.ips),
                             routes=allocated.routes, dns=req.conf.dns)
-            in_netns(req.netns, ipconfig.configure, req.ifname, result)
+            in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=dad)
             return _finish(req, result)
 
 

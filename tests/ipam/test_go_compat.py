@@ -32,6 +32,13 @@ PARITY = {
     "args-cni-ips": ({"ranges": [[V4], [V6]]}, {"top": {"args": {"cni": {"ips": ["fd80::77", "10.80.0.78"]}}}}),
     "runtime-ips": ({"ranges": [[V4], [V6]]}, {"top": {"runtimeConfig": {"ips": ["10.80.0.79/24"]}}}),
     "runtime-ip-ranges": (V4, {"top": {"runtimeConfig": {"ipRanges": [[{"subnet": "10.83.0.0/28"}]]}}}),
+    # Requested addresses with a prefix (CONVENTIONS.md's `"ips": ["10.2.2.42/24"]`): Go accepts every source.
+    "cni-args-ip-prefix": (V4, {"args": "IP=10.80.0.77/24"}),
+    "args-cni-ips-prefix": ({"ranges": [[V4], [V6]]}, {"top": {"args": {"cni": {"ips": ["fd80::77/64", "10.80.0.78/24"]}}}}),
+    "runtime-ips-prefix-v6": ({"ranges": [[V4], [V6]]}, {"top": {"runtimeConfig": {"ips": ["fd80::79/64"]}}}),
+    # CNI 1.1.0 route attributes: neither prints them in a 1.0.0 result (Go 1.1.1 has no such fields at all).
+    "routes-attrs": ({"ranges": [[V4]], "routes": [{"dst": "10.90.0.0/16", "gw": "10.80.0.254", "mtu": 1400,
+                                                    "advmss": 1360, "priority": 7, "table": 100, "scope": 0}]}, {}),
 }
 
 
@@ -108,6 +115,24 @@ def test_requested_ip_errors_both(tmp_path):
         assert runner("ADD", c, cid="b", args="IP=10.80.0.1").code == 1        # the gateway
         assert sorted(reservations(tmp_path / who)) == ["10.80.0.50"]
     assert code(ours("ADD", conf(tmp_path / "ours", V4), cid="b", args="IP=10.80.0.50")) == 11
+
+
+def test_requested_prefix_must_match_the_range_where_go_ignores_it(tmp_path):
+    """Deliberate difference: a prefix that is not its range's is a code-7 error naming the field; Go hands
+    out the address with the range's prefix anyway (so the pod silently gets a netmask it did not ask for)."""
+    for args, top, field, asked in (
+            ("IP=10.80.0.77/16", {}, "CNI_ARGS IP", "10.80.0.77/16"),
+            (None, {"args": {"cni": {"ips": ["10.80.0.78/25"]}}}, "args.cni.ips[0]", "10.80.0.78/25"),
+            (None, {"runtimeConfig": {"ips": ["fd80::79/120"]}}, "runtimeConfig.ips[0]", "fd80::79/120")):
+        c = {who: conf(tmp_path / who / field, {"ranges": [[V4], [V6]]}, **top) for who in ("go", "ours")}
+        g = go("ADD", c["go"], args=args)
+        ip = asked.split("/")[0]
+        given = [a for a in addr(g) if a.startswith(ip + "/")]
+        assert given and given[0] != asked, (asked, addr(g))  # Go: the address, with the range's prefix
+        o = ours("ADD", c["ours"], args=args)
+        assert code(o) == 7, o.stdout
+        assert field in o.json["msg"] and "does not match the prefix of its range" in o.json["msg"], o.json
+        assert not reservations(tmp_path / "ours" / field)
 
 
 def test_go_allocates_ours_releases_and_back(data_dir):

@@ -260,3 +260,43 @@ skel.call(stub, env, {stdin!r}.encode())
     assert loaded is True
     assert result["ips"] == [{"address": "10.77.0.2/24", "gateway": "10.77.0.1"}]
     assert reservations(data_dir) == {}
+
+
+def test_route_attributes_pass_through_at_1_1_0(data_dir):
+    """ipam.routes[].mtu/advmss/priority/table/scope (CNI 1.1.0) reach the result; older results drop them."""
+    routes = [{"dst": "10.90.0.0/16", "gw": "10.77.0.254", "mtu": 1400, "advmss": 1360, "priority": 7,
+               "table": 1000, "scope": 0},
+              {"dst": "10.91.0.0/16", "scope": 253, "table": 0}]
+    r = ours("ADD", conf(data_dir, {"subnet": "10.77.0.0/24", "routes": routes}, version="1.1.0"))
+    assert r.code == 0, r.stdout
+    assert r.json["routes"] == routes
+    r = ours("ADD", conf(data_dir, {"subnet": "10.77.0.0/24", "routes": routes}, version="1.0.0"), cid="b")
+    assert r.json["routes"] == [{"dst": "10.90.0.0/16", "gw": "10.77.0.254"}, {"dst": "10.91.0.0/16"}]
+
+
+@pytest.mark.parametrize("route, field", [
+    ({"dst": "10.90.0.0/16", "mtu": "1400"}, "ipam.routes[0].mtu"),
+    ({"dst": "10.90.0.0/16", "table": -1}, "ipam.routes[0].table"),
+    ({"dst": "10.90.0.0/16", "scope": 256}, "ipam.routes[0].scope"),
+    ({"dst": "10.90.0.0/16", "priority": True}, "ipam.routes[0].priority"),
+    ({"dst": "10.90.0.0/16", "advmss": 1.5}, "ipam.routes[0].advmss"),
+])
+def test_route_attribute_errors_name_the_field(data_dir, route, field):
+    r = ours("ADD", conf(data_dir, {"subnet": "10.77.0.0/24", "routes": [route]}, version="1.1.0"))
+    assert code(r) == 7 and field in r.json["msg"], r.stdout
+    assert reservations(data_dir) == {}
+
+
+def test_requested_ips_with_a_prefix(data_dir):
+    """CONVENTIONS.md's `"ips": ["10.2.2.42/24"]` and `IP=10.1.2.5/24`: the prefix must be the range's."""
+    c = conf(data_dir, DUAL, args={"cni": {"ips": ["10.77.0.42/24", "fd77::42/64"]}})
+    assert addr(ours("ADD", c, cid="a")) == ["10.77.0.42/24", "fd77::42/64"]
+    assert addr(ours("ADD", conf(data_dir, DUAL), cid="b", args="IP=10.77.0.43/24")) == ["10.77.0.43/24", "fd77::43/64"]
+    c = conf(data_dir, DUAL, runtimeConfig={"ips": ["fd77::44/64"]})
+    assert addr(ours("ADD", c, cid="c")) == ["10.77.0.44/24", "fd77::44/64"]
+    bad = ours("ADD", conf(data_dir, DUAL, args={"cni": {"ips": ["10.77.0.45/16"]}}), cid="d")
+    assert code(bad) == 7 and "args.cni.ips[0]" in bad.json["msg"] and "10.77.0.0/24" in bad.json["msg"]
+    junk = ours("ADD", conf(data_dir, DUAL), cid="e", args="IP=10.77.0.46/33")
+    assert code(junk) == 7 and "CNI_ARGS IP" in junk.json["msg"]
+    assert sorted(reservations(data_dir)) == ["10.77.0.42", "10.77.0.43", "10.77.0.44", "fd77::42", "fd77::43",
+                                              "fd77::44"]

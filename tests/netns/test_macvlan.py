@@ -127,7 +127,8 @@ def test_dual_stack_ipam(node, pod, tmp_path):
     v6 = [x for x in routes(pod.name, "-6") if x["dst"] == "default"]
     assert v4 and v4[0]["gateway"] == "10.9.0.1" and v4[0]["dev"] == "net1"
     assert v6 and v6[0]["gateway"] == "fd00:9::1" and v6[0]["dev"] == "net1"
-    assert not any("tentative" in a for a in pod.addrs("net1"))
+    # usable at once: tentative only while optimistic (the default `dad`; test_ipconfig_parity.py)
+    assert all(a.get("optimistic") for a in pod.addrs("net1") if a.get("tentative"))
     assert r["dns"] == {"nameservers": ["10.9.0.53"]}
     assert len(reservations(tmp_path)) == 2
     assert ok(run("CHECK", with_prev(c, r), node, pod)) is None
@@ -317,7 +318,7 @@ def test_rollback_dad_failure(node, pod, tmp_path):
     sh("ip", "-n", node.name, "addr", "add", "fd00:9::5/64", "dev", "peer0", "nodad")
     before = node_links(node)
     ipam = host_local(tmp_path, v4=False, v6=True, r6={"rangeStart": "fd00:9::5", "rangeEnd": "fd00:9::5"})
-    e = err(run("ADD", conf(master="eth0", ipam=ipam), node, pod), 5)
+    e = err(run("ADD", conf(master="eth0", ipam=ipam, dad="wait"), node, pod), 5)  # Go's: wait for DAD
     assert "duplicate address" in e["msg"] and "fd00:9::5" in e.get("details", "")
     assert_clean(node, pod, tmp_path, before)
 
