@@ -33,7 +33,7 @@ test-etcd: dev deps
 
 # The inner loop: everything but the VM.
 test-fast: dev deps
-	$(PYTEST) tests/unit tests/ipam tests/netns tests/security
+	$(PYTEST) tests/unit tests/ipam tests/netns tests/security tests/cli
 
 # A real macvlan ADD/DEL with IPAM in throwaway namespaces (root): the result, the pod's `ip addr`, DEL.
 demo: dev
@@ -76,7 +76,7 @@ uninstall:
 # the host tier, then the VM tier (one more QEMU boot, several minutes; FROZEN_VM=0 skips it).
 FROZEN_VM ?= 1
 test-frozen: $(BUNDLE) deps
-	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(PYTEST) tests/netns tests/security
+	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(PYTEST) tests/netns tests/security tests/cli
 ifeq ($(FROZEN_VM),1)
 	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(VPY) -m tools.vm run -- $(PYTEST) tests/vm $(VM_PYTEST_ARGS)
 endif

@@ -8,6 +8,8 @@ import sys
 
 from .registry import PLUGINS
 
+CLI_NAME = "cni-rdma"  # the bundle's own name: with a subcommand it is the operator CLI
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
@@ -15,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) > 1 and argv[1] == "--version":
         from .version import print_build_version
         return print_build_version(name)
+    if name == CLI_NAME and (len(argv) > 1 or not os.environ.get("CNI_COMMAND")):
+        # The operator CLI (click, pyudev): imported only here, never on a plugin's path.
+        from .cli import main as cli_main
+        return cli_main(argv)
     module_name = PLUGINS.get(name)
     if module_name is None:
         sys.stderr.write(f"cni-rdma: invoked as {name!r}; install it under one of: {', '.join(sorted(PLUGINS))}\n")

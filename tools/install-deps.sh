@@ -6,9 +6,10 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed';
 # e2e tier: the runtimes (containerd, podman + runc), libcni for the Go driver, busybox for container rootfs,
 # and the RDMA userspace the VM tier's traffic test runs (the guest sees the host's filesystem);
 # etcd-server + openssl: the cluster-ipam tier's etcd clusters and their TLS certificates (tests/etcd).
+# udev (hwdb) + pciutils (pci.ids): the operator CLI's two device-naming paths (tests/cli).
 for pkg in iproute2 containernetworking-plugins containerd podman runc golang-go golang-github-appc-cni-dev \
            busybox-static rdma-core ibverbs-utils ibverbs-providers perftest rdmacm-utils \
-           etcd-server openssl; do
+           etcd-server openssl udev pciutils; do
     have "$pkg" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0

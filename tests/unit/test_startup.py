@@ -54,3 +54,36 @@ def test_deferred_module_becomes_the_real_one():
             "from inspect import getsource; assert callable(getsource)\n" % str(ROOT))
     p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+
+
+CLI_ONLY = ("click", "pyudev")
+CLI_PROBE = """
+import json, sys
+sys.path.insert(0, {root!r})
+from cni_rdma import main
+{action}
+print(json.dumps(sorted(m for m in {only!r} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def _cli_modules_loaded(action: str) -> list[str]:
+    # With site-packages on the path (unlike the -S probes above), so click and pyudev *could* be imported.
+    code = CLI_PROBE.format(root=str(ROOT), action=action, only=CLI_ONLY)
+    p = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60,
+                       env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("plugin", sorted(PLUGINS))
+def test_no_plugin_imports_the_cli_libraries(plugin):
+    # The operator CLI's click and pyudev (cni_rdma/cli) load only when the bundle runs as `cni-rdma CMD`.
+    action = (f"import {PLUGINS[plugin]}\n"
+              f"try:\n    main.main([{plugin!r}, '--version'])\nexcept SystemExit:\n    pass")
+    assert _cli_modules_loaded(action) == []
+
+
+def test_the_cli_probe_sees_click_when_the_cli_runs():
+    # the guard above can fail: running the CLI itself does load them
+    loaded = _cli_modules_loaded("main.main(['cni-rdma', 'devices', '--json', '--backend', 'udev'])")
+    assert loaded == ["click", "pyudev"]

@@ -1,0 +1,206 @@
+"""The `cni-rdma` command group (click). Subcommands import their modules lazily.
+
+Exit codes: 0 ok, 1 a check or operation failed, 2 bad usage or input, 3 `doctor --strict` warnings only.
+Shell completion: `eval "$(_CNI_RDMA_COMPLETE=bash_source cni-rdma)"` (zsh_source, fish_source), or
+`cni-rdma completion bash`.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import click
+
+from .common import (
+    DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, DEFAULT_IPAM_DIR, DEFAULT_STATE_ROOT, EXIT_FAILED, EXIT_WARN, CliError,
+    emit_json, table,
+)
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from cni_rdma.version import print_build_version
+
+        print_build_version("cni-rdma")
+        ctx.exit(0)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Build version, commit and CNI versions spoken.")
+def cli() -> None:
+    """Operate cni-rdma on a node: check it, write NetworkAttachmentDefinitions, run CNI by hand,
+    inspect plugin state and IPAM reservations."""
+
+
+def _sysfs_option(f):
+    return click.option("--sysfs-root", default="/sys", show_default=True, envvar="CNI_RDMA_SYSFS_ROOT",
+                        help="sysfs to read (a fake tree in tests).")(f)
+
+
+# ------------------------------------------------------------------------------------- doctor
+@cli.command()
+@click.option("--mode", type=click.Choice(["shared", "exclusive"]),
+              help="RDMA netns mode the NADs need (default: decided from the CNI conf dir).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.option("--strict", is_flag=True, help="Exit 3 when there are warnings but no failures.")
+@click.option("--backend", type=click.Choice(["auto", "udev", "sysfs"]), default="auto", show_default=True,
+              help="Device enumeration: pyudev + hwdb, or plain sysfs.")
+@_sysfs_option
+@click.option("--cni-bin-dir", default=DEFAULT_BIN_DIR, show_default=True)
+@click.option("--cni-conf-dir", default=DEFAULT_CONF_DIR, show_default=True)
+@click.option("--ipam-dir", default=DEFAULT_IPAM_DIR, show_default=True, help="host-local's default dataDir.")
+@click.option("--state-dir", default=DEFAULT_STATE_ROOT, show_default=True, help="Plugin state root.")
+@click.option("--dev-dir", default="/dev/infiniband", show_default=True, hidden=True)
+def doctor(mode: Optional[str], as_json: bool, strict: bool, backend: str, sysfs_root: str, cni_bin_dir: str,
+           cni_conf_dir: str, ipam_dir: str, state_dir: str, dev_dir: str) -> None:
+    """Check this node for RDMA pods: ok / warn / fail per check, with the command that fixes it."""
+    from cni_rdma.sysfs import Sysfs
+
+    from . import doctor as doc
+    from .inventory import BackendUnavailable
+
+    paths = doc.Paths(Sysfs(sysfs_root), cni_bin_dir, cni_conf_dir, ipam_dir, state_dir, dev_dir)
+    try:
+        report = doc.run(paths, mode, backend)
+    except BackendUnavailable as e:
+        raise CliError(str(e)) from None
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(doc.render(report))
+    if report["summary"]["fail"]:
+        raise click.exceptions.Exit(EXIT_FAILED)
+    if strict and report["summary"]["warn"]:
+        raise click.exceptions.Exit(EXIT_WARN)
+
+
+# ------------------------------------------------------------------------------------ devices
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable inventory.")
+@click.option("--backend", type=click.Choice(["auto", "udev", "sysfs"]), default="auto", show_default=True)
+@_sysfs_option
+def devices(as_json: bool, backend: str, sysfs_root: str) -> None:
+    """List RDMA devices (ports, netdevs), network PCI functions and SR-IOV PFs with their VFs."""
+    from cni_rdma.sysfs import Sysfs
+
+    from .inventory import BackendUnavailable, collect
+
+    try:
+        inv = collect(Sysfs(sysfs_root), backend)
+    except BackendUnavailable as e:
+        raise CliError(str(e)) from None
+    if as_json:
+        emit_json(inv)
+        return
+    rdma = inv["rdma"]
+    click.echo(f"RDMA (netns mode {rdma['netns_mode'] or '?'}){': ' + rdma['error'] if rdma['error'] else ''}")
+    rows = [[d["name"], p["port"], p["state"], p["netdev"], d["protocol"], d["driver"] or ""]
+            for d in rdma["devices"] for p in d["ports"]]
+    click.echo(table(rows, ["device", "port", "state", "netdev", "protocol", "driver"]))
+    click.echo(f"\nnetwork PCI functions ({inv['backend']})")
+    rows = [[f["pci"], f"{f['vendor_id']}:{f['device_id']}", f["vendor"], f["model"], f["driver"], f["netdevs"],
+             f["rdma"], f["physfn"]] for f in inv["pci"]]
+    click.echo(table(rows, ["pci", "id", "vendor", "model", "driver", "netdevs", "rdma", "physfn"]))
+    click.echo("\nSR-IOV")
+    rows = []
+    for pf in inv["sriov"]:
+        rows.append([pf["device"], "PF", pf["driver"], pf["netdevs"], "", f"{pf['numvfs']}/{pf['totalvfs']}",
+                     pf["eswitch"]])
+        rows += [[vf["pci"] or f"{pf['device']} vf{vf['vf']}", f"VF {vf['vf']}", vf["driver"], vf["netdevs"],
+                  vf["rdma"], vf["mode"], ""] for vf in pf["vfs"]]
+    click.echo(table(rows, ["device", "role", "driver", "netdevs", "rdma", "vfs/mode", "eswitch"]))
+
+
+# ---------------------------------------------------------------------------------------- nad
+@cli.group()
+def nad() -> None:
+    """Write a NetworkAttachmentDefinition (YAML on stdout, or --output FILE)."""
+
+
+def _nad_options(f):
+    for opt in reversed([
+        click.option("--name", required=True, help="NAD and CNI network name (DNS-1123 label)."),
+        click.option("--namespace", default="default", show_default=True),
+        click.option("--subnet", required=True, help="Pod address range, e.g. 192.168.10.0/24."),
+        click.option("--range-start"), click.option("--range-end"), click.option("--gateway"),
+        click.option("--route", "routes", multiple=True, help="DST_CIDR[,GATEWAY]; repeatable."),
+        click.option("--ipam", type=click.Choice(["host-local", "cluster-ipam"]), default="host-local",
+                     show_default=True, help="cluster-ipam: one pool for every node, in etcd."),
+        click.option("--etcd-endpoint", "etcd", multiple=True, help="cluster-ipam etcd URL; repeatable."),
+        click.option("--mtu", type=click.IntRange(68, 65535)),
+        click.option("--cni-version", default="1.0.0", show_default=True,
+                     type=click.Choice(["0.3.1", "0.4.0", "1.0.0", "1.1.0"])),
+        click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _emit_nad(text: str, output: Optional[str]) -> None:
+    if not output:
+        click.echo(text, nl=False)
+        return
+    tmp = f"{output}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "x") as f:
+            f.write(text)
+        os.replace(tmp, output)
+    except OSError as e:
+        raise CliError(f"cannot write {output}: {e.strerror or e}") from None
+
+
+@nad.command("shared")
+@_nad_options
+@click.option("--type", "plugin", type=click.Choice(["macvlan", "ipvlan"]), default="macvlan", show_default=True)
+@click.option("--master", help="RoCE netdev the child hangs off (default: the node's default-route link).")
+@click.option("--mode", help="macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s.")
+@click.option("--from-node", is_flag=True, help="Take --master from this node's first active RDMA port.")
+def nad_shared(name, namespace, subnet, range_start, range_end, gateway, routes, ipam, etcd, mtu, cni_version,
+               output, plugin, master, mode, from_node) -> None:
+    """Shared mode: a macvlan/ipvlan child of the RoCE NIC; RDMA devices stay shared."""
+    from . import nad as n
+
+    if from_node and not master:
+        from cni_rdma.sysfs import Sysfs
+
+        from .inventory import collect
+
+        master = n.from_node(collect(Sysfs.from_env(), "auto"))
+        if not master:
+            raise CliError("--from-node: no active RDMA port with a netdev on this node (see `cni-rdma doctor`)",
+                           EXIT_FAILED)
+    block = n.ipam_block(ipam, subnet, range_start, range_end, gateway, routes, etcd)
+    conf = n.shared_config(name, cni_version, plugin, master, mode, mtu, block)
+    _emit_nad(n.render(name, namespace, conf), output)
+
+
+@nad.command("exclusive")
+@_nad_options
+@click.option("--resource-name", required=True,
+              help="SR-IOV device plugin resource of RDMA-capable VFs, e.g. nvidia.com/sriov_rdma.")
+@click.option("--vlan", type=click.IntRange(0, 4094))
+@click.option("--trust/--no-trust", default=None)
+@click.option("--spoofchk/--no-spoofchk", default=None)
+def nad_exclusive(name, namespace, subnet, range_start, range_end, gateway, routes, ipam, etcd, mtu, cni_version,
+                  output, resource_name, vlan, trust, spoofchk) -> None:
+    """Exclusive mode: sriov moves a VF into the pod, rdma moves its RDMA device after it."""
+    from . import nad as n
+
+    block = n.ipam_block(ipam, subnet, range_start, range_end, gateway, routes, etcd)
+    conf = n.exclusive_config(name, cni_version, vlan, mtu, trust, spoofchk, block)
+    _emit_nad(n.render(name, namespace, conf, resource_name), output)
+
+
+# --------------------------------------------------------------------------------- completion
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script: eval "$(cni-rdma completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(cli, {}, "cni-rdma", "_CNI_RDMA_COMPLETE").source())
