@@ -22,7 +22,8 @@ class Run:
 
 
 def cli_path() -> str:
-    return str(topology.bin_dir() / "cni-rdma")
+    # the executable every plugin name links to: build/dev-bin/cni-rdma or the frozen bundle's cni-rdma
+    return os.path.realpath(topology.bin_dir() / "macvlan")
 
 
 def cli(*args: str, env: Optional[dict] = None, input: Optional[str] = None, timeout: float = 120) -> Run:

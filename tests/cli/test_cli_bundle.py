@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 from tests import topology
-from tests.cli.helpers import cli
+from tests.cli.helpers import cli, cli_path
 
 
 def _frozen() -> bool:
-    with open(os.path.realpath(topology.bin_dir() / "cni-rdma"), "rb") as f:
+    with open(cli_path(), "rb") as f:
         return f.read(4) == b"\x7fELF"
 
 
