@@ -204,3 +204,105 @@ def completion(shell: str) -> None:
     cls = get_completion_class(shell)
     assert cls is not None
     click.echo(cls(cli, {}, "cni-rdma", "_CNI_RDMA_COMPLETE").source())
+
+
+# --------------------------------------------------------------------------------------- exec
+def _exec_options(f):
+    for opt in reversed([
+        click.option("--conf-dir", envvar="NETCONFPATH", default=DEFAULT_CONF_DIR, show_default=True,
+                     help="Network configs (NETCONFPATH)."),
+        click.option("--cni-path", envvar="CNI_PATH", default=DEFAULT_BIN_DIR, show_default=True,
+                     help="Plugin dirs, ':'-separated (CNI_PATH)."),
+        click.option("--cache-dir", envvar="CNI_CACHE_DIR", default=DEFAULT_STATE_ROOT, show_default=True,
+                     help="libcni cache root: results in <dir>/results."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _network(conf_dir: str, network: str):
+    from .cniexec import load_network
+
+    return load_network(conf_dir, network)
+
+
+def _runtime(netns: str, cni_path: str, cache_dir: str, container_id: Optional[str], need_netns: bool):
+    from .cniexec import Runtime, container_id_for, parse_cap_args, parse_cni_args
+    from .common import netns_alive
+
+    if "/" not in netns and not os.path.exists(netns) and os.path.exists(f"/var/run/netns/{netns}"):
+        netns = f"/var/run/netns/{netns}"  # `ip netns` name
+    netns = os.path.abspath(netns)
+    if need_netns and not netns_alive(netns):
+        raise CliError(f"netns {netns} does not exist (or is not a network namespace)")
+    args = os.environ.get("CNI_ARGS", "")
+    return Runtime(container_id or container_id_for(netns), netns, os.environ.get("CNI_IFNAME", "eth0"),
+                   parse_cni_args(args) if args else [], parse_cap_args(os.environ.get("CAP_ARGS", "")),
+                   [p for p in cni_path.split(os.pathsep) if p], cache_dir)
+
+
+@cli.group("exec")
+def exec_group() -> None:
+    """Run a network's plugin chain by hand, as cnitool does (NETCONFPATH, CNI_PATH, CNI_IFNAME, CNI_ARGS,
+    CAP_ARGS), keeping libcni's result cache so CHECK and DEL get prevResult."""
+
+
+def _exec_command(command: str):
+    need = command in ("add", "check")
+
+    @exec_group.command(command)
+    @click.argument("network")
+    @click.argument("netns")
+    @_exec_options
+    @click.option("--container-id", help="Default: cnitool's, derived from the netns path.")
+    def run(network: str, netns: str, conf_dir: str, cni_path: str, cache_dir: str,
+            container_id: Optional[str]) -> None:
+        from . import cniexec
+
+        nl = _network(conf_dir, network)
+        rt = _runtime(netns, cni_path, cache_dir, container_id, need)
+        if command == "add":
+            cniexec.print_result(cniexec.add(nl, rt))
+        elif command == "check":
+            cniexec.check(nl, rt)
+        else:
+            cniexec.delete(nl, rt)
+
+    run.__doc__ = {"add": "ADD the network to NETNS and print the result.",
+                   "check": "CHECK the attachment against the cached result.",
+                   "del": "DEL the attachment (with the cached prevResult)."}[command]
+    return run
+
+
+for _cmd in ("add", "check", "del"):
+    _exec_command(_cmd)
+
+
+@exec_group.command("status")
+@click.argument("network")
+@click.argument("netns", required=False)
+@_exec_options
+def exec_status(network: str, netns: Optional[str], conf_dir: str, cni_path: str, cache_dir: str) -> None:
+    """STATUS of every plugin of the network (CNI 1.1); NETNS is accepted and ignored, as by cnitool."""
+    from . import cniexec
+
+    note = cniexec.status(_network(conf_dir, network), [p for p in cni_path.split(os.pathsep) if p])
+    if note:
+        click.echo(note, err=True)
+
+
+@exec_group.command("gc")
+@click.argument("network")
+@click.argument("netns", required=False)
+@_exec_options
+@click.option("--all", "collect_all", is_flag=True, help="No attachment is valid (cnitool's gc): DEL every one.")
+@click.option("--dry-run", is_flag=True, help="Only print what would be done.")
+def exec_gc(network: str, netns: Optional[str], conf_dir: str, cni_path: str, cache_dir: str, collect_all: bool,
+            dry_run: bool) -> None:
+    """DEL cached attachments whose netns is gone, then GC the plugins with the valid ones (CNI 1.1)."""
+    from . import cniexec
+
+    nl = _network(conf_dir, network)
+    rt = cniexec.Runtime("", "", "", [], None, [p for p in cni_path.split(os.pathsep) if p], cache_dir)
+    for line in cniexec.gc(nl, rt, collect_all, dry_run):
+        click.echo(("would " if dry_run else "") + line)

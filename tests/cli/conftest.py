@@ -1,0 +1,24 @@
+"""tests/cli: unit tests of the operator CLI plus its host tier (real namespaces, root, as CI is)."""
+import pytest
+
+from tests import topology
+
+
+@pytest.fixture
+def node():
+    n = topology.make_node()
+    yield n
+    topology.netns_del(n.name)
+
+
+@pytest.fixture
+def make_pod():
+    made = []
+
+    def make() -> topology.Pod:
+        p = topology.make_pod()
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        topology.netns_del(p.name)
