@@ -19,6 +19,8 @@
 //
 //	CNI_CONTAINERID container ID (default: cnitool's "cnitool-" + first 20 hex of sha512(netns path))
 //	CNI_CACHE_DIR   libcni's cache dir (default /var/lib/cni)
+//	CNI_SINGLE_CONF "1": load <network> with LoadConf and call AddNetwork/CheckNetwork/DelNetwork, as
+//	                Multus does for a NAD whose config is a single plugin (confAdd vs conflistAdd)
 //
 // add prints the result as cnitool does; cached prints the result libcni cached for the attachment (ADD
 // writes it, DEL removes it, CHECK and DEL read it as prevResult); validate prints the plugins' supported
@@ -52,7 +54,15 @@ func main() {
 	if confDir == "" {
 		confDir = "/etc/cni/net.d"
 	}
-	list, err := libcni.LoadConfList(confDir, network)
+	single := os.Getenv("CNI_SINGLE_CONF") == "1"
+	var list *libcni.NetworkConfigList
+	var conf *libcni.NetworkConfig
+	var err error
+	if single {
+		conf, err = libcni.LoadConf(confDir, network)
+	} else {
+		list, err = libcni.LoadConfList(confDir, network)
+	}
 	if err != nil {
 		fail("loading network %q from %s: %v", network, confDir, err)
 	}
@@ -85,6 +95,10 @@ func main() {
 
 	cni := libcni.NewCNIConfigWithCacheDir(filepath.SplitList(os.Getenv("CNI_PATH")), os.Getenv("CNI_CACHE_DIR"), nil)
 	ctx := context.TODO()
+	if single {
+		runSingle(ctx, cni, cmd, conf, rt)
+		return
+	}
 	switch cmd {
 	case "add":
 		result, err := cni.AddNetworkList(ctx, list, rt)
@@ -123,5 +137,28 @@ func main() {
 		fmt.Println(string(out))
 	default:
 		fail("unknown command %q", cmd)
+	}
+}
+
+func runSingle(ctx context.Context, cni *libcni.CNIConfig, cmd string, conf *libcni.NetworkConfig, rt *libcni.RuntimeConf) {
+	switch cmd {
+	case "add":
+		result, err := cni.AddNetwork(ctx, conf, rt)
+		if err != nil {
+			fail("%v", err)
+		}
+		if err := result.Print(); err != nil {
+			fail("printing result: %v", err)
+		}
+	case "check":
+		if err := cni.CheckNetwork(ctx, conf, rt); err != nil {
+			fail("%v", err)
+		}
+	case "del":
+		if err := cni.DelNetwork(ctx, conf, rt); err != nil {
+			fail("%v", err)
+		}
+	default:
+		fail("command %q is not supported with CNI_SINGLE_CONF", cmd)
 	}
 }
