@@ -515,7 +515,7 @@ def encode_vf_settings(vf: int, *, mac=None, vlan=None, qos=None, vlan_proto=Non
             sub.append(attr(IFLA_VF_VLAN, VF_VLAN.pack(vf, vlan or 0, qos or 0)))
         else:
             info = VF_VLAN.pack(vf, vlan or 0, qos or 0) + BE16.pack(VLAN_PROTOS[proto]) + b"\0\0"
-            sub.append(a_nest(IFLA_VF_VLAN_LIST, attr(IFLA_VF_VLAN_INFO, info)))
+            sub.append(attr(IFLA_VF_VLAN_LIST, attr(IFLA_VF_VLAN_INFO, info)))
     if spoofchk is not None:
         sub.append(attr(IFLA_VF_SPOOFCHK, VF_SETTING.pack(vf, int(spoofchk))))
     if trust is not None:
@@ -854,5 +854,7 @@ class Rtnl(NetlinkSocket):
                                  max_tx_rate=max_tx_rate, node_guid=node_guid, port_guid=port_guid, dev=dev)
         if not sub:
             return
-        body = _ifinfomsg(pf_index) + a_nest(IFLA_VFINFO_LIST, a_nest(IFLA_VF_INFO, sub))
+        # Plain nests (no NLA_F_NESTED), as iproute2 and vishvananda/netlink send them: the same bytes
+        # (tests/netns/test_vf_netlink_iproute2.py).
+        body = _ifinfomsg(pf_index) + attr(IFLA_VFINFO_LIST, attr(IFLA_VF_INFO, sub))
         self.request(RTM_NEWLINK, body, op="set vf", dev=dev)
