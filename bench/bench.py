@@ -4,6 +4,8 @@ Interleaved rounds (the order alternates every round), each plugin a real proces
   VERSION     start-up only (CNI_COMMAND=VERSION)
   ADD, DEL    macvlan + host-local IPAM (ours runs host-local in-process; Go execs it)
   8-rail      an 8-attachment pod: 8 x (macvlan + host-local) ADD, then the 8 DELs, totals
+  dual-stack  macvlan + host-local with an IPv4 and an IPv6 range: Go waits for IPv6 DAD (~1-2 s), ours
+              returns at once with optimistic DAD (the `dad` key's default; tests/netns/test_ipconfig_parity.py)
 For each: wall time, CPU time (user+sys from wait4: the plugin and every child it reaped, i.e. Go's IPAM
 exec) and peak RSS, measured by the small C helper bench/spawn.c (needs cc); min/median/max, and the median of the per-round ours/Go ratios. Writes bench/results.md.
 Everything happens in throwaway namespaces (tests/topology.py); the plugins run in the "node" netns.
@@ -33,7 +35,7 @@ from tests import topology  # noqa: E402
 GO_DIR = Path("/usr/lib/cni")
 RAILS = 8
 CLONE_NEWNET = 0x40000000
-TARGETS = {"ADD": 2.0, "DEL": 1.2, "VERSION": 5.0}
+TARGETS = {"ADD": 2.0, "DEL": 1.2, "VERSION": 5.0, "dual-stack ADD": 0.1}
 RSS_TARGET_MB = 15.0
 
 
@@ -98,6 +100,15 @@ def conf(impl: str, rail: int, data_dir: str) -> bytes:
     }).encode()
 
 
+def conf_dual(impl: str, data_dir: str) -> bytes:
+    return json.dumps({
+        "cniVersion": "1.0.0", "name": f"bench-{impl}-dual", "type": "macvlan", "master": "eth0", "mode": "bridge",
+        "ipam": {"type": "host-local", "dataDir": data_dir,
+                 "ranges": [[{"subnet": "10.99.0.0/16"}], [{"subnet": "fd99::/64"}]],
+                 "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]},
+    }).encode()
+
+
 def stats(xs: list[float]) -> tuple[float, float, float]:
     return min(xs), statistics.median(xs), max(xs)
 
@@ -150,6 +161,13 @@ class Bench:
         assert json.loads(out)["ips"], out
         d, _, _ = run(self.dirs[impl] / "macvlan", "DEL", self.env(impl, cid, "net1", pod), c)
         return a, d
+
+    def dual(self, impl: str, cid: str, pod: str) -> Sample:
+        c = conf_dual(impl, self.data_dir(impl))
+        a, out, _ = run(self.dirs[impl] / "macvlan", "ADD", self.env(impl, cid, "net9", pod), c)
+        assert len(json.loads(out)["ips"]) == 2, out
+        run(self.dirs[impl] / "macvlan", "DEL", self.env(impl, cid, "net9", pod), c)
+        return a
 
     def rails(self, impl: str, cid: str, pod: str) -> tuple[Sample, Sample]:
         adds, dels = [], []
@@ -256,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="cni-rdma (frozen) vs Go containernetworking-plugins")
     ap.add_argument("--rounds", type=int, default=30, help="interleaved rounds of VERSION, ADD, DEL")
     ap.add_argument("--rail-rounds", type=int, default=8, help="rounds of the 8-attachment pod")
+    ap.add_argument("--dual-rounds", type=int, default=5, help="rounds of the dual-stack ADD (Go's take ~2 s)")
     ap.add_argument("--ours", type=Path, default=ROOT / "build" / "frozen-bin")
     ap.add_argument("--go", type=Path, default=GO_DIR)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
@@ -280,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     node = topology.make_node(default_route=False)
     pod = topology.make_pod()
     work = tempfile.mkdtemp(prefix="cni-rdma-bench-")
-    results = {op: Series() for op in ("VERSION", "ADD", "DEL", "8-rail ADD", "8-rail DEL")}
+    results = {op: Series() for op in ("VERSION", "ADD", "DEL", "8-rail ADD", "8-rail DEL", "dual-stack ADD")}
     order = ["ours", "go"]
     try:
         for r in range(1, RAILS):
@@ -305,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
                 a, d = b.rails(impl, f"rail{i}-{impl}", pod.path)
                 results["8-rail ADD"].samples[impl].append(a)
                 results["8-rail DEL"].samples[impl].append(d)
+        for i in range(args.dual_rounds if with_add else 0):
+            for impl in (order if i % 2 == 0 else order[::-1]):
+                results["dual-stack ADD"].samples[impl].append(b.dual(impl, f"dual{i}-{impl}", pod.path))
         elapsed = time.monotonic() - t0
         profile = [] if args.no_profile or not with_add else importtime_profile(args.ours, pod.path, work,
                                                                                 args.rebuild_profile)
@@ -322,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = ["# cni-rdma vs Go reference plugins", "", *machine(),
              f"- rounds: {args.rounds} interleaved (VERSION, ADD, DEL), {args.rail_rounds if with_add else 0} "
-             f"of the {RAILS}-rail pod; {elapsed:.0f} s; order alternates every round", ""]
+             f"of the {RAILS}-rail pod, {args.dual_rounds if with_add else 0} dual-stack; {elapsed:.0f} s; "
+             "order alternates every round", ""]
     if not with_add:
         lines += ["ADD/DEL not measured: our macvlan or host-local does not load yet.", ""]
     lines += table(results)
