@@ -5,14 +5,28 @@ at import and each point costs one string comparison. Steps: "created" (link in 
 "ipam" (IPAM ADD done), "addresses", "routes" (ipconfig), "result" (just before the result).
 Real failures (name clash, bad route, DAD, exhausted range) are tested too; this covers the steps
 that the kernel cannot be made to fail on demand.
+
+`CNI_RDMA_TEST_FAULT=<step>*N` is a transient fault instead: the first N `transient(<step>)` calls
+of the process answer True (the caller then acts as if the kernel said EBUSY), the later ones False;
+it proves a retry loop.
 """
 import os
 
 from .errors import CniError, INTERNAL
 
 _STEP = os.environ.get("CNI_RDMA_TEST_FAULT", "")
+_TRANSIENT = _STEP.rpartition("*")
+_left = {_TRANSIENT[0]: int(_TRANSIENT[2])} if _TRANSIENT[1] and _TRANSIENT[2].isdigit() else {}
 
 
 def point(step: str) -> None:
     if _STEP and _STEP == step:
         raise CniError(INTERNAL, f"injected test fault after step {step!r}")
+
+
+def transient(step: str) -> bool:
+    """Whether this attempt at `step` should fail as a transient error (see the module docstring)."""
+    if _left.get(step, 0) <= 0:
+        return False
+    _left[step] -= 1
+    return True

@@ -9,7 +9,7 @@ from cni_rdma.errors import CniError
 from cni_rdma.skel import Request
 from cni_rdma.sysfs import Sysfs, normalize_pci
 from cni_rdma.types import NetConf
-from plugins.sriov import sriov
+from plugins.sriov import config
 
 
 def req(raw: dict, cni_args: str = "", env: dict | None = None) -> Request:
@@ -19,14 +19,14 @@ def req(raw: dict, cni_args: str = "", env: dict | None = None) -> Request:
 
 
 def test_minimal_config_touches_nothing_on_the_pf():
-    conf = sriov.load(req({"deviceID": "0000:AF:00.2"}))
+    conf = config.load_conf(req({"deviceID": "0000:AF:00.2"}))
     assert conf.device_id == "0000:af:00.2"
     assert conf.pf_settings() == {}
     assert conf.sysfs == Sysfs("/sys")
 
 
 def test_every_key():
-    conf = sriov.load(req({"deviceID": "af:00.2", "vlan": 100, "vlanQoS": 3, "vlanProto": "802.1AD",
+    conf = config.load_conf(req({"deviceID": "af:00.2", "vlan": 100, "vlanQoS": 3, "vlanProto": "802.1AD",
                            "mac": "02:AA:BB:CC:DD:01", "spoofchk": "off", "trust": "on", "link_state": "enable",
                            "min_tx_rate": 10, "max_tx_rate": 20, "mtu": 9000},
                           env={"CNI_RDMA_SYSFS_ROOT": "/tmp/fake"}))
@@ -37,35 +37,35 @@ def test_every_key():
 
 
 def test_vlan_alone_sets_qos_0_and_802_1q():
-    assert sriov.load(req({"deviceID": "af:00.2", "vlan": 0})).pf_settings() == {
+    assert config.load_conf(req({"deviceID": "af:00.2", "vlan": 0})).pf_settings() == {
         "vlan": 0, "qos": 0, "vlan_proto": "802.1Q"}
 
 
 def test_booleans_are_accepted_for_on_off():
-    conf = sriov.load(req({"deviceID": "af:00.2", "spoofchk": True, "trust": False}))
+    conf = config.load_conf(req({"deviceID": "af:00.2", "spoofchk": True, "trust": False}))
     assert (conf.spoofchk, conf.trust) == (True, False)
 
 
 def test_mac_precedence_config_args_runtime_config():
     base = {"deviceID": "af:00.2", "mac": "02:00:00:00:00:01"}
-    assert sriov.load(req(base)).mac == "02:00:00:00:00:01"
-    assert sriov.load(req(base, "IgnoreUnknown=1;MAC=02:00:00:00:00:02")).mac == "02:00:00:00:00:02"
+    assert config.load_conf(req(base)).mac == "02:00:00:00:00:01"
+    assert config.load_conf(req(base, "IgnoreUnknown=1;MAC=02:00:00:00:00:02")).mac == "02:00:00:00:00:02"
     rc = dict(base, runtimeConfig={"mac": "02:00:00:00:00:03"})
-    assert sriov.load(req(rc, "MAC=02:00:00:00:00:02")).mac == "02:00:00:00:00:03"
+    assert config.load_conf(req(rc, "MAC=02:00:00:00:00:02")).mac == "02:00:00:00:00:03"
     with pytest.raises(CniError) as e:
-        sriov.load(req(base, "MAC=nope"))
+        config.load_conf(req(base, "MAC=nope"))
     assert e.value.code == 7 and "MAC" in e.value.msg
 
 
 def test_device_id_precedence_and_errors():
-    assert sriov.load(req({"deviceID": "af:00.2", "runtimeConfig": {"deviceID": "af:00.3"}})).device_id == \
+    assert config.load_conf(req({"deviceID": "af:00.2", "runtimeConfig": {"deviceID": "af:00.3"}})).device_id == \
         "0000:af:00.2"
-    assert sriov.load(req({"runtimeConfig": {"deviceID": "af:00.3"}})).device_id == "0000:af:00.3"
+    assert config.load_conf(req({"runtimeConfig": {"deviceID": "af:00.3"}})).device_id == "0000:af:00.3"
     with pytest.raises(CniError) as e:
-        sriov.load(req({"runtimeConfig": {"deviceID": "bogus"}}))
+        config.load_conf(req({"runtimeConfig": {"deviceID": "bogus"}}))
     assert e.value.code == 7 and "runtimeConfig.deviceID" in e.value.msg
     with pytest.raises(CniError) as e:
-        sriov.load(req({}))
+        config.load_conf(req({}))
     assert e.value.code == 7 and "Multus" in e.value.details
 
 

@@ -1,0 +1,441 @@
+"""The sriov plugin's VF manager: every kernel change the commands make to a VF, behind one small
+interface (`VfManager`), so the commands' ordering and rollback are unit-tested against a fake
+(tests/unit/test_sriov_commands.py) and the kernel work here against real links (tests/netns, tests/vm).
+
+    snapshot(vf, applied)        -> OrigVfState   read only: the VF netdev in the host + the PF's view of it
+    apply(st)                                     PF-side settings (vlan, admin MAC, spoofchk, trust, ...)
+    move_in(st, pod_fd)                           host -> pod under st.tmp_name (down first)
+    setup_in_pod(st, pod_fd, up) -> PodLink       altnames dropped, renamed to CNI_IFNAME, MTU, MAC, up
+    restore(st, pod_netns)       -> str           everything back, from wherever an interrupted ADD/DEL left it
+    pf_view(st), pod_link(st)                     what CHECK compares
+
+`restore` depends on the VfState alone (not on how far ADD got), so a record read from another
+plugin's state (sriov-cni's cache) restores through it as well. It looks for the netdev in the pod
+(by its pod index, the temporary name, CNI_IFNAME) and then in the host (sysfs, the original name,
+the temporary name, CNI_IFNAME: a physical VF returns to the host when its netns dies), and only
+touches a link that is provably this VF (its PCI parent, or for stand-ins without one, a MAC the
+record knows).
+
+MAC changes are retried on a bounded schedule like sriov-cni's (utils.Retry(20, 100ms) around
+SetVFHardwareMAC / SetVFEffectiveMAC): i40e/iavf apply a VF MAC asynchronously and answer EBUSY or
+EAGAIN meanwhile, or report the old MAC for a moment. Only those transient answers are retried here;
+EINVAL/EPERM fail at once.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+
+TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
+if TYPE_CHECKING:
+    from typing import Callable, Optional
+
+    from cni_rdma.log import Logger
+    from cni_rdma.netlink.rtnl import Link, Rtnl
+
+from cni_rdma import faults, netns
+from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE
+from cni_rdma.sysfs import Sysfs, VfInfo, normalize_pci
+
+from .vfstate import OrigVfState, VfState
+
+# Sleeps between the attempts of a MAC change: 20 attempts, 100 ms apart (sriov-cni's schedule).
+MAC_RETRY_SLEEPS = (0.1,) * 19
+_TRANSIENT = frozenset({errno.EBUSY, errno.EAGAIN})
+
+
+class PodLink:
+    """The VF netdev as the pod sees it."""
+
+    __slots__ = ("index", "mac", "mtu", "up")
+    index: int
+    mac: str
+    mtu: int
+    up: bool
+
+    def __init__(self, index: int, mac: str, mtu: int, up: bool = False) -> None:
+        self.index, self.mac, self.mtu, self.up = index, mac, mtu, up
+
+
+class VfManager:
+    """The interface the commands use (see the module docstring); NetlinkVfManager implements it."""
+
+    def snapshot(self, vf: VfInfo, applied: dict, host_ifname: str = "") -> OrigVfState:
+        raise NotImplementedError
+
+    def apply(self, st: VfState) -> None:
+        raise NotImplementedError
+
+    def move_in(self, st: VfState, pod_fd: int) -> None:
+        raise NotImplementedError
+
+    def setup_in_pod(self, st: VfState, pod_fd: int, up: bool) -> PodLink:
+        raise NotImplementedError
+
+    def restore(self, st: VfState, pod_netns: str) -> str:
+        """Give the VF back; answers where its netdev was found: "pod", "host", "gone" or "dpdk"."""
+        raise NotImplementedError
+
+    def announce(self, st: VfState, mac: str, v4: list) -> None:
+        """Gratuitous ARP for the pod's IPv4 addresses (best effort)."""
+        raise NotImplementedError
+
+    def pf_view(self, st: VfState) -> Optional[dict]:
+        """The PF's current view of the VF (PF_KEYS -> value; None where unreported), None if absent."""
+        raise NotImplementedError
+
+    def pod_link(self, st: VfState) -> Optional[PodLink]:
+        """CNI_IFNAME in the pod, if it is there."""
+        raise NotImplementedError
+
+
+def netns_alive(path: str) -> bool:
+    """The path still names a namespace: an nsfs file, not a leftover plain file of a runtime that
+    unmounted the netns but did not unlink its mount point."""
+    if not path:
+        return False
+    try:
+        return os.stat(path).st_dev == os.stat(netns.current_netns_path()).st_dev  # nsfs: one device
+    except OSError:
+        return False
+
+
+def set_mac_with_retry(set_mac: Callable[[], None], read_mac: Callable[[], Optional[str]], mac: str, what: str,
+                       fault: str, sleeps: tuple[float, ...] = MAC_RETRY_SLEEPS,
+                       sleep: Optional[Callable[[float], None]] = None) -> int:
+    """Set a MAC and read it back until the kernel reports it; transient refusals are retried on the
+    schedule `sleeps`. Answers the number of attempts; CniError once the schedule is spent."""
+    from cni_rdma.netlink.core import NetlinkError
+
+    if sleep is None:
+        import time
+
+        sleep = time.sleep
+    last = ""
+    for attempt in range(1, len(sleeps) + 2):
+        try:
+            if faults.transient(fault):
+                raise NetlinkError(errno.EBUSY, f"set {what} MAC", mac, "injected test fault")
+            set_mac()
+        except NetlinkError as e:
+            if e.errno not in _TRANSIENT:
+                raise
+            last = str(e)
+        else:
+            have = read_mac()
+            if have == mac:
+                return attempt
+            last = f"the kernel still reports {have}"
+        if attempt <= len(sleeps):
+            sleep(sleeps[attempt - 1])
+    raise CniError(IO_FAILURE, f"{what}: MAC {mac} not applied after {len(sleeps) + 1} attempts "
+                               f"over {sum(sleeps):.1f}s", last)
+
+
+def _is_this_vf(link: Link, st: VfState) -> bool:
+    """A link is the record's VF: its PCI parent says so, or (stand-ins without one) it carries a MAC
+    the record knows. Never touch a look-alike: a pod's own net1, another VF."""
+    if link.parent_dev:
+        return normalize_pci(link.parent_dev) == st.device_id
+    return link.mac in st.known_macs()
+
+
+def _drop_altnames(nl: Rtnl, link: Link, keep: tuple[str, ...] = ()) -> None:
+    """Remove a VF's alternative names (but keep): an altname equal to a name the VF is renamed to
+    makes that rename fail with EEXIST (sriov-cni #292, #445)."""
+    from cni_rdma.netlink.core import NetlinkError
+
+    for alt in link.altnames:
+        if alt not in keep:
+            with contextlib.suppress(NetlinkError):  # gone meanwhile: fine
+                nl.link_altname_del(link.index, alt)
+
+
+class NetlinkVfManager(VfManager):
+    """The real VF manager: rtnetlink in the host and, through cni_rdma.netns, in the pod."""
+
+    def __init__(self, sysfs: Sysfs, log: Logger) -> None:
+        self.sysfs = sysfs
+        self.log = log
+
+    # ------------------------------------------------------------------------------ snapshot
+    def snapshot(self, vf: VfInfo, applied: dict, host_ifname: str = "") -> OrigVfState:
+        from cni_rdma.netlink.rtnl import Rtnl
+
+        pf_name = vf.pf_netdevs[0]
+        with Rtnl() as nl:
+            try:
+                pf = nl.link_get(name=pf_name)
+            except CniError as e:
+                raise _context(f"PF netdev {pf_name} of VF {vf.pci}", e) from None
+            state = next((v for v in nl.vfs(pf.index) if v.vf == vf.vf_id), None)
+            if state is None and applied:
+                raise CniError(IO_FAILURE, f"PF {pf.name} does not report VF {vf.vf_id}",
+                               f"cannot apply {', '.join(sorted(applied))} through it (is sriov_numvfs set?)")
+            orig = OrigVfState()
+            if state is not None:
+                orig = OrigVfState(pf_reported=True, admin_mac=state.mac, vlan=state.vlan, qos=state.qos,
+                                   vlan_proto=state.vlan_proto, spoofchk=state.spoofchk, trust=state.trust,
+                                   link_state=state.link_state, min_tx_rate=state.min_tx_rate,
+                                   max_tx_rate=state.max_tx_rate, node_guid=state.node_guid,
+                                   port_guid=state.port_guid)
+            if vf.userspace:
+                return orig
+            name = host_ifname or vf.netdevs[0]
+            try:
+                link = nl.link_get(name=name)
+            except CniError as e:
+                raise _context(f"VF {vf.pci} netdev {name} (sysfs) is not in the host netns", e) from None
+        orig.host_ifname, orig.host_index, orig.effective_mac = link.name, link.index, link.mac or ""
+        orig.mtu, orig.up, orig.altnames = link.mtu, link.up, tuple(link.altnames)
+        return orig
+
+    # ------------------------------------------------------------------------ PF-side settings
+    def apply(self, st: VfState) -> None:
+        try:
+            self._set_pf(st, st.applied)
+        except CniError as e:
+            raise _context(f"configuring VF {st.vf_id} of {st.pf}", e) from None
+
+    def _set_pf(self, st: VfState, settings: dict) -> None:
+        """vf_set through the PF; the admin MAC last, retried until the PF reports it."""
+        from cni_rdma.netlink.rtnl import Rtnl
+
+        if not settings:
+            return
+        rest = {k: v for k, v in settings.items() if k != "mac"}
+        with Rtnl() as nl:
+            pf_index = nl.link_get(name=st.pf).index
+            if rest:
+                nl.vf_set(pf_index, st.vf_id, **rest)
+            mac = settings.get("mac")
+            if mac is not None:
+                def read() -> Optional[str]:
+                    return next((v.mac for v in nl.vfs(pf_index) if v.vf == st.vf_id), None)
+
+                set_mac_with_retry(lambda: nl.vf_set(pf_index, st.vf_id, mac=mac), read, mac,
+                                   f"VF {st.vf_id} of {st.pf} admin", "vf-admin-mac")
+
+    # ----------------------------------------------------------------------------- into the pod
+    def move_in(self, st: VfState, pod_fd: int) -> None:
+        """Down, then into the pod under the temporary name, in one message: the host never sees a rename."""
+        from cni_rdma.netlink.rtnl import Rtnl
+
+        index = st.orig.host_index
+        with Rtnl() as nl:
+            nl.link_set(index, up=False)
+            nl.link_set(index, name=st.tmp_name, netns_fd=pod_fd)
+
+    def setup_in_pod(self, st: VfState, pod_fd: int, up: bool) -> PodLink:
+        return netns.in_netns_fd(pod_fd, _setup_here, st.tmp_name, st.ifname, st.want_mac, st.want_mtu, up,
+                                 st.netns, _path=st.netns)
+
+    # ----------------------------------------------------------------------------------- restore
+    def restore(self, st: VfState, pod_netns: str) -> str:
+        """PF side first (some drivers refuse netdev changes under an admin MAC), then the netdev."""
+        from cni_rdma.netlink.rtnl import Rtnl
+
+        self._restore_pf(st)
+        if st.dpdk or not st.orig.host_ifname:
+            return "dpdk"
+        where = "pod"
+        index = None
+        if netns_alive(pod_netns):
+            host_fd = netns.open_netns(netns.current_netns_path())  # the main thread never leaves the host
+            try:
+                name = netns.in_netns(pod_netns, _out_of_pod, st, host_fd)
+            finally:
+                os.close(host_fd)
+            if name:
+                with Rtnl() as nl:
+                    index = nl.link_get(name=name).index
+        if index is None:
+            where = "host"
+            index = self._find_in_host(st)
+        if index is None:
+            self.log.warning(f"VF {st.device_id} netdev not found in the pod or the host; nothing to restore")
+            return "gone"
+        with Rtnl() as nl:
+            _restore_host_netdev(nl, index, st, self.log)
+        return where
+
+    def _restore_pf(self, st: VfState) -> None:
+        from cni_rdma.netlink.core import LinkNotFound
+        from cni_rdma.netlink.rtnl import Rtnl
+
+        back = st.restore_pf()
+        if not back:
+            return
+        with Rtnl() as nl:
+            try:
+                pf = nl.link_get(name=st.pf)
+            except LinkNotFound:
+                self.log.warning(f"PF {st.pf} is gone; nothing to reset for VF {st.vf_id}")
+                return
+            if not any(v.vf == st.vf_id for v in nl.vfs(pf.index)):
+                self.log.warning(f"PF {st.pf} no longer has VF {st.vf_id} (sriov_numvfs lowered?); nothing to reset")
+                return
+        self._set_pf(st, back)
+
+    def _find_in_host(self, st: VfState) -> Optional[int]:
+        """The VF netdev in the host: where sysfs says, or under any name an interrupted ADD or a dying
+        netns left it (a physical VF returns to the host under its pod name when the netns goes)."""
+        from cni_rdma.netlink.core import LinkNotFound
+        from cni_rdma.netlink.rtnl import Rtnl
+
+        candidates = (*self.sysfs.netdevs(st.device_id), st.orig.host_ifname, st.tmp_name, st.ifname)
+        with Rtnl() as nl:
+            for name in dict.fromkeys(candidates):
+                try:
+                    link = nl.link_get(name=name)
+                except LinkNotFound:
+                    continue
+                if _is_this_vf(link, st):
+                    return link.index
+        return None
+
+    def announce(self, st: VfState, mac: str, v4: list) -> None:
+        """Gratuitous ARP for each IPv4 address, in the pod (best effort, as sriov-cni): a re-used address
+        moved to a new MAC. arp_notify only fires when a link comes up with addresses already on it;
+        IPv6 gets its unsolicited NA from ndisc_notify when DAD completes."""
+        if v4 and mac:
+            with contextlib.suppress(CniError, OSError):
+                netns.in_netns(st.netns, _announce_here, st.ifname, mac, v4)
+
+    # ------------------------------------------------------------------------------------- CHECK
+    def pf_view(self, st: VfState) -> Optional[dict]:
+        from cni_rdma.netlink.rtnl import Rtnl
+
+        from .vfstate import PF_KEYS
+
+        with Rtnl() as nl:
+            state = next((v for v in nl.vfs(nl.link_get(name=st.pf).index) if v.vf == st.vf_id), None)
+        return None if state is None else {k: getattr(state, k) for k in PF_KEYS}
+
+    def pod_link(self, st: VfState) -> Optional[PodLink]:
+        return netns.in_netns(st.netns, _pod_link_here, st.ifname)
+
+
+# ------------------------------------------------------------ run inside the pod netns (own thread)
+def _setup_here(tmp: str, ifname: str, mac: str, mtu: int, up: bool, where: str) -> PodLink:
+    """Pod side of ADD: drop altnames, final name and MTU (one message), MAC (retried), up."""
+    from cni_rdma.netlink.rtnl import Rtnl
+
+    with Rtnl() as nl:
+        link = nl.link_get(name=tmp)
+        if nl.link_exists(ifname):
+            raise CniError(INVALID_CONFIG, f"interface {ifname} already exists in the pod netns {where}")
+        _drop_altnames(nl, link)
+        index = link.index
+        nl.link_set(index, name=ifname, mtu=mtu or None)
+        if mac and link.mac != mac:
+            set_mac_with_retry(lambda: nl.link_set(index, mac=mac), lambda: nl.link_get(index=index).mac, mac,
+                               f"VF netdev {ifname}", "vf-mac")
+        if up:
+            nl.link_set(index, up=True)
+        link = nl.link_get(index=index)
+        return PodLink(link.index, link.mac or "", link.mtu, link.up)
+
+
+def _announce_here(ifname: str, mac: str, v4: list, wait: float = 0.2) -> None:
+    import socket
+    import struct
+    import time
+
+    from cni_rdma.netlink.core import mac_bytes
+    from cni_rdma.netlink.rtnl import Rtnl
+
+    with Rtnl() as nl:  # a VF may take a moment to report carrier
+        deadline = time.monotonic() + wait
+        while not nl.link_get(name=ifname).carrier and time.monotonic() < deadline:
+            time.sleep(0.02)
+    hw = mac_bytes(mac)
+    with contextlib.suppress(OSError), socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.bind((ifname, 0))
+        for ip in v4:
+            arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, hw, ip.packed, b"\0" * 6, ip.packed)
+            s.send(b"\xff" * 6 + hw + struct.pack("!H", 0x0806) + arp)
+
+
+def _pod_link_here(ifname: str) -> Optional[PodLink]:
+    from cni_rdma.netlink.core import LinkNotFound
+    from cni_rdma.netlink.rtnl import Rtnl
+
+    with Rtnl() as nl:
+        try:
+            link = nl.link_get(name=ifname)
+        except LinkNotFound:
+            return None
+        return PodLink(link.index, link.mac or "", link.mtu, link.up)
+
+
+def _out_of_pod(st: VfState, host_fd: int) -> Optional[str]:
+    """Pod side of DEL: find the VF (pod index, temporary name, CNI_IFNAME), take it down, drop its
+    altnames, and move it to the host under its original name in one message (the temporary one if
+    the host has a device of that name). Answers its name in the host; None when not in the pod."""
+    from cni_rdma.netlink.core import LinkNotFound, NetlinkError
+    from cni_rdma.netlink.rtnl import Rtnl
+
+    with Rtnl() as nl:
+        link = None
+        for key in (st.pod_index, st.tmp_name, st.ifname):
+            if not key:
+                continue
+            try:
+                found = nl.link_get(index=key) if isinstance(key, int) else nl.link_get(name=key)
+            except LinkNotFound:
+                continue
+            if _is_this_vf(found, st):
+                link = found
+                break
+        if link is None:
+            return None
+        if link.up:
+            nl.link_set(link.index, up=False)
+        _drop_altnames(nl, link)
+        for name in (st.orig.host_ifname, st.tmp_name):
+            try:
+                nl.link_set(link.index, name=name, netns_fd=host_fd)
+                return name
+            except NetlinkError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+    raise CniError(IO_FAILURE, f"VF {st.device_id}: cannot move it to the host",
+                   f"the host has devices named {st.orig.host_ifname} and {st.tmp_name}")
+
+
+# -------------------------------------------------------------------------- back in the host
+def _restore_host_netdev(nl: Rtnl, index: int, st: VfState, log: Logger) -> None:
+    """In the host netns: the VF netdev gets its original name, MTU, MAC, altnames and admin state back."""
+    from cni_rdma.netlink.core import NetlinkError
+
+    orig = st.orig
+    link = nl.link_get(index=index)
+    if link.up:
+        nl.link_set(index, up=False)
+    _drop_altnames(nl, link, keep=orig.altnames)
+    rename = orig.host_ifname if link.name != orig.host_ifname else None
+    mtu = orig.mtu if orig.mtu and link.mtu != orig.mtu else None
+    try:
+        nl.link_set(index, name=rename, mtu=mtu)
+    except NetlinkError as e:
+        if e.errno != errno.EEXIST or rename is None:
+            raise
+        log.warning(f"VF {st.device_id}: the host already has a device named {rename}; it stays {link.name}")
+        nl.link_set(index, mtu=mtu)
+    if orig.effective_mac and link.mac != orig.effective_mac:
+        mac = orig.effective_mac
+        set_mac_with_retry(lambda: nl.link_set(index, mac=mac), lambda: nl.link_get(index=index).mac, mac,
+                           f"VF netdev {orig.host_ifname}", "vf-mac")
+    have = set(nl.link_get(index=index).altnames)
+    for alt in orig.altnames:
+        if alt not in have:
+            with contextlib.suppress(NetlinkError):  # taken meanwhile by another device: leave it
+                nl.link_altname_add(index, alt)
+    if orig.up:
+        nl.link_set(index, up=True)
+
+
+def _context(what: str, e: CniError) -> CniError:
+    return CniError(e.code, f"{what}: {e.msg}", e.details)
