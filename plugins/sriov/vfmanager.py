@@ -324,9 +324,9 @@ def _setup_here(tmp: str, ifname: str, mac: str, mtu: int, up: bool, where: str)
 
     with Rtnl() as nl:
         link = nl.link_get(name=tmp)
+        _drop_altnames(nl, link)  # first: an altname of its own equal to ifname would look like a clash
         if nl.link_exists(ifname):
             raise CniError(INVALID_CONFIG, f"interface {ifname} already exists in the pod netns {where}")
-        _drop_altnames(nl, link)
         index = link.index
         nl.link_set(index, name=ifname, mtu=mtu or None)
         if mac and link.mac != mac:

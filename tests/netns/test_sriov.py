@@ -439,3 +439,38 @@ def test_gratuitous_arp_for_the_new_address(host, pod):
     frames = sniffer.frames()
     assert topology.gratuitous_arps(frames, ORIG_MAC[0], "10.56.217.5"), [f.hex() for f in frames]
     assert host.run("DEL", conf, netns=pod.path).code == 0
+
+
+# ------------------------------------------------------------------------------------- altnames
+def _altnames(h: SriovHost, name: str) -> list[str]:
+    return sorted((h.link(name) or {}).get("altnames", []))
+
+
+def test_stale_altname_of_the_pod_name_does_not_block_the_rename(host, pod):
+    """sriov-cni #445: a VF that comes back carrying the pod name as an altname fails the next rename
+    with "file exists". Altnames are dropped in the pod before the rename and put back on DEL."""
+    name = host.vf_netdev[0]
+    topology.sh("ip", "-n", host.node.name, "link", "property", "add", "dev", name, "altname", "net1")
+    topology.sh("ip", "-n", host.node.name, "link", "property", "add", "dev", name, "altname", "enp59s0f0v0")
+    before = _host_state(host, 0)
+    conf = host.config(0)
+    res = result_json(host.run("ADD", conf, netns=pod.path))
+    assert res["interfaces"][0]["name"] == "net1"
+    assert "altnames" not in pod.link("net1")  # no host naming inside the pod
+    assert host.run("DEL", conf, netns=pod.path).code == 0
+    _assert_back(host, 0, before, pod)
+    assert _altnames(host, name) == ["enp59s0f0v0", "net1"]
+
+
+def test_altnames_gained_in_the_pod_are_dropped_on_return(host, pod):
+    name = host.vf_netdev[1]
+    topology.sh("ip", "-n", host.node.name, "link", "property", "add", "dev", name, "altname", "enp59s0f0v1")
+    before = _host_state(host, 1)
+    conf = host.config(1)
+    assert host.run("ADD", conf, netns=pod.path).code == 0
+    topology.sh("ip", "-n", pod.name, "link", "property", "add", "dev", "net1", "altname", "podalias1")
+    _die_with_vf_returned(host, pod)  # back in the host as net1, with the pod's altname
+    assert _altnames(host, "net1") == ["podalias1"]
+    assert host.run("DEL", conf, netns=pod.path).code == 0
+    _assert_back(host, 1, before)
+    assert _altnames(host, name) == ["enp59s0f0v1"] and host.link("podalias1") is None

@@ -195,3 +195,21 @@ def test_concurrent_adds_on_one_pf(sim, make_pod):
     for vf in (0, 1, 2):
         assert sim.run("DEL", confs[vf], netns=pods[vf].path, container_id=f"c{vf}").code == 0
         assert snapshot(sim, vf) == before[vf]
+
+
+def test_mac_set_rides_out_transient_refusals(sim, pod):
+    """i40e/iavf apply a VF MAC asynchronously and answer EBUSY meanwhile: the admin MAC (PF) and the
+    netdev MAC are retried on sriov-cni's schedule (20 attempts, 100 ms apart), then given up cleanly.
+    The refusals come from the fault point in front of each attempt (the kernel here never refuses)."""
+    before = snapshot(sim, 2)
+    conf = sim.config(2, mac="02:aa:bb:cc:dd:02")
+    res = result_json(sim.run("ADD", conf, netns=pod.path, fault="vf-admin-mac*3"))
+    assert res["interfaces"][0]["mac"] == "02:aa:bb:cc:dd:02" and pf_view(sim, 2)["mac"] == "02:aa:bb:cc:dd:02"
+    assert sim.run("DEL", conf, netns=pod.path, fault="vf-mac*3").code == 0  # the netdev MAC back, retried
+    assert snapshot(sim, 2) == before
+    res = result_json(sim.run("ADD", conf, netns=pod.path, fault="vf-mac*4"))
+    assert pod.link("net1")["address"] == "02:aa:bb:cc:dd:02"
+    assert sim.run("DEL", conf, netns=pod.path).code == 0
+    r = sim.run("ADD", conf, netns=pod.path, fault="vf-admin-mac*20")
+    assert r.code == 1 and "not applied after 20 attempts" in r.json["msg"], r.stdout
+    assert snapshot(sim, 2) == before and pod.link("net1") is None
