@@ -324,12 +324,14 @@ def add(req: Request) -> Result:
                     s.update(kv)
                     if kv.value is None:
                         s.blocks.pop(kv.key, None)
+            if client.left() <= 0:
+                break
             if attempt >= 3:
                 import random
 
-                time.sleep(random.uniform(0, min(0.2, 0.01 * attempt)))  # many writers on one block: spread them
-        raise CniError(TRY_AGAIN_LATER, f"cluster-ipam pool {conf.pool!r}: {MAX_ATTEMPTS} conflicting updates in a "
-                       "row; try again")
+                time.sleep(random.uniform(0, min(0.2, 0.01 * attempt, client.left())))  # many writers: spread them
+        raise CniError(TRY_AGAIN_LATER, f"cluster-ipam pool {conf.pool!r}: {client.txns} conflicting updates in "
+                       f"{conf.etcd.timeout:g} s (the pool is contended); try again")
     except etcd.EtcdError as e:
         raise etcd_failure(conf, e) from None
     finally:
@@ -412,8 +414,10 @@ def release(s: Session, rkey: bytes, handle: str, only_if: Optional[dict] = None
                 record = kv
             else:
                 s.update(kv)
-    raise CniError(TRY_AGAIN_LATER, f"cluster-ipam pool {s.conf.pool!r}: {MAX_ATTEMPTS} conflicting updates "
-                   f"releasing {handle}; try again")
+        if s.c.left() <= 0:
+            break
+    raise CniError(TRY_AGAIN_LATER, f"cluster-ipam pool {s.conf.pool!r}: {s.c.txns} conflicting updates "
+                   f"releasing {handle} in {s.conf.etcd.timeout:g} s; try again")
 
 
 def delete(req: Request) -> None:

@@ -191,29 +191,35 @@ class Client:
     # ---- transport --------------------------------------------------------------------------------
     def call(self, path: str, body: dict) -> dict:
         tried: dict[str, str] = {}
+        permanent: set[str] = set()
         start = time.monotonic()
         backoff = 0.05
         n = len(self.endpoints)
         while True:
             for i in range(n):
                 ep = self.endpoints[(self.current + i) % n]
+                if ep.url in permanent:
+                    continue
                 try:
                     resp = self._request(ep, path, body)
                     self.current = (self.current + i) % n
                     return resp
                 except _Retry as e:
                     self.close()
-                    tried[ep.url] = str(e)
-                if self._left() <= 0:
+                    if ep.url not in tried or str(e) != "deadline reached":  # keep the real reason
+                        tried[ep.url] = str(e)
+                    if e.permanent:
+                        permanent.add(ep.url)
+                if self.left() <= 0:
                     break
-            left = self._left()
-            if left <= 0:
+            left = self.left()
+            if left <= 0 or len(permanent) == n:
                 raise Unreachable([(ep.url, tried.get(ep.url, "not tried: deadline")) for ep in self.endpoints],
                                   time.monotonic() - start)
             time.sleep(min(backoff, left))
             backoff = min(backoff * 2, 0.5)
 
-    def _left(self) -> float:
+    def left(self) -> float:
         return self.deadline - time.monotonic()
 
     def _request(self, ep: Endpoint, path: str, body: dict) -> dict:
@@ -245,7 +251,7 @@ class Client:
         self.token = token
 
     def _connect(self, ep: Endpoint) -> socket.socket:
-        left = self._left()
+        left = self.left()
         if left <= 0:
             raise _Retry("deadline reached")
         try:
@@ -260,7 +266,10 @@ class Client:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=ep.host)
             except OSError as e:  # ssl.SSLError and its certificate failures are OSErrors
                 sock.close()
-                raise _Retry(f"TLS: {getattr(e, 'verify_message', None) or getattr(e, 'reason', None) or e}") from None
+                verify = getattr(e, "verify_message", None)
+                if verify:  # a wrong CA or a foreign server: asking again will not help
+                    raise _Retry(f"TLS: certificate verify failed: {verify}", permanent=True) from None
+                raise _Retry(f"TLS: {getattr(e, 'reason', None) or e}") from None
         return sock
 
     def _http(self, ep: Endpoint, path: str, payload: bytes) -> tuple[int, bytes]:
@@ -286,7 +295,7 @@ class Client:
     def _exchange(self, request: bytes) -> tuple[int, bytes]:
         assert self.sock is not None
         try:
-            self.sock.settimeout(max(0.001, min(self.request_timeout, self._left())))
+            self.sock.settimeout(max(0.001, min(self.request_timeout, self.left())))
             self.sock.sendall(request)
             line = self._line()
             parts = line.split(None, 2)
@@ -333,13 +342,16 @@ class Client:
         except socket.timeout:
             raise _Retry("timed out") from None
         except OSError as e:
+            reason = getattr(e, "reason", None)  # an ssl.SSLError: the server's alert, e.g. our client cert refused
+            if reason:
+                raise _Retry(f"TLS: {reason}", permanent="CERTIFICATE" in str(reason)) from None
             raise _Retry(e.strerror or str(e) or type(e).__name__) from None
         except ValueError:
             raise _Retry("malformed HTTP answer") from None
 
     def _fill(self) -> None:
         assert self.sock is not None
-        self.sock.settimeout(max(0.001, min(self.request_timeout, self._left())))
+        self.sock.settimeout(max(0.001, min(self.request_timeout, self.left())))
         chunk = self.sock.recv(65536)
         if not chunk:
             raise _Retry("connection closed by the server")
@@ -372,4 +384,9 @@ class Client:
 
 
 class _Retry(Exception):
-    """This endpoint failed for this request; try the next one (the reason is reported if all fail)."""
+    """This endpoint failed for this request; try the next one (the reason is reported if all fail).
+    permanent: retrying this endpoint within the call cannot help (a certificate that does not verify)."""
+
+    def __init__(self, reason: str, permanent: bool = False):
+        super().__init__(reason)
+        self.permanent = permanent
