@@ -65,17 +65,21 @@ class Member:
 
 
 class EtcdCluster:
-    def __init__(self, size: int = 3, tls: TlsFiles | None = None, root: str | None = None):
+    def __init__(self, size: int = 3, tls: TlsFiles | None = None, root: str | None = None,
+                 netns: str | None = None, host: str = "127.0.0.1"):
+        """netns: run the members inside that network namespace (by name), listening on host there."""
         base = root or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
         self.dir = Path(tempfile.mkdtemp(prefix="cni-rdma-etcd-", dir=base))
         self.tls = tls
+        self.netns = netns
+        self.host = host
         self.scheme = "https" if tls else "http"
         self.members = [Member(f"m{i}", self.dir / f"m{i}", free_port(), free_port()) for i in range(size)]
         self.token = os.path.basename(self.dir)
 
     @property
     def endpoints(self) -> list[str]:
-        return [f"{self.scheme}://127.0.0.1:{m.client_port}" for m in self.members]
+        return [f"{self.scheme}://{self.host}:{m.client_port}" for m in self.members]
 
     def etcd_conf(self, **extra) -> dict:
         """The `ipam.etcd` object a plugin config needs to reach this cluster."""
@@ -86,12 +90,14 @@ class EtcdCluster:
         return conf
 
     def _args(self, m: Member, state: str) -> list[str]:
-        initial = ",".join(f"{x.name}=http://127.0.0.1:{x.peer_port}" for x in self.members)
-        url = f"{self.scheme}://127.0.0.1:{m.client_port}"
-        args = [ETCD, "--name", m.name, "--data-dir", str(m.data),
+        initial = ",".join(f"{x.name}=http://{self.host}:{x.peer_port}" for x in self.members)
+        url = f"{self.scheme}://{self.host}:{m.client_port}"
+        # `ip netns exec` execs etcd: the PID we hold is etcd's own
+        args = ["ip", "netns", "exec", self.netns] if self.netns else []
+        args += [ETCD, "--name", m.name, "--data-dir", str(m.data),
                 "--listen-client-urls", url, "--advertise-client-urls", url,
-                "--listen-peer-urls", f"http://127.0.0.1:{m.peer_port}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{m.peer_port}",
+                "--listen-peer-urls", f"http://{self.host}:{m.peer_port}",
+                "--initial-advertise-peer-urls", f"http://{self.host}:{m.peer_port}",
                 "--initial-cluster", initial, "--initial-cluster-state", state,
                 "--initial-cluster-token", self.token,
                 # A loaded 2-core test machine: heartbeats every 50 ms, an election after 1 s of silence.
@@ -152,13 +158,20 @@ class EtcdCluster:
         return ctx
 
     def post(self, path: str, body: dict, member: int | None = None, timeout: float = 5) -> dict:
+        if self.netns:  # a socket made in a thread that entered the members' netns
+            from cni_rdma.netns import in_netns
+
+            return in_netns(f"/var/run/netns/{self.netns}", self._post, path, body, member, timeout)
+        return self._post(path, body, member, timeout)
+
+    def _post(self, path: str, body: dict, member: int | None, timeout: float) -> dict:
         order = [member] if member is not None else range(len(self.members))
         last: Exception | None = None
         for i in order:
             m = self.members[i]
             if member is None and (m.proc is None or m.proc.poll() is not None):
                 continue
-            req = urllib.request.Request(f"{self.scheme}://127.0.0.1:{m.client_port}{path}",
+            req = urllib.request.Request(f"{self.scheme}://{self.host}:{m.client_port}{path}",
                                          data=json.dumps(body).encode(), method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=timeout, context=self._ctx()) as r:

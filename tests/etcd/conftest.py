@@ -40,6 +40,13 @@ def private_cluster():
         c.destroy()
 
 
+@pytest.fixture
+def pod():
+    p = topology.make_pod()
+    yield p
+    topology.netns_del(p.name)
+
+
 def netconf(cluster: EtcdCluster, ipam: dict | None = None, name: str = "ci-net", version: str = "1.1.0",
             etcd: dict | None = None, **top) -> dict:
     """A network config with cluster-ipam on `cluster`, under a prefix unique to this call."""
