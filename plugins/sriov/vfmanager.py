@@ -418,12 +418,14 @@ def _restore_host_netdev(nl: Rtnl, index: int, st: VfState, log: Logger) -> None
     rename = orig.host_ifname if link.name != orig.host_ifname else None
     mtu = orig.mtu if orig.mtu and link.mtu != orig.mtu else None
     try:
-        nl.link_set(index, name=rename, mtu=mtu)
+        if rename or mtu:
+            nl.link_set(index, name=rename, mtu=mtu)
     except NetlinkError as e:
         if e.errno != errno.EEXIST or rename is None:
             raise
         log.warning(f"VF {st.device_id}: the host already has a device named {rename}; it stays {link.name}")
-        nl.link_set(index, mtu=mtu)
+        if mtu:
+            nl.link_set(index, mtu=mtu)
     if orig.effective_mac and link.mac != orig.effective_mac:
         mac = orig.effective_mac
         set_mac_with_retry(lambda: nl.link_set(index, mac=mac), lambda: nl.link_get(index=index).mac, mac,

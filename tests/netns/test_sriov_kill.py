@@ -1,5 +1,6 @@
 """sriov kill -9 sweep (issue 17 item 4): real ADDs killed at random points, then DEL must give the VF
-back whole every time, and the next ADD on that VF must work.
+back whole every time, and the next ADD on that VF must work. Some DELs are killed too, and the DEL
+after them must finish the job.
 
 Host tier: the fake PCI tree over real links (veth ends stand in for VF netdevs, as in
 test_sriov.py), in-process host-local IPAM. Each VF starts with a non-default MTU-less state worth
@@ -25,7 +26,7 @@ import pytest
 
 from tests import topology
 from tests.fakepci import FakePci
-from tests.sriov_env import SriovHost, result_json
+from tests.sriov_env import SriovHost
 
 KILLS_WANTED = 100
 WORKERS = 3
@@ -77,8 +78,8 @@ def _holds_lock(pid: int) -> bool:
         return any(" -> " not in line and line.split()[4] == str(pid) for line in f if "FLOCK" in line)
 
 
-def _spawn(h: SriovHost, conf: dict, pod_path: str, ifname: str, cid: str) -> subprocess.Popen:
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CNI_COMMAND": "ADD",
+def _spawn(h: SriovHost, conf: dict, pod_path: str, ifname: str, cid: str, command: str = "ADD") -> subprocess.Popen:
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CNI_COMMAND": command,
            "CNI_CONTAINERID": h.cid(cid), "CNI_NETNS": pod_path, "CNI_IFNAME": ifname,
            "CNI_PATH": h.path(), **h.pci.env}
     p = subprocess.Popen(["nsenter", f"--net={h.node.path}", str(topology.bin_dir() / "sriov")], env=env,
@@ -135,7 +136,7 @@ def test_kill_9_during_add_then_del_restores_the_vf(sweep_host, tmp_path):
     t_locked = max(t_call - t_lock, 0.01)
 
     lock = threading.Lock()
-    stats = {"killed": 0, "killed-in-lock": 0, "completed": 0, "netns-died": 0, "full-adds": 0}
+    stats = {"killed": 0, "killed-in-lock": 0, "completed": 0, "netns-died": 0, "full-adds": 0, "dels-killed": 0}
     phases: dict[str, int] = {}
     places: dict[str, int] = {}
     failures: list[str] = []
@@ -146,7 +147,8 @@ def test_kill_9_during_add_then_del_restores_the_vf(sweep_host, tmp_path):
         if got != before[vf]:
             failures.append(f"{it}: VF {vf} is {got}, was {before[vf]}")
         if pod_alive is not None:
-            left = [lk["ifname"] for lk in topology.ip_json("link", "show", netns=pod_alive.name) if lk["ifname"] != "lo"]
+            links = topology.ip_json("link", "show", netns=pod_alive.name)
+            left = [lk["ifname"] for lk in links if lk["ifname"] != "lo"]
             if left:
                 failures.append(f"{it}: left in the pod: {left}")
         if store.read("vf-" + h.vfs[vf]) is not None:
@@ -169,7 +171,7 @@ def test_kill_9_during_add_then_del_restores_the_vf(sweep_host, tmp_path):
         ifname = IFNAMES[vf]
         pod = topology.make_pod()
         for k in range(cap):
-            if kills() >= KILLS_WANTED:
+            if kills() >= KILLS_WANTED or failures:  # one lost VF makes every later check fail too
                 break
             it = f"vf{vf}#{k}"
             cid = f"k{vf}-{k}"
@@ -177,7 +179,8 @@ def test_kill_9_during_add_then_del_restores_the_vf(sweep_host, tmp_path):
                 inside = rng.random() < 0.7
                 delay = rng.uniform(0, t_locked) if inside else rng.uniform(0, t_call)
                 die = rng.random() < 0.25
-                full = k % 8 == 7
+                kill_del = rng.uniform(0, t_call) if rng.random() < 0.15 else None
+                full = k % 10 == 9
             if full:  # the next ADD on this VF works, all the way
                 r = h.run("ADD", confs[vf], netns=pod.path, ifname=ifname, container_id=cid)
                 ok = r.code == 0 and json.loads(r.stdout)["interfaces"][0]["mtu"] == 9000 - vf
@@ -206,6 +209,15 @@ def test_kill_9_during_add_then_del_restores_the_vf(sweep_host, tmp_path):
             place = where_is(vf, pod)
             if die:
                 _die(h, pod)
+            if kill_del is not None:  # DEL killed too: the next DEL still finds everything
+                p = _spawn(h, confs[vf], pod.path, ifname, cid, "DEL")
+                time.sleep(kill_del)
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+                p.stdout.close()
+                p.stderr.close()
+                with lock:
+                    stats["dels-killed"] += 1
             r = h.run("DEL", confs[vf], netns=pod.path, ifname=ifname, container_id=cid)
             if r.code != 0:
                 failures.append(f"{it}: DEL failed: {r.stdout}")
@@ -231,8 +243,9 @@ def test_kill_9_during_add_then_del_restores_the_vf(sweep_host, tmp_path):
     elapsed = time.monotonic() - t0
     assert not failures, failures[:10]
     assert kills() >= KILLS_WANTED, (stats, phases)
-    print(f"\nsriov kill -9: {kills()} kills ({stats['killed-in-lock']} inside the VF lock, {stats['killed']} anywhere), "
-          f"{stats['completed']} ADDs finished first, {stats['full-adds']} full ADD+DEL, {stats['netns-died']} pod "
-          f"netns died before DEL, in {elapsed:.1f}s (one ADD {t_call * 1000:.0f} ms, lock after "
+    print(f"\nsriov kill -9: {kills()} kills ({stats['killed-in-lock']} inside the VF lock, "
+          f"{stats['killed']} anywhere), {stats['completed']} ADDs finished first, {stats['full-adds']} full "
+          f"ADD+DEL, {stats['netns-died']} pod netns died before DEL, {stats['dels-killed']} DELs killed too "
+          f"(then DEL again), in {elapsed:.1f}s (one ADD {t_call * 1000:.0f} ms, lock after "
           f"{t_lock * 1000:.0f} ms); record phase at the kill {phases}; VF at the kill {places}; "
           f"VF restored every time")

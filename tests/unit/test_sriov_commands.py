@@ -243,9 +243,7 @@ def test_gc_meanings(env, tmp_path):
     assert env.store.read(env.name) is None and env.fake.vf == ORIG
 
 
-def test_check_compares_pf_and_pod_state(env, monkeypatch):
-    from cni_rdma import ipconfig
-
+def test_check_compares_pf_and_pod_state(env):
     r = req(env, vlan=100, mtu=9000, ipam=False)
     raw = dict(r.raw, prevResult=sriov.add(r).to_json())
     chk = Request(command="CHECK", container_id="c1", netns=HOST_NS, ifname="net1", cni_args="", path=(),
