@@ -1,9 +1,11 @@
 """`make build`: the frozen onedir bundle in build/cni-rdma/ and a symlink per plugin type in build/frozen-bin/.
 
 Generates, under build/pyi/gen (never in the source tree), the entry script and `_build.py` (version and git
-commit, bundled as `cni_rdma._build`), runs PyInstaller on build.spec, adds the TYPES file (plugin names, one
-a line, for the installers), then prints the bundle size and writes
-build/cni-rdma.files (the sorted file list: same sources -> same list, checked by the frozen tier).
+commit, bundled as `cni_rdma._build`), runs PyInstaller on build.spec, makes the bundle self-contained
+(`self_contain`: glibc and every shared library inside, ELF interpreter and RPATHs pointing into it; needs
+patchelf), adds the TYPES file (plugin names, one a line, for the installers), then prints the bundle size
+and writes build/cni-rdma.files (the sorted file list: same sources -> same list).
+Options: `--out DIR` (a variant elsewhere), `--host-glibc` (skip self_contain: the old node-glibc bundle).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from cni_rdma.registry import PLUGINS  # noqa: E402
+from cni_rdma.installer import INTERP_RESERVED, LOADER_DIR, interp_segment, set_interp  # noqa: E402
 from cni_rdma.version import BUILD_VERSION  # noqa: E402
 
 BUILD = ROOT / "build"
@@ -26,6 +29,187 @@ import sys
 from cni_rdma.main import main
 sys.exit(main())
 '''
+
+
+class BuildError(Exception):
+    """The bundle cannot be made self-contained: the message names the library or tool."""
+
+
+# Loaded with dlopen, so in no DT_NEEDED: glibc opens libgcc_s for pthread_exit/pthread_cancel unwinding
+# (without it such a thread aborts the process).
+DLOPENED = ("libgcc_s.so.1",)
+ELF_MAGIC = b"\x7fELF"
+
+
+def _elf_files(top: Path) -> list[Path]:
+    found = []
+    for path in sorted(top.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as f:
+                if f.read(4) == ELF_MAGIC:
+                    found.append(path)
+    return found
+
+
+def _patchelf(*args: str) -> str:
+    p = subprocess.run(["patchelf", *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise BuildError(f"patchelf {' '.join(args)}: {p.stderr.strip()}")
+    return p.stdout
+
+
+def _resolve(elf: Path) -> dict[str, str]:
+    """soname -> path on this build machine, as its loader resolves `elf`'s dependencies (ldd)."""
+    p = subprocess.run(["ldd", str(elf)], capture_output=True, text=True)
+    found = {}
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == "=>" and parts[2].startswith("/"):
+            found[parts[0]] = parts[2]
+        elif parts and parts[0].startswith("/") and "ld-linux" in parts[0]:
+            found[os.path.basename(parts[0])] = parts[0]
+    return found
+
+
+def _system_lib(soname: str) -> str:
+    p = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        name, _, path = line.strip().partition(" => ")
+        if name.split(" ", 1)[0] == soname and os.path.isfile(path):
+            return path
+    raise BuildError(f"{soname} not found on the build machine (ldconfig -p)")
+
+
+def self_contain(bundle: Path, final: Path) -> list[str]:
+    """Ship glibc and every other shared library the bundle loads inside it (bundle/_internal/lib/), point the
+    executable's ELF interpreter at the bundled loader by its absolute path once the bundle sits at `final`
+    (installer.py rewrites it at install time), and every RPATH at the bundled copies.
+
+    DT_RPATH (not RUNPATH) because it is searched before LD_LIBRARY_PATH and the executable's applies to
+    every library loaded after it, dlopen()ed ones included: no library is looked up in the node's
+    /etc/ld.so.cache (a node libc under our loader would crash). The loader and libs are kept byte-identical
+    to the build machine's packages (their licences: LICENSES in the bundle)."""
+    if not shutil.which("patchelf"):
+        raise BuildError("patchelf is not installed (make deps)")
+    internal, libdir = bundle / "_internal", bundle / LOADER_DIR
+    libdir.mkdir(parents=True, exist_ok=True)
+    exe = bundle / "cni-rdma"
+    host_interp = os.path.realpath(_patchelf("--print-interpreter", str(exe)).strip())
+    ours = _elf_files(bundle)  # PyInstaller's: bootloader, libpython, extension modules, libz, libffi
+
+    def present() -> set[str]:
+        return {p.name for p in internal.iterdir()} | {p.name for p in libdir.iterdir()}
+
+    shipped: dict[str, str] = {}
+
+    def ship(soname: str, path: str) -> None:
+        shutil.copy2(os.path.realpath(path), libdir / soname)
+        shipped[soname] = os.path.realpath(path)
+
+    ship(os.path.basename(_patchelf("--print-interpreter", str(exe)).strip()), host_interp)  # ld-linux-*
+    todo = list(ours)
+    while todo:
+        elf = todo.pop()
+        needed = _patchelf("--print-needed", str(elf)).split()
+        missing = [n for n in needed if n not in present()]
+        if not missing:
+            continue
+        where = _resolve(elf)
+        for soname in missing:
+            if soname not in where:
+                raise BuildError(f"{elf.relative_to(bundle)} needs {soname}, which ldd cannot resolve here")
+            ship(soname, where[soname])
+            todo.append(libdir / soname)
+    for soname in DLOPENED:
+        if soname not in present():
+            ship(soname, _system_lib(soname))
+
+    for elf in ours:
+        rel = os.path.relpath(libdir, elf.parent), os.path.relpath(internal, elf.parent)
+        rpath = ":".join("$ORIGIN" if r == "." else f"$ORIGIN/{r}" for r in rel)
+        _patchelf("--force-rpath", "--set-rpath", rpath, str(elf))
+    # Reserve INTERP_RESERVED bytes for the loader path (padded with '/', which paths allow), then write the
+    # real path NUL-padded: the installer rewrites it in place for wherever the bundle is installed.
+    loader = f"{final}/{LOADER_DIR}/{_loader_name(libdir)}"
+    _patchelf("--set-interpreter", loader.rjust(INTERP_RESERVED - 1, "/"), str(exe))
+    set_interp(str(exe), loader)
+    write_licences(bundle, shipped)
+    return sorted(shipped)
+
+
+def _loader_name(libdir: Path) -> str:
+    names = sorted(p.name for p in libdir.iterdir() if p.name.startswith("ld-linux"))
+    if len(names) != 1:
+        raise BuildError(f"expected one ELF loader in {libdir}, found {names}")
+    return names[0]
+
+
+def _package_of(path: str) -> tuple[str, str]:
+    """(Debian package, its copyright file) owning path, or ('', '') when dpkg does not know it."""
+    for candidate in (path, path.replace("/usr/lib/", "/lib/", 1), path.replace("/lib/", "/usr/lib/", 1)):
+        p = subprocess.run(["dpkg-query", "-S", candidate], capture_output=True, text=True)
+        if p.returncode == 0:
+            pkg = p.stdout.split(":", 1)[0].strip()
+            copyright_file = f"/usr/share/doc/{pkg}/copyright"
+            return pkg, copyright_file if os.path.isfile(copyright_file) else ""
+    return "", ""
+
+
+LICENCE_OF = {  # by library name prefix: what the upstream project licenses it under
+    "ld-linux": "LGPL-2.1-or-later (GNU C Library)", "libc.so": "LGPL-2.1-or-later (GNU C Library)",
+    "libm.so": "LGPL-2.1-or-later (GNU C Library)", "libdl.so": "LGPL-2.1-or-later (GNU C Library)",
+    "libpthread.so": "LGPL-2.1-or-later (GNU C Library)", "librt.so": "LGPL-2.1-or-later (GNU C Library)",
+    "libutil.so": "LGPL-2.1-or-later (GNU C Library)",
+    "libgcc_s.so": "GPL-3.0-or-later WITH GCC-exception-3.1 (GCC runtime library)",
+    "libz.so": "Zlib", "libffi.so": "MIT (libffi)", "libpython": "PSF-2.0 (CPython)",
+    "libssl.so": "Apache-2.0 (OpenSSL 3)", "libcrypto.so": "Apache-2.0 (OpenSSL 3)",
+    "libuuid.so": "BSD-3-Clause (util-linux libuuid)",
+    "cni-rdma": "GPL-2.0-or-later WITH PyInstaller bootloader exception (the executable's bootloader)",
+}
+
+
+def write_licences(bundle: Path, shipped: dict[str, str]) -> None:
+    """LICENSES (what each bundled binary is and its licence) and licenses/<package>.copyright texts."""
+    lic_dir = bundle / "licenses"
+    lic_dir.mkdir(exist_ok=True)
+    lines = ["Third-party binaries in this bundle, their origin on the build machine, and their licences.",
+             "Python extension modules (_internal/python3*/lib-dynload) and the .pyc standard library are",
+             "CPython's: PSF-2.0. Full texts: licenses/.", ""]
+    sources = dict(shipped)
+    for elf in _elf_files(bundle):
+        rel = str(elf.relative_to(bundle))
+        if elf.name == "cni-rdma" or (elf.parent == bundle / "_internal" and not elf.name.startswith("libpython")):
+            try:  # PyInstaller copied it from the build machine (libz, libffi): name that origin
+                sources.setdefault(elf.name, _system_lib(elf.name))
+            except BuildError:
+                sources.setdefault(elf.name, rel)
+        elif elf.parent == bundle / "_internal":
+            sources.setdefault(elf.name, rel)
+    for name, origin in sorted(sources.items()):
+        pkg, copyright_file = _package_of(origin) if origin.startswith("/") else ("", "")
+        if copyright_file:
+            shutil.copyfile(copyright_file, lic_dir / f"{pkg}.copyright")
+        licence = next((v for k, v in LICENCE_OF.items() if name.startswith(k)), None)
+        if licence is None:  # a library added later: its Debian copyright file, or the build fails
+            if not copyright_file:
+                raise BuildError(f"{name} ({origin}): licence unknown; add it to LICENCE_OF in {__file__}")
+            licence = f"see licenses/{pkg}.copyright"
+        lines.append(f"{name}: {licence}; from {origin}{f' (Debian package {pkg})' if pkg else ''}")
+    import PyInstaller
+
+    import sysconfig
+
+    import PyInstaller
+
+    site = Path(PyInstaller.__file__).parent.parent
+    texts = {"pyinstaller.COPYING.txt": sorted(site.glob("pyinstaller-*.dist-info/**/COPYING*")),
+             "python.LICENSE.txt": [Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt"]}
+    for dest, candidates in texts.items():
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise BuildError(f"no licence text for {dest} (looked at {[str(c) for c in candidates]})")
+        shutil.copyfile(found[0], lic_dir / dest)
+    (bundle / "LICENSES").write_text("\n".join(lines) + "\n")
 
 
 def git_commit() -> str:
@@ -81,6 +265,16 @@ def _build(argv: list[str]) -> int:
         print("build: PyInstaller failed", file=sys.stderr)
         return 1
 
+    new_dist = out / "pyi" / "dist" / "cni-rdma"
+    shipped: list[str] = []
+    try:
+        # `--host-glibc`: the bundle as it was before issue 19 (the node's glibc), for bench/bundle_startup.py.
+        if "--host-glibc" not in argv:
+            shipped = self_contain(new_dist, dist)
+    except BuildError as e:
+        print(f"build: {e}", file=sys.stderr)
+        return 1
+
     # Swap the new bundle in with two renames: plugins running from the old one (a test run, the VM tier)
     # never see a half-written directory.
     new, old = out / "pyi" / "dist" / "cni-rdma", out / "pyi" / "old-cni-rdma"
@@ -111,6 +305,8 @@ def _build(argv: list[str]) -> int:
     print(f"bundle {os.path.relpath(dist)}/: {len(files)} files, {size / 1e6:.1f} MB "
           f"(executable {exe.stat().st_size / 1e3:.0f} kB), commit {commit}")
     print(f"frozen plugins in {os.path.relpath(frozen_bin)}: {', '.join(sorted(PLUGINS))}")
+    if shipped:
+        print(f"self-contained: {', '.join(shipped)} in {LOADER_DIR}/; loader {interp_segment(str(exe))[2]}")
     return 0
 
 

@@ -1,0 +1,243 @@
+"""The frozen bundle needs nothing from the node but a Linux kernel (issue 19).
+
+The bundle is installed by its own installer (`cni-rdma install --destdir ROOT`, exactly as the DaemonSet's
+init container does) into an otherwise empty directory, and every plugin is run chrooted into it, in a
+private mount namespace holding only /proc and /run/netns (bind-mounted) and a fresh sysfs of the node netns:
+VERSION of every type, then a macvlan + host-local ADD, CHECK and DEL against a real pod netns. Once more
+with that root laid over a debootstrap'd Debian bullseye userland (glibc 2.31, older than the build
+machine's): its /etc/ld.so.cache and libc are there to be picked up by mistake, and the loader's own trace
+(LD_DEBUG) shows every object it maps comes from the bundle. Frozen pass only (`make test-frozen`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cni_rdma.installer import interp_segment
+from cni_rdma.registry import PLUGINS
+from cni_rdma.version import SUPPORTED
+from tests import topology
+
+TYPES = sorted(PLUGINS)
+LIB, BIN = "/opt/cni/lib/cni-rdma", "/opt/cni/bin"
+MOUNTPOINTS = ("proc", "sys", "run/netns")
+
+
+def _exe() -> Path:
+    return Path(os.path.realpath(topology.bin_dir() / TYPES[0]))
+
+
+def _frozen() -> bool:
+    with open(_exe(), "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+pytestmark = pytest.mark.skipif("not _frozen()", reason="CNI_TEST_BIN_DIR holds dev launchers, not the bundle")
+
+
+def install_root(root: Path) -> Path:
+    """ROOT with nothing but the installed bundle (and empty mount points); installed by the bundle itself."""
+    for d in MOUNTPOINTS:
+        (root / d).mkdir(parents=True, exist_ok=True)
+    p = subprocess.run([str(_exe().parent / "cni-rdma"), "install", f"--destdir={root}", f"--lib-dir={LIB}",
+                        f"--bin-dir={BIN}"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def bullseye() -> Path:
+    from tools import rootfs
+
+    return rootfs.ensure("bullseye", "amd64")
+
+
+def _run_in_root(root: Path, node: topology.Node, argv: list[str], env: dict, stdin: bytes = b"",
+                 lower: Path | None = None, tmp: Path | None = None) -> subprocess.CompletedProcess:
+    """argv chrooted into root, in node's netns and a private mount namespace. With `lower`, root is laid over
+    it (overlayfs: lower read-only, root takes the writes), so the cached userland is never modified."""
+    steps = ["set -e"]
+    target = root
+    if lower is not None:
+        assert tmp is not None
+        target, work = tmp / "merged", tmp / "overlay-work"
+        target.mkdir(exist_ok=True)
+        work.mkdir(exist_ok=True)
+        steps.append(f"mount -t overlay overlay -o lowerdir={lower},upperdir={root},workdir={work} {target}")
+    r = shlex.quote(str(target))
+    steps += [f"mount --rbind /proc {r}/proc", f"mount -t sysfs sysfs {r}/sys",
+              f"mount --rbind /run/netns {r}/run/netns", f'exec chroot {r} "$@"']
+    cmd = ["nsenter", f"--net={node.path}", "unshare", "--mount", "--propagation", "private",
+           "sh", "-c", "; ".join(steps), "sh", *argv]
+    return subprocess.run(cmd, input=stdin, env=env, capture_output=True, timeout=120)
+
+
+def _cni_env(command: str, pod: topology.Pod | None = None, **extra: str) -> dict:
+    env = {"CNI_COMMAND": command, "CNI_PATH": BIN, "CNI_IFNAME": "net1", "CNI_CONTAINERID": "selfcontained1"}
+    if pod is not None:
+        env["CNI_NETNS"] = f"/run/netns/{pod.name}"
+    env.update(extra)
+    return env
+
+
+def _roots(kind: str, tmp_path: Path, request) -> tuple[Path, Path | None]:
+    root = install_root(tmp_path / "root")
+    return root, (request.getfixturevalue("bullseye") if kind == "bullseye" else None)
+
+
+def test_the_root_holds_nothing_but_the_bundle(tmp_path):
+    root = install_root(tmp_path / "root")
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
+    assert files and all(f.startswith(LIB.lstrip("/") + "/") or f.startswith(BIN.lstrip("/") + "/")
+                         for f in files), files
+    assert sorted(os.listdir(root / BIN.lstrip("/"))) == TYPES
+    # The installed executable asks for the bundled loader at its installed path (the build's own copy asks
+    # for the one in build/): the installer rewrote PT_INTERP in the copy.
+    assert interp_segment(str(root / LIB.lstrip("/") / "cni-rdma"))[2] == f"{LIB}/_internal/lib/ld-linux-x86-64.so.2"
+    assert interp_segment(str(_exe()))[2] == f"{_exe().parent}/_internal/lib/ld-linux-x86-64.so.2"
+
+
+def test_a_host_program_does_not_start_in_the_empty_root(node, tmp_path):
+    # The premise: the root offers no loader and no libc of its own. A dynamically linked host program copied
+    # in fails to exec; the bundle (next tests) does not.
+    root = install_root(tmp_path / "root")
+    shutil.copy2("/bin/true", root / "true")
+    p = _run_in_root(root, node, ["/true"], {})
+    assert p.returncode != 0 and b"No such file or directory" in p.stderr, p
+
+
+@pytest.mark.parametrize("kind", ["empty", "bullseye"])
+def test_every_type_answers_version_in_the_root(kind, node, tmp_path, request):
+    root, lower = _roots(kind, tmp_path, request)
+    for t in TYPES:
+        p = _run_in_root(root, node, [f"{BIN}/{t}"], _cni_env("VERSION"), lower=lower, tmp=tmp_path)
+        assert p.returncode == 0, (t, p)
+        assert json.loads(p.stdout)["supportedVersions"] == list(SUPPORTED)
+        assert p.stderr == b""
+    p = _run_in_root(root, node, [f"{BIN}/host-local", "--version"], {}, lower=lower, tmp=tmp_path)
+    assert p.returncode == 0 and p.stdout.startswith(b"host-local (cni-rdma) version"), p
+
+
+def test_the_loader_maps_only_bundled_objects_over_bullseye(node, tmp_path, bullseye):
+    # bullseye's own glibc 2.31 and its /etc/ld.so.cache are in this root: the loader's trace shows which
+    # files it maps. Every one is in the bundle: the bootloader, then the re-exec'd Python process.
+    assert (bullseye / "usr/lib/x86_64-linux-gnu/libc-2.31.so").exists()
+    root = install_root(tmp_path / "root")
+    # bullseye's env sets LD_DEBUG for our program only (not for the host tools that set up the root).
+    p = _run_in_root(root, node, ["/usr/bin/env", "LD_DEBUG=libs", f"{BIN}/macvlan"], _cni_env("VERSION"),
+                     lower=bullseye, tmp=tmp_path)
+    assert p.returncode == 0, p
+    inits = [line.split("calling init:", 1)[1].strip() for line in p.stderr.decode().splitlines()
+             if "calling init:" in line]
+    assert any(i.endswith("/libc.so.6") for i in inits) and any("libpython" in i for i in inits), inits
+    assert all(i.startswith(f"{LIB}/") for i in inits), inits
+
+
+@pytest.mark.parametrize("kind", ["empty", "bullseye"])
+def test_macvlan_host_local_add_check_del_in_the_root(kind, node, pod, tmp_path, request):
+    root, lower = _roots(kind, tmp_path, request)
+    conf = {"cniVersion": "1.0.0", "name": "selfcontained", "type": "macvlan", "master": "eth0",
+            "ipam": {"type": "host-local", "subnet": "10.219.0.0/24", "dataDir": "/var/lib/cni/networks"}}
+
+    def call(command: str, config: dict) -> subprocess.CompletedProcess:
+        return _run_in_root(root, node, [f"{BIN}/macvlan"], _cni_env(command, pod), json.dumps(config).encode(),
+                            lower=lower, tmp=tmp_path)
+
+    add = call("ADD", conf)
+    assert add.returncode == 0, add
+    result = json.loads(add.stdout)
+    assert result["ips"][0]["address"] == "10.219.0.2/24"
+    assert [a["local"] for a in pod.addrs("net1") if a["family"] == "inet"] == ["10.219.0.2"]
+    # host-local ran in-process inside the root and wrote its reservation there (not on this machine).
+    assert (root / "var/lib/cni/networks/selfcontained/10.219.0.2").exists()
+
+    check = call("CHECK", {**conf, "prevResult": result})
+    assert check.returncode == 0, check
+    assert check.stdout == b""
+
+    delete = call("DEL", {**conf, "prevResult": result})
+    assert delete.returncode == 0, delete
+    assert "net1" not in [link["ifname"] for link in pod.links()]
+    assert not (root / "var/lib/cni/networks/selfcontained/10.219.0.2").exists()
+
+
+def test_a_foreign_ipam_gets_the_env_without_the_bootloaders_variables(node, pod, tmp_path):
+    # The bootloader re-execs itself with LD_LIBRARY_PATH at the bundle and _PYI_* markers; a delegated IPAM
+    # (here a shell script, dynamically linked against this machine's glibc) must not inherit them.
+    ipam_dir = tmp_path / "ipam"
+    ipam_dir.mkdir()
+    dump = tmp_path / "env.json"
+    script = ipam_dir / "envdump"
+    script.write_text("#!/bin/sh\n"
+                      f"env -0 > {dump}\n"
+                      'echo \'{"cniVersion":"1.0.0","ips":[{"address":"10.218.0.5/24"}]}\'\n')
+    script.chmod(0o755)
+    conf = {"cniVersion": "1.0.0", "name": "envdump", "type": "macvlan", "master": "eth0",
+            "ipam": {"type": "envdump"}}
+    r = topology.run_plugin("macvlan", "ADD", conf, netns=pod.path, node=node, path=str(ipam_dir),
+                            container_id="selfcontained-env", extra_env={"LD_LIBRARY_PATH": "/node/own"})
+    assert r.code == 0, r.stdout + r.stderr
+    env = dict(kv.split("=", 1) for kv in dump.read_text().split("\0") if kv)
+    assert not [k for k in env if k.startswith("_PYI_")], env
+    assert env.get("LD_LIBRARY_PATH") == "/node/own" and "LD_LIBRARY_PATH_ORIG" not in env
+    r = topology.run_plugin("macvlan", "DEL", conf, netns=pod.path, node=node, path=str(ipam_dir),
+                            container_id="selfcontained-env")
+    assert r.code == 0, r.stdout + r.stderr
+
+
+def _abi_tag(path: Path) -> tuple[int, int, int]:
+    """The kernel version in an ELF's NT_GNU_ABI_TAG note: the oldest Linux this glibc was built to run on."""
+    import struct
+
+    data = path.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1, "64-bit little-endian ELF expected"
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phentsize, phnum = struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+        pos, end = p_offset, p_offset + p_filesz
+        while p_type == 4 and pos + 12 <= end:  # PT_NOTE
+            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            name = data[pos + 12:pos + 12 + namesz]
+            desc = pos + 12 + (namesz + 3) // 4 * 4
+            if name == b"GNU\0" and ntype == 1:  # NT_GNU_ABI_TAG: os, major, minor, patch
+                os_id, major, minor, patch = struct.unpack_from("<IIII", data, desc)
+                assert os_id == 0  # ELF_NOTE_OS_LINUX
+                return major, minor, patch
+            pos = desc + (descsz + 3) // 4 * 4
+    raise AssertionError(f"{path}: no NT_GNU_ABI_TAG note")
+
+
+def test_readme_states_the_kernel_floor_of_the_bundled_glibc():
+    # The node requirement README promises is the figure the bundled libc carries (`file` says the same:
+    # "for GNU/Linux 3.2.0"): that libc refuses to start on anything older.
+    major, minor, _ = _abi_tag(_exe().parent / "_internal" / "lib" / "libc.so.6")
+    readme = (topology.ROOT / "README.md").read_text()
+    assert f"Linux ≥ {major}.{minor}, nothing else" in readme
+
+
+def test_licences_name_every_bundled_binary():
+    bundle = _exe().parent
+    listed = {line.split(":", 1)[0]: line for line in (bundle / "LICENSES").read_text().splitlines() if ": " in line}
+    binaries = ["cni-rdma", *(p.name for p in (bundle / "_internal").iterdir() if ".so" in p.name),
+                *(p.name for p in (bundle / "_internal" / "lib").iterdir())]
+    for name in binaries:
+        assert name in listed, f"LICENSES misses {name}"
+        if "see licenses/" in listed[name]:  # no SPDX name in tools/build_bundle.py: its copyright file
+            assert (bundle / listed[name].split("see ", 1)[1].split(";", 1)[0]).is_file(), listed[name]
+    assert (bundle / "licenses" / "libc6.copyright").is_file()
+
+
+def test_install_refuses_a_lib_dir_too_long_for_the_loader_path(tmp_path):
+    lib = "/opt/" + "x" * 600
+    p = subprocess.run([str(_exe().parent / "cni-rdma"), "install", f"--destdir={tmp_path}", f"--lib-dir={lib}",
+                        f"--bin-dir={BIN}"], capture_output=True, text=True)
+    assert p.returncode == 1
+    assert "does not fit" in p.stderr and "shorter --lib-dir" in p.stderr, p.stderr
+    assert os.listdir(tmp_path) == []  # refused before anything changed
