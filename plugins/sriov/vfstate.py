@@ -23,6 +23,7 @@ PF_KEYS = ("mac", "vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state"
 PF_DEFAULTS: dict[str, Any] = {"mac": ZERO_MAC, "vlan": 0, "qos": 0, "vlan_proto": "802.1Q", "spoofchk": True,
                                "trust": False, "link_state": "auto", "min_tx_rate": 0, "max_tx_rate": 0}
 VLAN_PROTOS = ("802.1Q", "802.1ad")
+_GUIDS = ("node_guid", "port_guid")
 
 
 def tmp_name(host_index: int) -> str:
@@ -76,9 +77,10 @@ class OrigVfState:
             self.vlan_proto = "802.1Q"  # a never-configured VF may report protocol 0 (netdevsim): plain 802.1Q
 
     def pf_value(self, key: str) -> Any:
-        """The original value of one PF-side setting (PF_KEYS), or its default when never reported."""
+        """The original value of one PF-side setting (PF_KEYS, node_guid, port_guid), or its default
+        when never reported (None for a GUID: nothing to put back)."""
         v = self.admin_mac if key == "mac" else getattr(self, key)
-        return PF_DEFAULTS[key] if v is None else v
+        return PF_DEFAULTS.get(key) if v is None else v
 
     def to_json(self) -> dict:
         return {k: list(self.altnames) if k == "altnames" else getattr(self, k) for k in self.__slots__}
@@ -145,8 +147,10 @@ class VfState:
         return {self.orig.effective_mac, self.want_mac, self.pod_mac} - {""}
 
     def restore_pf(self) -> dict:
-        """vf_set keywords putting back every PF-side setting ADD set (or meant to)."""
-        return {k: self.orig.pf_value(k) for k in self.applied if k in PF_DEFAULTS}
+        """vf_set keywords putting back every PF-side setting ADD set (or meant to): `applied` holds
+        vf_set keywords, the IB node_guid/port_guid included."""
+        back = {k: self.orig.pf_value(k) for k in self.applied if k in PF_DEFAULTS or k in _GUIDS}
+        return {k: v for k, v in back.items() if v is not None}
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {k: getattr(self, k) for k in self.__slots__}

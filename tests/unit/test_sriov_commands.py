@@ -337,3 +337,11 @@ def test_mac_retry_fault_point(monkeypatch):
     monkeypatch.setattr(faults, "_left", {"test-mac": 5})
     m = _Mac()
     assert _retry(m) == 6 and m.sets == 1  # five injected EBUSYs never reached the "kernel"
+
+
+def test_ib_guids_are_restored_when_add_set_them():
+    orig = OrigVfState(pf_reported=True, node_guid=0x1122334455667788, port_guid=None)
+    st = VfState(container_id="c", ifname="net1", netns="/x", device_id="0000:3b:00.2", pf="ib0",
+                 pf_pci="0000:3b:00.0", vf_id=0, dpdk=True, orig=orig,
+                 applied={"node_guid": 0xAA, "port_guid": 0xBB})
+    assert st.restore_pf() == {"node_guid": 0x1122334455667788}  # the port GUID was never reported
