@@ -123,7 +123,7 @@ def _name(d: dict, key: str, field: str, default: str) -> str:
     return v
 
 
-def _etcd_keys(d: dict, where: str, out: EtcdConf) -> None:
+def etcd_keys(d: dict, where: str, out: EtcdConf) -> None:
     unknown = sorted(k for k in d if k not in ETCD_KEYS)
     if unknown:
         raise config_error(f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(ETCD_KEYS)})")
@@ -194,9 +194,9 @@ def load_etcd(ipam: dict) -> EtcdConf:
         if not isinstance(d, dict):
             raise config_error("ipam.etcd.configFile", f"{path} must hold a JSON object")
         out.source = path
-        _etcd_keys(d, f"{path}:", out)
+        etcd_keys(d, f"{path}:", out)
     else:
-        _etcd_keys(d, "ipam.etcd", out)
+        etcd_keys(d, "ipam.etcd", out)
     return out
 
 
