@@ -45,9 +45,10 @@ from cni_rdma import faults, ipam, netns
 from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, config_error
 from cni_rdma.skel import Request
 from cni_rdma.state import Store
-from cni_rdma.sysfs import Sysfs
+from cni_rdma.sysfs import Sysfs, VfInfo
 from cni_rdma.types import Interface, Result
 
+from . import sriovcni
 from .config import SriovConf, device_id_of, discover, load_conf
 from .vfmanager import NetlinkVfManager, VfManager, netns_alive
 from .vfstate import ZERO_MAC, VfState
@@ -91,8 +92,10 @@ def add(req: Request) -> Result:
     name = record_name(conf.device_id)
     pod_fd = netns.open_netns(req.netns)  # a missing netns fails before anything changes
     try:
-        with store.lock(name):
+        # sriov-cni's per-VF lock first (it may be configuring this VF right now), then ours
+        with sriovcni.pci_lock(conf.device_id, store.dir), store.lock(name):
             host_ifname = _take_over_stale(store, name, mgr, req)
+            _take_over_sriov_cni(conf, vf, mgr, req, store.dir)
             orig = mgr.snapshot(vf, conf.pf_settings(), host_ifname)
             st = VfState(container_id=req.container_id, ifname=req.ifname, netns=req.netns,
                          device_id=conf.device_id, pf=vf.pf_netdevs[0], pf_pci=vf.pf_pci, vf_id=vf.vf_id,
@@ -108,6 +111,7 @@ def add(req: Request) -> Result:
                     req.log.error(f"rollback of VF {conf.device_id} incomplete: {undo}")
                 else:
                     store.delete(name)
+                    sriovcni.forget(req.container_id, req.ifname, conf.device_id, req.netns, store.dir)
                 req.log.error(f"ADD failed, VF {conf.device_id} given back: {e}")
                 raise
     finally:
@@ -127,7 +131,25 @@ def _take_over_stale(store: Store, name: str, mgr: VfManager, req: Request) -> s
     req.log.info(f"taking over stale allocation of {st.device_id} from container {st.container_id}")
     mgr.restore(st, st.netns)
     store.delete(name)
+    sriovcni.forget(st.container_id, st.ifname, st.device_id, None, store.dir)  # any claim on it was ours
     return st.orig.host_ifname
+
+
+def _take_over_sriov_cni(conf: SriovConf, vf: VfInfo, mgr: VfManager, req: Request, root: str) -> None:
+    """sriov-cni's claim on the VF (its pci/<addr> file, a node mid-swap): refuse the VF while the
+    claimed netns lives; once it is gone, give back what sriov-cni cached for the VF and drop it all."""
+    owner = sriovcni.read_claim(conf.device_id, root)
+    if owner is None:
+        return
+    if netns_alive(owner):
+        raise CniError(TRY_AGAIN_LATER, f"VF {conf.device_id} is already allocated",
+                       f"to {owner} (sriov-cni's claim {sriovcni.claim_path(conf.device_id, root)})")
+    for cache, cached in sriovcni.caches_for_device(conf.device_id, root):
+        cid, _, ifname = cache.rpartition("-")
+        req.log.info(f"taking over VF {conf.device_id} from sriov-cni's stale attachment {cache}")
+        mgr.restore(sriovcni.to_vf_state(cached, cid, ifname, owner, vf.pf_pci, vf.userspace), owner)
+        sriovcni.drop_cache(cid, ifname, root)
+    sriovcni.drop_claim(conf.device_id, root)
 
 
 def _add(req: Request, conf: SriovConf, st: VfState, mgr: VfManager, store: Store, name: str,
@@ -172,6 +194,7 @@ def _apply_ips(req: Request, result: Result) -> None:
 
 def _mark_ready(req: Request, st: VfState, store: Store, name: str) -> None:
     faults.point("result")
+    sriovcni.remember(st, req.raw, store.dir)  # so that sriov-cni's DEL can undo this pod after a rollback
     st.phase = "ready"
     store.write(name, st.to_json())
     where = "DPDK, stays on the host" if st.dpdk else f"{st.orig.host_ifname} -> {req.ifname}"
@@ -185,18 +208,49 @@ def delete(req: Request) -> None:
     name = _find_record(store, req)
     if req.conf.ipam_type:
         ipam.delete(req)
-    if name is None:
+    if name is not None:
+        with sriovcni.pci_lock(name[len("vf-"):], store.dir), store.lock(name):
+            st = read_record(store, name)
+            if st is not None and not st.owned_by(req.container_id, req.ifname):
+                req.log.info(f"{st.device_id} now belongs to container {st.container_id}; leaving it alone")
+                sriovcni.drop_cache(req.container_id, req.ifname, store.dir)  # a sriov-cni leftover of this attachment
+                return
+            if st is not None:
+                where = vf_manager(Sysfs.from_env(req.env), req.log).restore(st, st.netns or req.netns)
+                store.delete(name)
+                sriovcni.forget(req.container_id, req.ifname, st.device_id, st.netns, store.dir)
+                req.log.info(f"VF {st.device_id} given back to the host (found: {where}, ADD phase {st.phase})")
+                return
+    _delete_sriov_cni(req, store)
+
+
+def _delete_sriov_cni(req: Request, store: Store) -> None:
+    """DEL of an attachment sriov-cni made (or whose record only sriov-cni's files still hold): restore
+    the VF from its cache the way sriov-cni's DEL would, then drop the cache and the claim."""
+    try:
+        cached = sriovcni.load_cache(req.container_id, req.ifname, store.dir)
+    except CniError as e:  # never fail DEL forever over a file we cannot use (sriov-cni answers 0 too)
+        req.log.warning(f"ignoring sriov-cni's cache of {req.container_id}/{req.ifname}: {e}")
         return
-    with store.lock(name):
-        st = read_record(store, name)
-        if st is None:
+    if cached is None:
+        return
+    name = record_name(cached.device_id)
+    with sriovcni.pci_lock(cached.device_id, store.dir), store.lock(name):
+        ours = read_record(store, name)
+        if ours is not None:  # the VF went to another pod since: only the stale cache goes
+            req.log.info(f"{cached.device_id} now belongs to container {ours.container_id}; leaving it alone")
+            sriovcni.drop_cache(req.container_id, req.ifname, store.dir)
             return
-        if not st.owned_by(req.container_id, req.ifname):
-            req.log.info(f"{st.device_id} now belongs to container {st.container_id}; leaving it alone")
-            return
-        where = vf_manager(Sysfs.from_env(req.env), req.log).restore(st, st.netns or req.netns)
-        store.delete(name)
-        req.log.info(f"VF {st.device_id} given back to the host (found: {where}, ADD phase {st.phase})")
+        sysfs = Sysfs.from_env(req.env)
+        vf = sysfs.vf(cached.device_id)
+        st = sriovcni.to_vf_state(cached, req.container_id, req.ifname, req.netns, vf.pf_pci if vf else "",
+                                  bool(vf and vf.userspace))
+        where = vf_manager(sysfs, req.log).restore(st, req.netns)
+        sriovcni.drop_cache(req.container_id, req.ifname, store.dir)
+        claim = sriovcni.read_claim(cached.device_id, store.dir)
+        if claim is not None and (claim == req.netns or not netns_alive(claim)):
+            sriovcni.drop_claim(cached.device_id, store.dir)
+        req.log.info(f"VF {cached.device_id} configured by sriov-cni given back to the host (found: {where})")
 
 
 def _find_record(store: Store, req: Request) -> Optional[str]:
@@ -295,6 +349,7 @@ def _gc_one(store: Store, name: str, keep: set, mgr: VfManager, req: Request) ->
             req.log.warning(f"GC could not restore {st.device_id}: {e}")
             return
         store.delete(name)
+        sriovcni.forget(st.container_id, st.ifname, st.device_id, st.netns, store.dir)
 
 
 def _valid_attachments(raw: dict) -> Optional[set]:

@@ -43,9 +43,11 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Any, Iterator, Optional
 
+    from .vfstate import VfState
+
 from cni_rdma.errors import CniError, IO_FAILURE, TRY_AGAIN_LATER
 
-DATA_DIR = "/var/lib/cni/sriov"  # sriov-cni's config.DefaultCNIDir (not configurable there)
+DATA_DIR = "/var/lib/cni/sriov"  # sriov-cni's config.DefaultCNIDir (not configurable there); our Store("sriov").dir
 MAX_CACHE = 1 << 20  # a NetConf is a few KB; anything bigger is not one
 MAX_CLAIM = 4096  # a netns path
 LOCK_TIMEOUT = 60.0  # seconds, as sriov-cni's pciLockAcquireTimeout
@@ -62,8 +64,8 @@ class CacheError(CniError):
         super().__init__(IO_FAILURE, f"sriov-cni state {path}: {problem}")
 
 
-class OrigVfState:
-    """sriov-cni's VfState as cached in "OrigVfState": the VF before its ADD changed anything."""
+class CachedOrigState:
+    """sriov-cni's VfState as cached under "OrigVfState": the VF before its ADD changed anything."""
 
     __slots__ = ("host_ifname", "spoofchk", "trust", "admin_mac", "effective_mac", "vlan", "vlan_qos",
                  "vlan_proto", "min_tx_rate", "max_tx_rate", "link_state", "mtu")
@@ -110,7 +112,7 @@ class SriovCniConf:
     min_tx_rate: Optional[int]
     max_tx_rate: Optional[int]
     ipam_type: str
-    orig: OrigVfState
+    orig: CachedOrigState
 
     def __init__(self, **kw: Any):
         for name in self.__slots__:
@@ -237,7 +239,7 @@ def parse_cache(data: bytes, where: str = "cache") -> SriovCniConf:
     o = _field(d, "OrigVfState")
     if not isinstance(o, dict):
         raise CacheError(where, '"OrigVfState" missing or not an object')
-    orig = OrigVfState(
+    orig = CachedOrigState(
         host_ifname=typed(o, "HostIFName", str, "", "OrigVfState.HostIFName"),
         spoofchk=typed(o, "SpoofChk", bool, False, "OrigVfState.SpoofChk"),
         trust=typed(o, "Trust", bool, False, "OrigVfState.Trust"),
@@ -377,3 +379,69 @@ def pci_lock(device_id: str, root: str = DATA_DIR, timeout: float = LOCK_TIMEOUT
         yield
     finally:
         os.close(fd)
+
+
+# --------------------------------------------------------------- to and from our VfState records
+def to_vf_state(conf: SriovCniConf, container_id: str, ifname: str, netns: str, pf_pci: str = "",
+                dpdk: bool = False) -> VfState:
+    """A sriov-cni attachment as our record, so VfManager.restore gives it back the way sriov-cni's
+    DEL would: `applied` names exactly the PF settings ResetVFConfig restores, and the netdev returns
+    to HostIFName with EffectiveMAC and MTU, down (sriov-cni never records whether it was up)."""
+    from .vfstate import OrigVfState as OurOrig, VfState
+
+    o = conf.orig
+    back = conf.pf_restore()
+    orig = OurOrig(host_ifname="" if dpdk else o.host_ifname, effective_mac=o.effective_mac, mtu=o.mtu, up=False,
+                   pf_reported=True, admin_mac=o.admin_mac or None, vlan=o.vlan, qos=o.vlan_qos,
+                   vlan_proto=back.get("vlan_proto", "802.1Q"), spoofchk=o.spoofchk, trust=o.trust,
+                   link_state=back.get("link_state", "auto"), min_tx_rate=o.min_tx_rate, max_tx_rate=o.max_tx_rate)
+    applied: dict[str, Any] = {}  # what sriov-cni's ADD set, for the keys its DEL puts back
+    for key in back:
+        applied[key] = {"vlan": conf.vlan, "qos": conf.vlan_qos, "vlan_proto": "802.1ad" if conf.vlan_proto == "802.1ad" else "802.1Q",
+                        "spoofchk": conf.spoofchk == "on", "trust": conf.trust == "on", "mac": conf.mac or None,
+                        "min_tx_rate": conf.min_tx_rate or 0, "max_tx_rate": conf.max_tx_rate or 0,
+                        "link_state": conf.link_state or "auto"}[key]
+    return VfState(container_id=container_id, ifname=ifname, netns=netns, device_id=conf.device_id, pf=conf.master,
+                   pf_pci=pf_pci, vf_id=conf.vf_id, dpdk=dpdk, orig=orig, applied=applied, want_mac=conf.mac,
+                   phase="ready", pod_mac=conf.mac, pod_mtu=conf.mtu or 0)
+
+
+def from_vf_state(st: VfState) -> SriovCniConf:
+    """Our record as sriov-cni caches an attachment: its DEL then restores what ours would (the PF
+    settings ADD changed, the netdev's name, MAC and MTU)."""
+    o, a = st.orig, st.applied
+
+    def on_off(key: str) -> str:
+        return ("on" if a[key] else "off") if key in a else ""
+
+    proto = str(a.get("vlan_proto") or "802.1Q")
+    orig = CachedOrigState(
+        host_ifname=o.host_ifname, spoofchk=bool(o.pf_value("spoofchk")), trust=bool(o.pf_value("trust")),
+        admin_mac=str(o.pf_value("mac")) if "mac" in a else "", effective_mac=o.effective_mac,
+        vlan=int(o.pf_value("vlan")), vlan_qos=int(o.pf_value("qos")),
+        vlan_proto=VLAN_PROTO_NUMBERS.get(str(o.pf_value("vlan_proto")), 0x8100),
+        min_tx_rate=int(o.pf_value("min_tx_rate")), max_tx_rate=int(o.pf_value("max_tx_rate")),
+        link_state=LINK_STATE_NUMBERS.get(str(o.pf_value("link_state")), 0), mtu=o.mtu)
+    return SriovCniConf(
+        device_id=st.device_id, master=st.pf, vf_id=st.vf_id, mac=st.want_mac or str(a.get("mac") or ""),
+        mtu=st.pod_mtu or None, vlan=a.get("vlan"), vlan_qos=a.get("qos") if "vlan" in a else None,
+        vlan_proto=proto.lower() if "vlan" in a else None, spoofchk=on_off("spoofchk"), trust=on_off("trust"),
+        link_state=str(a.get("link_state") or ""), min_tx_rate=a.get("min_tx_rate"),
+        max_tx_rate=a.get("max_tx_rate"), ipam_type="", orig=orig)
+
+
+def remember(st: VfState, netconf: dict, root: str = DATA_DIR) -> None:
+    """After our ADD: what sriov-cni's DEL (and ADD's IsAllocated) needs. No cache for a DPDK VF:
+    sriov-cni does not cache DPDKMode, so its DEL would look for a netdev in the pod; the claim
+    alone keeps it from handing the VF to another pod."""
+    if not st.dpdk:
+        save_cache(st.container_id, st.ifname, from_vf_state(st), netconf, root)
+    save_claim(st.device_id, st.netns, root)
+
+
+def forget(container_id: str, ifname: str, device_id: str, netns_path: Optional[str], root: str = DATA_DIR) -> None:
+    """The attachment's sriov-cni files, whoever wrote them; the claim only if it names netns_path (any
+    claim when None)."""
+    drop_cache(container_id, ifname, root)
+    drop_claim(device_id, root, netns_path=netns_path)
+
