@@ -78,8 +78,28 @@ def check_mtu(mtu: int, master: Link) -> None:
                                        f'{master.mtu}] (the MTU of master {q(master.name)})')
 
 
+# Our temporary link names: "crn" + the creating PID (6 hex digits: pid_max is at most 2^22) + 4 random hex
+# digits; before that, "crn" + 8 random hex digits. A DEL sweeps either kind from the pod when it is of the
+# plugin's own link kind and (new form) its creator is gone: an ADD killed between create and rename.
+TEMP_PREFIX = "crn"
+_HEX = frozenset("0123456789abcdef")
+
+
 def temp_name() -> str:
-    return "crn" + os.urandom(4).hex()
+    return f"{TEMP_PREFIX}{os.getpid():06x}{os.urandom(2).hex()}"
+
+
+def is_orphan_temp(name: str) -> bool:
+    """A temp name of ours whose creator is no longer running (an old-form name has no creator: orphan)."""
+    tail = name[len(TEMP_PREFIX):]
+    if not name.startswith(TEMP_PREFIX) or not tail or not set(tail) <= _HEX:
+        return False
+    if len(tail) == 8:
+        return True
+    if len(tail) != 10:
+        return False
+    pid = int(tail[:6], 16)
+    return pid != os.getpid() and not os.path.exists(f"/proc/{pid}")
 
 
 def _rename(tmp: str, ifname: str) -> Link:
@@ -113,7 +133,20 @@ def create(netns: str, ifname: str, make: Callable, in_container: bool) -> Link:
                 make(nl, tmp, fd)
         finally:
             os.close(fd)
-    return in_netns(netns, _rename, tmp, ifname)
+    try:
+        return in_netns(netns, _rename, tmp, ifname)
+    except BaseException:
+        # _rename removes the link on a netlink refusal; any other failure must not leave the temp-named
+        # link in the pod either.
+        with contextlib.suppress(Exception):
+            in_netns(netns, _delete_temp, tmp)
+        raise
+
+
+def _delete_temp(tmp: str) -> None:
+    with Rtnl() as nl:
+        with contextlib.suppress(LinkNotFound):
+            nl.link_del(nl.link_get(name=tmp).index)
 
 
 def _delete_index(index: int) -> None:
@@ -137,16 +170,12 @@ def created(netns: str, ifname: str, make: Callable, in_container: bool) -> Iter
 
 def _delete_named(ifname: str, kind: str) -> None:
     with Rtnl() as nl:
-        try:
-            link = nl.link_get(name=ifname)
-        except LinkNotFound:
-            return
         # Only our own kind: after an ADD that failed on a name clash, the runtime's DEL must not
-        # remove another plugin's interface of the same name.
-        if link.kind != kind:
-            return
-        with contextlib.suppress(LinkNotFound):
-            nl.link_del(link.index)
+        # remove another plugin's interface of the same name. Orphaned temp links go too (see temp_name).
+        for link in nl.links():
+            if link.kind == kind and (link.name == ifname or is_orphan_temp(link.name)):
+                with contextlib.suppress(LinkNotFound):
+                    nl.link_del(link.index)
 
 
 def delete(netns: str, ifname: str, kind: str) -> None:

@@ -6,10 +6,9 @@ creates a namespace (unlike pyroute2's IPRoute(netns=...)).
 """
 from __future__ import annotations
 
-import ctypes
 import errno
+import fcntl
 import os
-import threading
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -20,6 +19,9 @@ from .errors import CniError, IO_FAILURE
 if TYPE_CHECKING:
     T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), Linux >= 4.11: the CLONE_NEW* type of an nsfs fd
+OWN_NETNS_MSG = "plugin's netns and netns from CNI_NETNS should not be the same"  # Go pkg/skel, code 8
+INVALID_NETNS = 8  # Go's types.ErrInvalidNetNS
 
 
 class NetnsNotFound(CniError):
@@ -34,7 +36,9 @@ def _setns(fd: int) -> None:
     if hasattr(os, "setns"):
         os.setns(fd, CLONE_NEWNET)
         return
-    # Python 3.11 has no os.setns.
+    # Python 3.11 has no os.setns; ctypes only here, off the start-up path of plugins that never setns.
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
@@ -42,15 +46,42 @@ def _setns(fd: int) -> None:
 
 
 def open_netns(path: str) -> int:
-    """Open a netns path read-only; NetnsNotFound when missing; the caller closes the fd."""
+    """Open a netns path read-only and make sure it is one (nsfs, CLONE_NEWNET): NetnsNotFound when missing,
+    code 5 for anything else (a FIFO opens without blocking thanks to O_NONBLOCK, then fails the type check);
+    the caller closes the fd. No O_NOFOLLOW: /proc/<pid>/ns/net is a magic link runtimes pass on purpose."""
     if not path:
         raise NetnsNotFound(path)
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         raise NetnsNotFound(path) from None
+    except ValueError:  # NUL byte or lone surrogates in CNI_NETNS
+        raise CniError(IO_FAILURE, f"failed to open netns {path!r}", "invalid path") from None
     except OSError as e:
         raise CniError(IO_FAILURE, f"failed to open netns {path!r}", e.strerror or str(e)) from None
+    try:
+        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        nstype = 0  # ENOTTY: not an nsfs file
+    if nstype != CLONE_NEWNET:
+        os.close(fd)
+        raise CniError(IO_FAILURE, f"{path!r} is not a network namespace")
+    return fd
+
+
+def is_plugin_netns(path: str) -> bool:
+    """Go's ns.CheckNetNS: does path name the netns this process runs in? False for anything that is not a
+    netns at all (the plugin reports that itself)."""
+    try:
+        fd = open_netns(path)
+    except CniError:
+        return False
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    own = os.stat("/proc/self/ns/net")
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def in_netns(path: str, fn: Callable[..., T], *args, **kwargs) -> T:
@@ -78,6 +109,8 @@ def in_netns_fd(fd: int, fn: Callable[..., T], *args, _path: str = "", **kwargs)
         except BaseException as e:  # re-raised in the caller's thread
             box["error"] = e
 
+    import threading  # only plugins that enter a netns pay for it
+
     t = threading.Thread(target=runner, name="netns")
     t.start()
     t.join()
@@ -88,4 +121,6 @@ def in_netns_fd(fd: int, fn: Callable[..., T], *args, _path: str = "", **kwargs)
 
 def current_netns_path() -> str:
     """The path of the caller thread's own netns (used to move things back to the host)."""
+    import threading
+
     return f"/proc/{os.getpid()}/task/{threading.get_native_id()}/ns/net"

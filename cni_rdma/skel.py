@@ -23,8 +23,9 @@ from .log import Logger, LogFileError
 from .types import NetConf, Result
 from .version import CURRENT, SUPPORTED, at_least, version_json
 
-_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
-MAX_IFNAME = 15
+# fullmatch, never match + "$": "$" also matches before a trailing newline ("abc\n" would pass).
+_ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
+MAX_IFNAME = 15  # bytes: IFNAMSIZ - 1, as Go's len() counts
 
 # Which env vars each command requires (Go pkg/skel getCmdArgsFromEnv).
 _ENV = (
@@ -43,14 +44,21 @@ _FUNCS = {"ADD": "add", "DEL": "delete", "CHECK": "check", "GC": "gc", "STATUS":
 def validate_container_id(cid: str) -> None:
     if not cid:
         raise CniError(UNKNOWN_CONTAINER, "missing containerID")
-    if not _ID_RE.match(cid):
+    if not _ID_RE.fullmatch(cid):
         raise CniError(INVALID_ENV, "invalid characters in containerID", cid)
 
 
 def validate_ifname(name: str) -> None:
+    """Go's ValidateInterfaceName, over the bytes the kernel sees (the environment arrives as bytes; Python
+    keeps undecodable ones as lone surrogates). Non-UTF-8 is refused here: the netlink layer speaks UTF-8."""
     if not name:
         raise CniError(INVALID_ENV, "interface name is empty")
-    if len(name) > MAX_IFNAME:
+    raw = os.fsencode(name)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CniError(INVALID_ENV, "interface name is not valid UTF-8", repr(raw)) from None
+    if len(raw) > MAX_IFNAME:
         raise CniError(INVALID_ENV, "interface name is too long",
                        f"interface name should be less than {MAX_IFNAME + 1} characters")
     if name in (".", ".."):
@@ -62,7 +70,7 @@ def validate_ifname(name: str) -> None:
 def validate_network_name(name: str) -> None:
     if not name:
         raise CniError(INVALID_CONFIG, "missing network name")
-    if not _ID_RE.match(name):
+    if not _ID_RE.fullmatch(name):
         raise CniError(INVALID_CONFIG, "invalid characters found in network name", name)
 
 
@@ -155,6 +163,7 @@ def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[R
     if cmd not in _FUNCS:
         raise CniError(INVALID_ENV, f"unknown CNI_COMMAND: {cmd}")
     _check_version(cmd, _config_version(raw))
+    _check_not_own_netns(cmd, values["CNI_NETNS"], env)
     conf = NetConf.from_json(raw)
     try:
         log = Logger.from_conf(raw, f"{conf.type or module.__name__} {cmd} {values['CNI_CONTAINERID']} "
@@ -179,6 +188,21 @@ def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[R
     req.log.debug(f"{cmd} netns={req.netns!r} args={req.cni_args!r}")
     result = fn(req)
     return result if cmd == "ADD" else None
+
+
+def _check_not_own_netns(cmd: str, path: str, env: Mapping[str, str]) -> None:
+    """Go's skel: CNI_NETNS naming the plugin's own netns is code 8 unless CNI_NETNS_OVERRIDE is 1/true.
+    Checked before the plugin acts (Go checks after ADD ran), and for CHECK and DEL too: a DEL there would
+    remove a host link named like CNI_IFNAME."""
+    if cmd not in ("ADD", "CHECK", "DEL") or not path:
+        return
+    override = env.get("CNI_NETNS_OVERRIDE", "")
+    if override == "1" or override.upper() == "TRUE":
+        return
+    from .netns import INVALID_NETNS, OWN_NETNS_MSG, is_plugin_netns
+
+    if is_plugin_netns(path):
+        raise CniError(INVALID_NETNS, OWN_NETNS_MSG)
 
 
 def _error_version(stdin: bytes) -> str:

@@ -10,21 +10,52 @@ import fcntl
 import json
 import os
 import re
+import time
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Iterator, Optional
 
+from . import safefile
 from .errors import CniError, INVALID_CONFIG, IO_FAILURE
 
 DEFAULT_ROOT = "/var/lib/cni"
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:\-]*$")
+_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.:\-]*")  # fullmatch: "$" would accept a trailing newline
 TMP_SUFFIX = ".tmp"
+_HEX = frozenset("0123456789abcdef")
+TMP_MAX_AGE = 600  # seconds: a state write takes milliseconds; an older temp file outlived its writer
+
+
+class UnreadableRecord(CniError):
+    """A record that is not a regular file, too large or not JSON: DEL drops it (warning) rather than fail
+    forever; ADD and CHECK report it (code 5)."""
+
+
+def _tmp_owner(entry: str) -> Optional[int]:
+    """The writer PID in "<name>.<pid>.<8 hex>.tmp" (or the older "<name>.<pid>.tmp"); None if neither."""
+    parts = entry[: -len(TMP_SUFFIX)].split(".")
+    if len(parts) >= 3 and len(parts[-1]) == 8 and set(parts[-1]) <= _HEX and parts[-2].isdigit():
+        return int(parts[-2])
+    if len(parts) >= 2 and parts[-1].isdigit():
+        return int(parts[-1])
+    return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists
+    return True
 
 
 def check_name(name: str) -> str:
     """Only names built from validated IDs reach the filesystem: no separators, no '..', bounded."""
-    if not _NAME_RE.match(name) or ".." in name or len(name) > 250:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name or len(name) > 250:
         raise CniError(INVALID_CONFIG, f"invalid state record name {name!r}")
     return name
 
@@ -46,7 +77,10 @@ class Store:
         """Exclusive flock on <dir>/<name>.lock for the duration of the block."""
         self._ensure_dir()
         path = os.path.join(self.dir, check_name(name) + ".lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:  # never a symlink, and a planted FIFO must not block (safefile)
+            fd = safefile.open_regular(path, os.O_RDWR | os.O_CREAT)
+        except OSError as e:
+            raise CniError(IO_FAILURE, f"cannot open state lock {path}", safefile.describe(e)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -57,34 +91,32 @@ class Store:
         return os.path.join(self.dir, check_name(name))
 
     def read(self, name: str) -> Optional[dict]:
-        try:
-            fd = os.open(self.path(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:  # a FIFO or device planted as a record must not hang or flood a DEL
+            data = safefile.read(self.path(name), safefile.STATE_RECORD_MAX)
         except FileNotFoundError:
             return None
         except OSError as e:
-            raise CniError(IO_FAILURE, f"cannot read state {name!r}", e.strerror or str(e)) from None
-        with os.fdopen(fd, "rb") as f:
-            data = f.read()
+            raise UnreadableRecord(IO_FAILURE, f"cannot read state {name!r}", safefile.describe(e)) from None
         try:
             value = json.loads(data)
-        except ValueError:
-            raise CniError(IO_FAILURE, f"state record {name!r} is corrupt") from None
+        except (ValueError, RecursionError):
+            raise UnreadableRecord(IO_FAILURE, f"state record {name!r} is corrupt") from None
         return value if isinstance(value, dict) else None
 
     def write(self, name: str, record: dict) -> None:
         self._ensure_dir()
         final = self.path(name)
-        tmp = f"{final}.{os.getpid()}{TMP_SUFFIX}"
         data = json.dumps(record, sort_keys=True).encode()
+        self.sweep_tmp()
+        fd, tmp = self._create_tmp(final, name)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
                 os.write(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.rename(tmp, final)
-            dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+            dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 os.fsync(dfd)
             finally:
@@ -93,6 +125,44 @@ class Store:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise CniError(IO_FAILURE, f"cannot write state {name!r}", e.strerror or str(e)) from None
+
+    @staticmethod
+    def _create_tmp(final: str, name: str) -> tuple[int, str]:
+        """A fresh temp file "<final>.<pid>.<random>.tmp" (O_EXCL): a planted or PID-reused name is skipped."""
+        err: OSError = FileExistsError()
+        for _ in range(8):
+            tmp = f"{final}.{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}"
+            try:
+                return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), tmp
+            except FileExistsError as e:
+                err = e
+            except OSError as e:
+                err = e
+                break
+        raise CniError(IO_FAILURE, f"cannot write state {name!r}", err.strerror or "no free temp file name")
+
+    def sweep_tmp(self) -> int:
+        """Remove temp files of writers that are gone (their PID is not running) or older than TMP_MAX_AGE
+        (the PID was reused); a live writer's file stays. Returns how many were removed."""
+        try:
+            entries = os.listdir(self.dir)
+        except OSError:
+            return 0
+        removed = 0
+        now = time.time()
+        for entry in entries:
+            if not entry.endswith(TMP_SUFFIX):
+                continue
+            pid = _tmp_owner(entry)
+            try:
+                old = now - os.lstat(os.path.join(self.dir, entry)).st_mtime > TMP_MAX_AGE
+            except OSError:
+                continue
+            if pid is not None and (old or not _alive(pid)):  # None: not a name we write; leave it
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.dir, entry))
+                    removed += 1
+        return removed
 
     def delete(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -32,8 +32,8 @@ ENV_ROOT = "CNI_RDMA_SYSFS_ROOT"
 DEFAULT_ROOT = "/sys"
 
 # domain:bus:device.function, as the SR-IOV device plugin hands it to Multus ("0000:af:00.2").
-_PCI_RE = re.compile(r"^(?:([0-9a-fA-F]{4,8}):)?([0-9a-fA-F]{2}):([0-1][0-9a-fA-F])\.([0-7])$")
-_VIRTFN_RE = re.compile(r"^virtfn(\d+)$")
+_PCI_RE = re.compile(r"(?:([0-9a-fA-F]{4,8}):)?([0-9a-fA-F]{2}):([0-1][0-9a-fA-F])\.([0-7])")  # fullmatch
+_VIRTFN_RE = re.compile(r"virtfn(\d+)")  # fullmatch
 # Drivers that take a function away from the kernel's network stack (userspace / DPDK use).
 USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
 
@@ -42,7 +42,7 @@ def normalize_pci(addr: str) -> Optional[str]:
     """"af:00.2" / "0000:AF:00.2" -> "0000:af:00.2"; None if it is not a PCI address."""
     if not isinstance(addr, str):
         return None
-    m = _PCI_RE.match(addr.strip())
+    m = _PCI_RE.fullmatch(addr.strip())
     if not m:
         return None
     domain, bus, dev, fn = m.groups()
@@ -133,7 +133,7 @@ class Sysfs:
         """VF id -> VF PCI address for every virtfnN link of a PF."""
         out: dict[int, str] = {}
         for entry in self._listdir(self.pci_dir(pf)):
-            m = _VIRTFN_RE.match(entry)
+            m = _VIRTFN_RE.fullmatch(entry)
             if m:
                 target = self._link_name(os.path.join(self.pci_dir(pf), entry))
                 if target:

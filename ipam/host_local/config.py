@@ -18,6 +18,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Any, Optional
 
+from cni_rdma import safefile
 from cni_rdma.errors import CniError, INVALID_ENV, config_error
 from cni_rdma.types import DNS, Route
 
@@ -361,11 +362,13 @@ def valid_attachments(raw: dict) -> Optional[set[tuple[str, str]]]:
 
 def parse_resolv_conf(path: str) -> DNS:
     """Go's parseResolvConf: nameserver / domain / search / options lines; comments skipped."""
+    # A NAD-named path, read as root: no FIFO or device, bounded (cni_rdma.safefile). The one followed
+    # symlink of the tree: /etc/resolv.conf is one under systemd-resolved, and Go follows it; naming a
+    # file directly reaches the same targets, and only nameserver/domain/search/options lines are used.
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+        lines = safefile.read(path, safefile.RESOLV_CONF_MAX, follow=True).decode("utf-8", "replace").splitlines()
     except OSError as e:
-        raise config_error("ipam.resolvConf", f"cannot read {path}: {e.strerror or e}") from None
+        raise config_error("ipam.resolvConf", f"cannot read {path!r}: {safefile.describe(e)}") from None
     ns: list[str] = []
     search: list[str] = []
     options: list[str] = []

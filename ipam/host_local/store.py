@@ -34,13 +34,13 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Optional
 
+from cni_rdma import safefile
 from cni_rdma.errors import CniError, IO_FAILURE
 
 LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."
 SIDECAR = ".cni-rdma"
 TOKEN = "token"
-_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:@+")
 _BOOT_ID: Optional[str] = None
@@ -147,8 +147,8 @@ class Store:
         return self
 
     def _lock(self) -> None:
-        try:
-            fd = os.open(LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o750, dir_fd=self.net)
+        try:  # Go's go-filemutex: O_RDONLY|O_CREAT, 0750; never a symlink, FIFO (would block) or device
+            fd = safefile.open_regular(LOCK_NAME, os.O_RDONLY | os.O_CREAT, dir_fd=self.net, mode=0o750)
         except OSError as e:
             raise _io_error(f"cannot open lock file {os.path.join(self.path, LOCK_NAME)}", e) from None
         self._fds.append(fd)
@@ -215,15 +215,9 @@ class Store:
     def _read(dir_fd: int, name: str, limit: int = 1 << 20) -> Optional[bytes]:
         """A regular file's bytes, or None when absent, a symlink, a directory or unreadable."""
         try:
-            fd = os.open(name, _O_READ, dir_fd=dir_fd)
+            return safefile.read(name, limit, dir_fd=dir_fd)
         except OSError:
             return None
-        try:
-            return os.read(fd, limit)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
 
     def _stage(self, data: bytes) -> str:
         tmp = f"tmp.{os.getpid()}"
@@ -333,7 +327,7 @@ class Store:
     # ---- the owner index -----------------------------------------------------------------------
     def _bucket(self, name: str, retry: bool = True) -> list[str]:
         try:
-            fd = os.open(name, _O_READ, dir_fd=self.side)
+            fd = safefile.open_regular(name, dir_fd=self.side)
         except FileNotFoundError:
             return []
         except OSError as e:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 from cni_rdma.errors import CniError, INVALID_CONFIG, NOT_AVAILABLE, UNKNOWN_CONTAINER, config_error
 from cni_rdma.netns import NetnsNotFound, in_netns, open_netns
 from cni_rdma.skel import Request
-from cni_rdma.state import Store
+from cni_rdma.state import Store, UnreadableRecord
 from cni_rdma.sysfs import Sysfs, normalize_pci
 from cni_rdma.types import Result
 
@@ -317,7 +317,12 @@ def delete(req: Request) -> None:
     store = conf.store()
     key = state_name(conf.network, req.container_id, req.ifname)
     with store.lock():
-        record = store.read(key)
+        try:
+            record = store.read(key)
+        except UnreadableRecord as e:  # a FIFO, a device or garbage where the record was: DEL must finish
+            req.log.warning(f"{e}; dropping it")
+            store.delete(key)
+            return
         if record is None:
             req.log.info(f"no state {key}: nothing to undo")
             return

@@ -348,10 +348,14 @@ def test_move_refused_leaves_nothing(kernel, sysfs, pod, tmp_path):
     assert not (state_dir(tmp_path) / f"{NET}-ctr1-net1").exists()
 
 
-def test_state_write_failure_moves_device_back(kernel, sysfs, pod, tmp_path):
+def test_state_write_failure_moves_device_back(kernel, sysfs, pod, tmp_path, monkeypatch):
     kernel.add("rxe0")
-    # The store writes <key>.<pid>.tmp first; a directory in its place makes that write fail.
-    (state_dir(tmp_path) / f"{NET}-ctr1-net1.{os.getpid()}.tmp").mkdir(parents=True)
+    # The store writes a uniquely named temp file first (O_EXCL, retried): make every creation fail.
+    from cni_rdma import state
+
+    def refuse(final, name):
+        raise state.CniError(5, f"cannot write state {name!r}", "injected")
+    monkeypatch.setattr(state.Store, "_create_tmp", staticmethod(refuse))
     r = call("ADD", conf(), netns=pod.path, sysroot=sysfs, data_dir=tmp_path / "state")
     assert r.code == 5 and "cannot write state" in r.json["msg"]
     assert [inode for _, inode in kernel.moves] == [_ns_inode(pod.path), kernel.host]
