@@ -79,16 +79,12 @@ def _tls_context(conf: ClusterConf):  # -> ssl.SSLContext; ssl is imported only 
 
 
 def _open_regular(path: str, field: str) -> int:
-    import stat
+    from cni_rdma import safefile
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return safefile.open_regular(path)
     except OSError as err:
         raise config_error(field, f"cannot open {path}: {err.strerror or err}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise config_error(field, f"{path} is not a regular file")
-    return fd
 
 
 def connect(conf: ClusterConf) -> etcd.Client:
