@@ -5,6 +5,9 @@ vlan          0-4094, through the PF; vlanQoS 0-7 and vlanProto 802.1q/802.1ad n
 mac           VF admin MAC (PF) and netdev MAC; precedence "mac" < CNI_ARGS "MAC=" < runtimeConfig.mac
 spoofchk, trust  "on"/"off" (or true/false); link_state auto/enable/disable; min/max_tx_rate in Mbps
 mtu           of the VF netdev in the pod (beyond sriov-cni)
+InfiniBand VFs (ib-sriov-cni's keys, infiniband.py): runtimeConfig.infinibandGUID (else args.cni.guid) as
+node and port GUID, pkey (for ib-kubernetes), rdmaIsolation (the VF's RDMA device into the pod netns),
+ibKubernetesEnabled (a GUID is required)
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE, config_error
 from cni_rdma.skel import Request
 from cni_rdma.sysfs import Sysfs, VfInfo, normalize_pci
 
+from . import infiniband
+
 _MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _ON_OFF = {"on": True, "off": False}
 _PROTOS = {"802.1q": "802.1Q", "802.1ad": "802.1ad"}
@@ -29,7 +34,7 @@ class SriovConf:
     """The sriov keys of a network config, validated (see load_conf)."""
 
     __slots__ = ("device_id", "vlan", "qos", "vlan_proto", "mac", "spoofchk", "trust", "link_state",
-                 "min_tx_rate", "max_tx_rate", "mtu", "sysfs")
+                 "min_tx_rate", "max_tx_rate", "mtu", "sysfs", "ib")
     device_id: str
     vlan: Optional[int]
     qos: Optional[int]
@@ -42,11 +47,14 @@ class SriovConf:
     max_tx_rate: Optional[int]
     mtu: Optional[int]
     sysfs: Sysfs
+    ib: infiniband.IbConf
 
-    def __init__(self, device_id: str, sysfs: Optional[Sysfs] = None, mac: str = "", **keys: Any) -> None:
+    def __init__(self, device_id: str, sysfs: Optional[Sysfs] = None, mac: str = "",
+                 ib: Optional[infiniband.IbConf] = None, **keys: Any) -> None:
         self.device_id = device_id
         self.sysfs = sysfs or Sysfs()
         self.mac = mac
+        self.ib = ib or infiniband.IbConf()
         for key in ("vlan", "qos", "vlan_proto", "spoofchk", "trust", "link_state", "min_tx_rate", "max_tx_rate",
                     "mtu"):
             setattr(self, key, keys.pop(key, None))
@@ -63,6 +71,8 @@ class SriovConf:
         for key in ("spoofchk", "trust", "link_state", "min_tx_rate", "max_tx_rate"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.ib.guid is not None:  # ib-sriov-cni sets the one GUID as both
+            out.update(node_guid=self.ib.guid, port_guid=self.ib.guid)
         return out
 
 
@@ -152,7 +162,8 @@ def load_conf(req: Request) -> SriovConf:
         raise config_error("max_tx_rate", f"{max_rate} is below min_tx_rate {min_rate}")
     return SriovConf(device_id, Sysfs.from_env(req.env), mac=mac, vlan=vlan, qos=qos, vlan_proto=proto,
                      spoofchk=_on_off(raw, "spoofchk"), trust=_on_off(raw, "trust"), link_state=link_state,
-                     min_tx_rate=min_rate, max_tx_rate=max_rate, mtu=_int(raw, "mtu", 68, 65535))
+                     min_tx_rate=min_rate, max_tx_rate=max_rate, mtu=_int(raw, "mtu", 68, 65535),
+                     ib=infiniband.load(raw))
 
 
 def discover(conf: SriovConf) -> VfInfo:

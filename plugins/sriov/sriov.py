@@ -86,6 +86,10 @@ def read_record(store: Store, name: str) -> Optional[VfState]:
 # ------------------------------------------------------------------------------------------ ADD
 def add(req: Request) -> Result:
     conf = load_conf(req)
+    if req.conf.ipam_type:
+        from cni_rdma import ipconfig
+
+        ipconfig.dad_mode(req.raw)  # a bad "dad" fails before the VF is touched
     vf = discover(conf)
     store = store_of(req)
     mgr = vf_manager(conf.sysfs, req.log)
@@ -166,6 +170,12 @@ def _add(req: Request, conf: SriovConf, st: VfState, mgr: VfManager, store: Stor
         store.write(name, st.to_json())  # what CHECK compares against
         iface = Interface(name=req.ifname, sandbox=req.netns, pci_id=conf.device_id, mac=seen.mac, mtu=seen.mtu)
         faults.point("created")
+        if conf.ib.rdma_isolation:  # ib-sriov-cni's key: the VF's RDMA device into the pod as well
+            from plugins.rdma.rdma import rdma_device_for
+
+            st.rdma_dev = rdma_device_for(conf.device_id, conf.sysfs)
+            store.write(name, st.to_json())  # intent first: restore moves it back from wherever it is
+            mgr.isolate_rdma(st, pod_fd)
     elif not conf.mac and st.orig.admin_mac not in (None, ZERO_MAC):
         iface = Interface(name=req.ifname, sandbox=req.netns, pci_id=conf.device_id, mac=st.orig.admin_mac)
     result = Result(cni_version=req.conf.cni_version, interfaces=(iface,))
@@ -189,7 +199,7 @@ def _apply_ips(req: Request, result: Result) -> None:
     """Addresses and routes from the IPAM result on the pod interface (shared core: ipconfig)."""
     from cni_rdma import ipconfig
 
-    return netns.in_netns(req.netns, ipconfig.configure, req.ifname, result)
+    return netns.in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=ipconfig.dad_mode(req.raw))
 
 
 def _mark_ready(req: Request, st: VfState, store: Store, name: str) -> None:

@@ -40,6 +40,8 @@ from cni_rdma.sysfs import Sysfs, VfInfo, normalize_pci
 
 from .vfstate import OrigVfState, VfState
 
+ARPHRD_INFINIBAND = 32  # ifi_type of an IPoIB netdev (and of an InfiniBand PF)
+
 # Sleeps between the attempts of a MAC change: 20 attempts, 100 ms apart (sriov-cni's schedule).
 MAC_RETRY_SLEEPS = (0.1,) * 19
 _TRANSIENT = frozenset({errno.EBUSY, errno.EAGAIN})
@@ -75,6 +77,10 @@ class VfManager:
 
     def restore(self, st: VfState, pod_netns: str) -> str:
         """Give the VF back; answers where its netdev was found: "pod", "host", "gone" or "dpdk"."""
+        raise NotImplementedError
+
+    def isolate_rdma(self, st: VfState, pod_fd: int) -> None:
+        """rdmaIsolation: move st.rdma_dev (the VF's RDMA device) into the pod netns; restore moves it back."""
         raise NotImplementedError
 
     def announce(self, st: VfState, mac: str, v4: list) -> None:
@@ -169,6 +175,10 @@ class NetlinkVfManager(VfManager):
                 pf = nl.link_get(name=pf_name)
             except CniError as e:
                 raise _context(f"PF netdev {pf_name} of VF {vf.pci}", e) from None
+            if "node_guid" in applied and pf.link_type != ARPHRD_INFINIBAND:
+                raise CniError(INVALID_CONFIG, "an InfiniBand GUID (runtimeConfig.infinibandGUID or args.cni.guid) "
+                                               f"needs an InfiniBand VF: VF {vf.pci} belongs to an Ethernet PF",
+                               f"PF {pf.name} has link type {pf.link_type}, not {ARPHRD_INFINIBAND} (InfiniBand)")
             state = next((v for v in nl.vfs(pf.index) if v.vf == vf.vf_id), None)
             if state is None and applied:
                 raise CniError(IO_FAILURE, f"PF {pf.name} does not report VF {vf.vf_id}",
@@ -181,6 +191,7 @@ class NetlinkVfManager(VfManager):
                                    max_tx_rate=state.max_tx_rate, node_guid=state.node_guid,
                                    port_guid=state.port_guid)
             if vf.userspace:
+                _original_guids(orig, None, applied)
                 return orig
             name = host_ifname or vf.netdevs[0]
             try:
@@ -189,6 +200,7 @@ class NetlinkVfManager(VfManager):
                 raise _context(f"VF {vf.pci} netdev {name} (sysfs) is not in the host netns", e) from None
         orig.host_ifname, orig.host_index, orig.effective_mac = link.name, link.index, link.mac or ""
         orig.mtu, orig.up, orig.altnames = link.mtu, link.up, tuple(link.altnames)
+        _original_guids(orig, link.mac, applied)
         return orig
 
     # ------------------------------------------------------------------------ PF-side settings
@@ -236,6 +248,8 @@ class NetlinkVfManager(VfManager):
         """PF side first (some drivers refuse netdev changes under an admin MAC), then the netdev."""
         from cni_rdma.netlink.rtnl import Rtnl
 
+        if st.rdma_dev:
+            self._return_rdma(st, pod_netns)
         self._restore_pf(st)
         if st.dpdk or not st.orig.host_ifname:
             return "dpdk"
@@ -259,6 +273,26 @@ class NetlinkVfManager(VfManager):
         with Rtnl() as nl:
             _restore_host_netdev(nl, index, st, self.log)
         return where
+
+    # ----------------------------------------------------------------- rdmaIsolation (ib-sriov-cni)
+    def isolate_rdma(self, st: VfState, pod_fd: int) -> None:
+        from plugins.rdma import rdma
+
+        rdma.ensure_exclusive()  # ib-sriov-cni: EnsureRdmaSystemMode
+        if not rdma._move_here_to(st.rdma_dev, pod_fd, f"the pod netns {st.netns}"):
+            raise CniError(rdma.ERR_DEVICE, f"RDMA device {st.rdma_dev} of VF {st.device_id} is not in the host netns")
+
+    def _return_rdma(self, st: VfState, pod_netns: str) -> None:
+        """First on the way back (ib-sriov-cni does it before ResetVFConfig): the RDMA device to the host.
+        A pod netns that is gone returns it by itself (the kernel, when the netns dies)."""
+        from plugins.rdma import rdma
+
+        if not netns_alive(pod_netns):
+            return
+        try:
+            rdma._move_back(pod_netns, st.rdma_dev)
+        except CniError as e:
+            self.log.warning(f"RDMA device {st.rdma_dev} of VF {st.device_id} not moved back: {e}")
 
     def _restore_pf(self, st: VfState) -> None:
         from cni_rdma.netlink.core import LinkNotFound
@@ -437,6 +471,19 @@ def _restore_host_netdev(nl: Rtnl, index: int, st: VfState, log: Logger) -> None
                 nl.link_altname_add(index, alt)
     if orig.up:
         nl.link_set(index, up=True)
+
+
+def _original_guids(orig: OrigVfState, hwaddr: Optional[str], applied: dict) -> None:
+    """The GUIDs to put back when ADD sets new ones (ib-sriov-cni's HostIFGUID): what the PF reported, else
+    the port GUID inside the VF netdev's 20-byte IPoIB address; all-zero or unknown becomes all-ones (its
+    DefaultGUID: the subnet manager assigns one)."""
+    if "node_guid" not in applied:
+        return
+    from .infiniband import ALL_ONES, guid_of_ipoib_addr
+
+    seen = guid_of_ipoib_addr(hwaddr)
+    for key in ("node_guid", "port_guid"):
+        setattr(orig, key, getattr(orig, key) or seen or ALL_ONES)
 
 
 def _context(what: str, e: CniError) -> CniError:

@@ -95,7 +95,7 @@ class VfState:
     before it does), what the pod saw, and the OrigVfState to give back."""
 
     __slots__ = ("phase", "container_id", "ifname", "netns", "device_id", "pf", "pf_pci", "vf_id", "dpdk",
-                 "applied", "want_mac", "want_mtu", "orig", "pod_index", "pod_mac", "pod_mtu")
+                 "applied", "want_mac", "want_mtu", "orig", "pod_index", "pod_mac", "pod_mtu", "rdma_dev")
     phase: str  #: "adding" until ADD returns its result, then "ready"
     container_id: str
     ifname: str  #: CNI_IFNAME: the VF's name in the pod
@@ -112,11 +112,12 @@ class VfState:
     pod_index: int  #: seen after the move (0 until then)
     pod_mac: str
     pod_mtu: int
+    rdma_dev: str  #: rdmaIsolation: the VF's RDMA device, moved into the pod ("" when not)
 
     def __init__(self, *, container_id: str, ifname: str, netns: str, device_id: str, pf: str, pf_pci: str,
                  vf_id: int, dpdk: bool, orig: OrigVfState, applied: Optional[dict] = None, want_mac: str = "",
                  want_mtu: int = 0, phase: str = "adding", pod_index: int = 0, pod_mac: str = "",
-                 pod_mtu: int = 0) -> None:
+                 pod_mtu: int = 0, rdma_dev: str = "") -> None:
         self.phase = phase
         self.container_id = container_id
         self.ifname = ifname
@@ -133,6 +134,7 @@ class VfState:
         self.pod_index = pod_index
         self.pod_mac = pod_mac
         self.pod_mtu = pod_mtu
+        self.rdma_dev = rdma_dev
 
     @property
     def tmp_name(self) -> str:

@@ -164,3 +164,16 @@ def test_our_own_del_removes_the_sriov_cni_files_too(host, pod):
     assert link_state(host.link(host.vf_netdev[0])) == before
     assert not (DATA / f"{host.cid('both')}-net1").exists() and sriovcni.read_claim(host.vfs[0]) is None
     assert not os.path.exists(DATA / f"vf-{host.vfs[0]}")
+
+
+def test_infiniband_guid_on_an_ethernet_vf_is_code_7_and_changes_nothing(host, pod):
+    """ib-sriov-cni's GUID keys need an InfiniBand PF (ifi_type 32, from the kernel's link answer); the
+    veth "PF" here is Ethernet, so the ADD names the problem before touching the VF."""
+    before = link_state(host.link(host.vf_netdev[0]))
+    for keys in ({"runtimeConfig": {"infinibandGUID": "02:00:00:00:00:00:00:07"}},
+                 {"args": {"cni": {"guid": "02:00:00:00:00:00:00:07"}}}):
+        r = host.run("ADD", host.config(0, **keys), netns=pod.path, container_id="ib")
+        assert r.code == 1 and r.json["code"] == 7, r.stdout
+        assert "InfiniBand" in r.json["msg"] and "guid" in r.json["msg"].lower()
+        assert link_state(host.link(host.vf_netdev[0])) == before and pod.link("net1") is None
+    assert sriovcni.read_claim(host.vfs[0]) is None and host.ipam_calls() == []
