@@ -217,3 +217,23 @@ def test_in_process_from_macvlan_path_lookup(etcd_cluster):
     from cni_rdma.registry import PLUGINS
 
     assert PLUGINS["cluster-ipam"] == "ipam.cluster_ipam.cluster_ipam"
+
+
+def test_readme_nads_allocate_from_their_pools(etcd_cluster):
+    """The README's cluster-ipam NADs (one per seed scenario) work as written, etcd aside."""
+    import yaml
+
+    from tests.topology import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Cluster-wide IPAM", 1)[1].split("\n## ", 1)[0]
+    nads = [yaml.safe_load(block.split("```", 1)[0]) for block in section.split("```yaml\n")[1:]]
+    assert len(nads) == 2
+    got = []
+    for nad in nads:
+        conf = json.loads(nad["spec"]["config"])
+        plugin = conf["plugins"][0] if "plugins" in conf else conf
+        c = netconf(etcd_cluster, plugin["ipam"], name=conf["name"], version=conf["cniVersion"])
+        got.append(ips(run("ADD", c))[0])
+    assert got[0].startswith("172.81.0.1") and got[0].endswith("/16")
+    assert got[1].startswith("222.") and got[1].endswith("/8")
