@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 PYTEST  := $(VPY) -m pytest
 DEV_BIN := build/dev-bin
 
-.PHONY: dev deps test test-fast test-unit test-host test-etcd test-vm test-frozen test-e2e demo build install uninstall bench clean
+.PHONY: dev deps test test-fast test-unit test-host test-etcd test-vm test-frozen test-e2e demo build install image uninstall bench clean
 
 dev: $(VENV)/.installed $(DEV_BIN)/cni-rdma
 
@@ -71,6 +71,12 @@ $(BUNDLE): $(BUNDLE_SRC) $(VENV)/.installed | deps
 install: $(BUNDLE)
 	$(BUNDLE) install --bundle build/cni-rdma --lib-dir $(CNI_LIB_DIR) \
 	    --bin-dir $(CNI_BIN_DIR) --destdir "$(DESTDIR)" $(if $(filter 1 yes true,$(FORCE)),--force)
+
+# The DaemonSet's image (deploy/Dockerfile): FROM scratch + the bundle, built with buildah, nothing pulled;
+# also written to build/image/cni-rdma.oci.tar (`podman load -i` it). IMAGE_ARGS='--tag T --storage DIR'.
+IMAGE_ARGS ?=
+image: $(BUNDLE) deps
+	$(VPY) tools/build_image.py --oci-archive build/image/cni-rdma.oci.tar $(IMAGE_ARGS)
 
 uninstall:
 	$(PY) tools/install.py uninstall --lib-dir $(CNI_LIB_DIR) --bin-dir $(CNI_BIN_DIR) --destdir "$(DESTDIR)"

@@ -102,7 +102,7 @@ def loader_path(bundle: str, lib_dir: str) -> str | None:
     return None if name is None else f"{lib_dir.rstrip('/')}/{LOADER_DIR}/{name}"
 
 
-def _copy_bundle(bundle: str, lib: str, interp: str | None) -> None:
+def copy_bundle(bundle: str, lib: str, interp: str | None) -> None:
     """Copy next to the target, point the copy's loader at its final place, then swap it in with two renames:
     a running plugin never sees half a bundle."""
     parent = os.path.dirname(lib.rstrip("/"))
@@ -158,7 +158,7 @@ def install(bundle: str, lib_dir: str, bin_dir: str, destdir: str = "", force: b
                    "(make install FORCE=1, or --force).")
         raise InstallError("\ninstall: ".join(msg))
 
-    _copy_bundle(bundle, lib, interp)
+    copy_bundle(bundle, lib, interp)
     os.makedirs(bin_path, exist_ok=True)
     for t in types:
         link = os.path.join(bin_path, t)

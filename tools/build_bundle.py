@@ -195,8 +195,6 @@ def write_licences(bundle: Path, shipped: dict[str, str]) -> None:
                 raise BuildError(f"{name} ({origin}): licence unknown; add it to LICENCE_OF in {__file__}")
             licence = f"see licenses/{pkg}.copyright"
         lines.append(f"{name}: {licence}; from {origin}{f' (Debian package {pkg})' if pkg else ''}")
-    import PyInstaller
-
     import sysconfig
 
     import PyInstaller

@@ -8,10 +8,11 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed';
 # etcd-server + openssl: the cluster-ipam tier's etcd clusters and their TLS certificates (tests/etcd).
 # udev (hwdb) + pciutils (pci.ids): the operator CLI's two device-naming paths (tests/cli).
 # strace: the host tier compares our VF netlink requests with iproute2's byte for byte.
-# patchelf: make build (self-contained bundle); debootstrap: the bullseye root of the frozen tier.
+# patchelf: make build (self-contained bundle); debootstrap: the bullseye root of the frozen tier;
+# buildah: make image (FROM scratch; podman runs it in the frozen tier).
 for pkg in iproute2 containernetworking-plugins containerd podman runc golang-go golang-github-appc-cni-dev \
            busybox-static rdma-core ibverbs-utils ibverbs-providers perftest rdmacm-utils \
-           etcd-server openssl udev pciutils strace patchelf debootstrap; do
+           etcd-server openssl udev pciutils strace patchelf debootstrap buildah; do
     have "$pkg" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,35 +19,13 @@ from pathlib import Path
 import pytest
 
 from cni_rdma.installer import interp_segment
-from cni_rdma.registry import PLUGINS
 from cni_rdma.version import SUPPORTED
 from tests import topology
+from tests.bundle_root import BIN, LIB, TYPES, add_check_del, bundle_exe, cni_env, frozen_only, install_root
+from tests.bundle_root import is_frozen  # noqa: F401  (frozen_only's condition)
+from tests.bundle_root import run_in_root
 
-TYPES = sorted(PLUGINS)
-LIB, BIN = "/opt/cni/lib/cni-rdma", "/opt/cni/bin"
-MOUNTPOINTS = ("proc", "sys", "run/netns")
-
-
-def _exe() -> Path:
-    return Path(os.path.realpath(topology.bin_dir() / TYPES[0]))
-
-
-def _frozen() -> bool:
-    with open(_exe(), "rb") as f:
-        return f.read(4) == b"\x7fELF"
-
-
-pytestmark = pytest.mark.skipif("not _frozen()", reason="CNI_TEST_BIN_DIR holds dev launchers, not the bundle")
-
-
-def install_root(root: Path) -> Path:
-    """ROOT with nothing but the installed bundle (and empty mount points); installed by the bundle itself."""
-    for d in MOUNTPOINTS:
-        (root / d).mkdir(parents=True, exist_ok=True)
-    p = subprocess.run([str(_exe().parent / "cni-rdma"), "install", f"--destdir={root}", f"--lib-dir={LIB}",
-                        f"--bin-dir={BIN}"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
-    assert p.returncode == 0, p.stdout + p.stderr
-    return root
+pytestmark = frozen_only
 
 
 @pytest.fixture(scope="module")
@@ -56,34 +33,6 @@ def bullseye() -> Path:
     from tools import rootfs
 
     return rootfs.ensure("bullseye", "amd64")
-
-
-def _run_in_root(root: Path, node: topology.Node, argv: list[str], env: dict, stdin: bytes = b"",
-                 lower: Path | None = None, tmp: Path | None = None) -> subprocess.CompletedProcess:
-    """argv chrooted into root, in node's netns and a private mount namespace. With `lower`, root is laid over
-    it (overlayfs: lower read-only, root takes the writes), so the cached userland is never modified."""
-    steps = ["set -e"]
-    target = root
-    if lower is not None:
-        assert tmp is not None
-        target, work = tmp / "merged", tmp / "overlay-work"
-        target.mkdir(exist_ok=True)
-        work.mkdir(exist_ok=True)
-        steps.append(f"mount -t overlay overlay -o lowerdir={lower},upperdir={root},workdir={work} {target}")
-    r = shlex.quote(str(target))
-    steps += [f"mount --rbind /proc {r}/proc", f"mount -t sysfs sysfs {r}/sys",
-              f"mount --rbind /run/netns {r}/run/netns", f'exec chroot {r} "$@"']
-    cmd = ["nsenter", f"--net={node.path}", "unshare", "--mount", "--propagation", "private",
-           "sh", "-c", "; ".join(steps), "sh", *argv]
-    return subprocess.run(cmd, input=stdin, env=env, capture_output=True, timeout=120)
-
-
-def _cni_env(command: str, pod: topology.Pod | None = None, **extra: str) -> dict:
-    env = {"CNI_COMMAND": command, "CNI_PATH": BIN, "CNI_IFNAME": "net1", "CNI_CONTAINERID": "selfcontained1"}
-    if pod is not None:
-        env["CNI_NETNS"] = f"/run/netns/{pod.name}"
-    env.update(extra)
-    return env
 
 
 def _roots(kind: str, tmp_path: Path, request) -> tuple[Path, Path | None]:
@@ -100,7 +49,7 @@ def test_the_root_holds_nothing_but_the_bundle(tmp_path):
     # The installed executable asks for the bundled loader at its installed path (the build's own copy asks
     # for the one in build/): the installer rewrote PT_INTERP in the copy.
     assert interp_segment(str(root / LIB.lstrip("/") / "cni-rdma"))[2] == f"{LIB}/_internal/lib/ld-linux-x86-64.so.2"
-    assert interp_segment(str(_exe()))[2] == f"{_exe().parent}/_internal/lib/ld-linux-x86-64.so.2"
+    assert interp_segment(str(bundle_exe()))[2] == f"{bundle_exe().parent}/_internal/lib/ld-linux-x86-64.so.2"
 
 
 def test_a_host_program_does_not_start_in_the_empty_root(node, tmp_path):
@@ -108,7 +57,7 @@ def test_a_host_program_does_not_start_in_the_empty_root(node, tmp_path):
     # in fails to exec; the bundle (next tests) does not.
     root = install_root(tmp_path / "root")
     shutil.copy2("/bin/true", root / "true")
-    p = _run_in_root(root, node, ["/true"], {})
+    p = run_in_root(root, node, ["/true"], {})
     assert p.returncode != 0 and b"No such file or directory" in p.stderr, p
 
 
@@ -116,11 +65,11 @@ def test_a_host_program_does_not_start_in_the_empty_root(node, tmp_path):
 def test_every_type_answers_version_in_the_root(kind, node, tmp_path, request):
     root, lower = _roots(kind, tmp_path, request)
     for t in TYPES:
-        p = _run_in_root(root, node, [f"{BIN}/{t}"], _cni_env("VERSION"), lower=lower, tmp=tmp_path)
+        p = run_in_root(root, node, [f"{BIN}/{t}"], cni_env("VERSION"), lower=lower, tmp=tmp_path)
         assert p.returncode == 0, (t, p)
         assert json.loads(p.stdout)["supportedVersions"] == list(SUPPORTED)
         assert p.stderr == b""
-    p = _run_in_root(root, node, [f"{BIN}/host-local", "--version"], {}, lower=lower, tmp=tmp_path)
+    p = run_in_root(root, node, [f"{BIN}/host-local", "--version"], {}, lower=lower, tmp=tmp_path)
     assert p.returncode == 0 and p.stdout.startswith(b"host-local (cni-rdma) version"), p
 
 
@@ -130,7 +79,7 @@ def test_the_loader_maps_only_bundled_objects_over_bullseye(node, tmp_path, bull
     assert (bullseye / "usr/lib/x86_64-linux-gnu/libc-2.31.so").exists()
     root = install_root(tmp_path / "root")
     # bullseye's env sets LD_DEBUG for our program only (not for the host tools that set up the root).
-    p = _run_in_root(root, node, ["/usr/bin/env", "LD_DEBUG=libs", f"{BIN}/macvlan"], _cni_env("VERSION"),
+    p = run_in_root(root, node, ["/usr/bin/env", "LD_DEBUG=libs", f"{BIN}/macvlan"], cni_env("VERSION"),
                      lower=bullseye, tmp=tmp_path)
     assert p.returncode == 0, p
     inits = [line.split("calling init:", 1)[1].strip() for line in p.stderr.decode().splitlines()
@@ -142,29 +91,12 @@ def test_the_loader_maps_only_bundled_objects_over_bullseye(node, tmp_path, bull
 @pytest.mark.parametrize("kind", ["empty", "bullseye"])
 def test_macvlan_host_local_add_check_del_in_the_root(kind, node, pod, tmp_path, request):
     root, lower = _roots(kind, tmp_path, request)
-    conf = {"cniVersion": "1.0.0", "name": "selfcontained", "type": "macvlan", "master": "eth0",
-            "ipam": {"type": "host-local", "subnet": "10.219.0.0/24", "dataDir": "/var/lib/cni/networks"}}
 
     def call(command: str, config: dict) -> subprocess.CompletedProcess:
-        return _run_in_root(root, node, [f"{BIN}/macvlan"], _cni_env(command, pod), json.dumps(config).encode(),
-                            lower=lower, tmp=tmp_path)
+        return run_in_root(root, node, [f"{BIN}/macvlan"], cni_env(command, pod), json.dumps(config).encode(),
+                           lower=lower, tmp=tmp_path)
 
-    add = call("ADD", conf)
-    assert add.returncode == 0, add
-    result = json.loads(add.stdout)
-    assert result["ips"][0]["address"] == "10.219.0.2/24"
-    assert [a["local"] for a in pod.addrs("net1") if a["family"] == "inet"] == ["10.219.0.2"]
-    # host-local ran in-process inside the root and wrote its reservation there (not on this machine).
-    assert (root / "var/lib/cni/networks/selfcontained/10.219.0.2").exists()
-
-    check = call("CHECK", {**conf, "prevResult": result})
-    assert check.returncode == 0, check
-    assert check.stdout == b""
-
-    delete = call("DEL", {**conf, "prevResult": result})
-    assert delete.returncode == 0, delete
-    assert "net1" not in [link["ifname"] for link in pod.links()]
-    assert not (root / "var/lib/cni/networks/selfcontained/10.219.0.2").exists()
+    add_check_del(call, root, pod, "10.219.0", "selfcontained")
 
 
 def test_a_foreign_ipam_gets_the_env_without_the_bootloaders_variables(node, pod, tmp_path):
@@ -217,13 +149,13 @@ def _abi_tag(path: Path) -> tuple[int, int, int]:
 def test_readme_states_the_kernel_floor_of_the_bundled_glibc():
     # The node requirement README promises is the figure the bundled libc carries (`file` says the same:
     # "for GNU/Linux 3.2.0"): that libc refuses to start on anything older.
-    major, minor, _ = _abi_tag(_exe().parent / "_internal" / "lib" / "libc.so.6")
+    major, minor, _ = _abi_tag(bundle_exe().parent / "_internal" / "lib" / "libc.so.6")
     readme = (topology.ROOT / "README.md").read_text()
     assert f"Linux ≥ {major}.{minor}, nothing else" in readme
 
 
 def test_licences_name_every_bundled_binary():
-    bundle = _exe().parent
+    bundle = bundle_exe().parent
     listed = {line.split(":", 1)[0]: line for line in (bundle / "LICENSES").read_text().splitlines() if ": " in line}
     binaries = ["cni-rdma", *(p.name for p in (bundle / "_internal").iterdir() if ".so" in p.name),
                 *(p.name for p in (bundle / "_internal" / "lib").iterdir())]
@@ -236,7 +168,7 @@ def test_licences_name_every_bundled_binary():
 
 def test_install_refuses_a_lib_dir_too_long_for_the_loader_path(tmp_path):
     lib = "/opt/" + "x" * 600
-    p = subprocess.run([str(_exe().parent / "cni-rdma"), "install", f"--destdir={tmp_path}", f"--lib-dir={lib}",
+    p = subprocess.run([str(bundle_exe().parent / "cni-rdma"), "install", f"--destdir={tmp_path}", f"--lib-dir={lib}",
                         f"--bin-dir={BIN}"], capture_output=True, text=True)
     assert p.returncode == 1
     assert "does not fit" in p.stderr and "shorter --lib-dir" in p.stderr, p.stderr

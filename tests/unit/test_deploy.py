@@ -1,4 +1,4 @@
-"""deploy/: every manifest parses; the DaemonSet installs the way tools/install.py expects; every NAD example's
+"""deploy/: every manifest parses; the DaemonSet installs the way cni_rdma/installer.py expects; every NAD example's
 embedded CNI config passes our plugins' own config parsers (and its IPAM's), as Multus would hand it over.
 """
 from __future__ import annotations
@@ -13,6 +13,9 @@ from cni_rdma.skel import Request, validate_network_name
 from cni_rdma.types import NetConf
 from cni_rdma.version import SUPPORTED
 from tests import deploy_examples as dx
+from tools.build_image import DEFAULT_TAG, IMAGE_LIB_DIR
+
+LIB_DIR = "/opt/cni/lib/cni-rdma"
 
 VF = "0000:af:00.2"
 
@@ -99,10 +102,10 @@ def test_daemonset_installs_into_host_opt_cni_with_our_installer():
     ds, spec = _installer()
     (init,) = spec["initContainers"]
     cmd = init["command"]
-    assert cmd[:2] == ["python3", "/opt/cni-rdma/install.py"], shlex.join(cmd)
-    parsed = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in cmd[3:] if "=" in a}
-    assert cmd[2] == "install"
-    assert set(parsed) == {"--bundle", "--destdir", "--lib-dir", "--bin-dir"}
+    # The image is the bundle alone: its executable, named cni-rdma, runs its own installer.
+    assert cmd[:2] == [f"{LIB_DIR}/cni-rdma", "install"], shlex.join(cmd)
+    parsed = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in cmd[2:] if "=" in a}
+    assert set(parsed) == {"--destdir", "--lib-dir", "--bin-dir"}
     mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
     volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"]}
     (vol,) = [name for name, path in volumes.items() if path == "/opt/cni"]
@@ -112,13 +115,20 @@ def test_daemonset_installs_into_host_opt_cni_with_our_installer():
         assert d.startswith("/opt/cni/")
         assert (destdir + d).startswith(mounts[vol] + "/")
     assert parsed["--bin-dir"] == "/opt/cni/bin"
+    # The bundle's ELF interpreter is set for --lib-dir as the node sees it; the image keeps its bundle at the
+    # same path, so the image's own executable (cmd[0]) starts too.
+    assert parsed["--lib-dir"] == LIB_DIR
     assert {e["name"]: e["value"] for e in init.get("env", [])}.get("FORCE") == "0"  # never replace Go silently
     assert spec["tolerations"] == [{"operator": "Exists"}] and spec["hostNetwork"] is True
-    assert init["image"] == spec["containers"][0]["image"]
+    assert init["image"] == DEFAULT_TAG  # what `make image` tags
+    (main,) = spec["containers"]
+    assert main["image"].startswith("registry.k8s.io/pause:")  # FROM scratch has no sleep: the sandbox image
 
 
-def test_dockerfile_ships_the_bundle_and_the_installer():
+def test_dockerfile_is_from_scratch_with_the_installer_as_entrypoint():
     text = (dx.DEPLOY / "Dockerfile").read_text()
-    assert "COPY build/cni-rdma /opt/cni-rdma/bundle" in text
-    assert "COPY tools/install.py /opt/cni-rdma/install.py" in text
-    assert (dx.ROOT / "tools" / "install.py").exists()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert [line for line in lines if line.upper().startswith("FROM ")] == ["FROM scratch"]
+    assert "COPY rootfs/ /" in lines
+    assert f'ENTRYPOINT ["{LIB_DIR}/cni-rdma", "install"]' in lines
+    assert IMAGE_LIB_DIR == LIB_DIR
