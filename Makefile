@@ -86,9 +86,11 @@ uninstall:
 # debootstrap'd bullseye (built once, ~2 min, cached in ~/.cache/cni-rdma/rootfs) -- then the VM tier (one
 # more QEMU boot, several minutes; FROZEN_VM=0 skips it).
 FROZEN_VM ?= 1
+# cluster-ipam's quick files against the bundle (TLS proves ssl is bundled); the storms run once, in test-etcd.
+FROZEN_ETCD := tests/etcd/test_cluster_ipam.py tests/etcd/test_tls.py tests/etcd/test_interop.py
 test-frozen: $(BUNDLE) deps
 	$(PY) tools/rootfs.py --suite bullseye --arch amd64
-	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(PYTEST) tests/netns tests/security tests/cli
+	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(PYTEST) tests/netns tests/security tests/cli $(FROZEN_ETCD)
 ifeq ($(FROZEN_VM),1)
 	CNI_TEST_BIN_DIR=$(CURDIR)/$(FROZEN_BIN) $(VPY) -m tools.vm run -- $(PYTEST) tests/vm $(VM_PYTEST_ARGS)
 endif
