@@ -34,7 +34,8 @@ OURS = r"""
 import os, sys
 sys.path.insert(0, {root!r})
 from cni_rdma.netns import in_netns, open_netns
-from cni_rdma.netlink.rtnl import Rtnl, Route
+from cni_rdma.netlink.routes import NlRoute as Route
+from cni_rdma.netlink.rtnl import Rtnl
 import ipaddress
 
 def run(node, pod):

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 from . import faults
 from .confkeys import q
 from .errors import CniError, INVALID_CONFIG, INVALID_ENV, IO_FAILURE, NOT_AVAILABLE
-from .netlink.core import LinkNotFound, NetlinkError
-from .netlink.rtnl import RT_TABLE_MAIN, Link, Rtnl
+from .netlink.errors import LinkNotFound, NetlinkError
+from .netlink.links import Link
+from .netlink.routes import RT_TABLE_MAIN
+from .netlink.rtnl import Rtnl
 from .netns import NetnsNotFound, in_netns, open_netns
 
 MIN_MTU = 68  # ETH_MIN_MTU: below it the kernel refuses a macvlan/ipvlan
@@ -112,7 +114,7 @@ def _rename(tmp: str, ifname: str) -> Link:
                 nl.link_del(link.index)
             if e.errno == errno.EEXIST:
                 raise CniError(INVALID_ENV, f"interface {q(ifname)} already exists in the pod netns") from None
-            raise CniError(e.code, f"failed to rename {q(tmp)} to {q(ifname)}", e.details) from None
+            raise CniError(IO_FAILURE, f"failed to rename {q(tmp)} to {q(ifname)}", e.details) from None
         return nl.link_get(index=link.index)
 
 

@@ -31,9 +31,10 @@ import ipaddress
 from . import faults, sysctl
 from .confkeys import get_choice, q
 from .errors import CniError, INVALID_CONFIG, IO_FAILURE
-from .netlink.core import LinkNotFound, NetlinkError
-from .netlink.rtnl import AF_INET, AF_INET6, RT_TABLE_MAIN, Nexthop, Rtnl
-from .netlink.rtnl import Route as NlRoute
+from .netlink.errors import LinkNotFound, NetlinkError
+from .netlink.routes import RT_TABLE_MAIN, Nexthop, NlRoute
+from .netlink.rtmsg import AF_INET, AF_INET6
+from .netlink.rtnl import Rtnl
 from .types import IPConfig, Result
 
 DAD_TIMEOUT = 10.0  # seconds; Go's SettleAddresses uses the same bound
@@ -181,12 +182,12 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad: str = DA
             try:
                 nl.addr_add(link.index, ipc.address, optimistic=six and dad == "optimistic", nodad=six and dad == "off")
             except NetlinkError as e:
-                raise CniError(e.code, f"failed to add IP addr {ipc.address} to {q(ifname)}", e.details) from None
+                raise CniError(IO_FAILURE, f"failed to add IP addr {ipc.address} to {q(ifname)}", e.details) from None
         # Up only once the addresses are there: arp_notify announces them as the link comes up.
         try:
             nl.link_set(link.index, up=True)
         except NetlinkError as e:
-            raise CniError(e.code, f"failed to set {q(ifname)} up", e.details) from None
+            raise CniError(IO_FAILURE, f"failed to set {q(ifname)} up", e.details) from None
         faults.point("addresses")
         if v6:
             if dad == "wait":
@@ -197,7 +198,7 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad: str = DA
             try:
                 nl.route_add(route, append=True)  # beside routes of other interfaces, as Go
             except NetlinkError as e:
-                raise CniError(e.code, f"failed to add route {_route_desc(route, ifname)}", e.details) from None
+                raise CniError(IO_FAILURE, f"failed to add route {_route_desc(route, ifname)}", e.details) from None
         faults.point("routes")
 
 

@@ -20,6 +20,7 @@ from . import cniargs
 from .errors import (CniError, DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, INVALID_ENV,
                      IO_FAILURE, UNKNOWN_CONTAINER, config_error)
 from .log import Logger, LogFileError
+from .netlink.errors import NetlinkError
 from .types import NetConf, Result
 from .version import CURRENT, SUPPORTED, at_least, version_json
 
@@ -186,7 +187,10 @@ def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[R
     if fn is None:
         raise CniError(INVALID_ENV, f"{conf.type or 'this plugin'} does not implement {cmd}")
     req.log.debug(f"{cmd} netns={req.netns!r} args={req.cni_args!r}")
-    result = fn(req)
+    try:
+        result = fn(req)
+    except NetlinkError as e:  # the one place a netlink failure becomes a CNI error (code 5)
+        raise CniError(IO_FAILURE, e.msg, e.details) from None
     return result if cmd == "ADD" else None
 
 

@@ -17,7 +17,7 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from cni_rdma.netlink.core import NetlinkSocket  # noqa: E402
-from cni_rdma.netlink import rtnl  # noqa: E402
+from cni_rdma.netlink import core, links, rtmsg  # noqa: E402
 from cni_rdma.netns import in_netns  # noqa: E402
 
 SETUP = """
@@ -49,12 +49,12 @@ def main() -> None:
 
         def grab():
             with NetlinkSocket() as s:
-                body = rtnl._ifinfomsg() + rtnl.a_u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
-                links = s.dump(rtnl.RTM_GETLINK, body, op="dump", reply_type=rtnl.RTM_NEWLINK)
-                addrs = s.dump(rtnl.RTM_GETADDR, rtnl.IFADDRMSG.pack(0, 0, 0, 0, 0), op="dump",
-                               reply_type=rtnl.RTM_NEWADDR)
-                routes = s.dump(rtnl.RTM_GETROUTE, rtnl.RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0), op="dump",
-                                reply_type=rtnl.RTM_NEWROUTE)
+                body = rtmsg.ifinfomsg() + core.a_u32(links.IFLA_EXT_MASK, links.RTEXT_FILTER_SKIP_STATS)
+                links = s.dump(rtmsg.RTM_GETLINK, body, op="dump", reply_type=rtmsg.RTM_NEWLINK)
+                addrs = s.dump(rtmsg.RTM_GETADDR, rtmsg.IFADDRMSG.pack(0, 0, 0, 0, 0), op="dump",
+                               reply_type=rtmsg.RTM_NEWADDR)
+                routes = s.dump(rtmsg.RTM_GETROUTE, rtmsg.RTMSG.pack(0, 0, 0, 0, 0, 0, 0, 0, 0), op="dump",
+                                reply_type=rtmsg.RTM_NEWROUTE)
             return links, addrs, routes
 
         links, addrs, routes = in_netns(f"/var/run/netns/{ns}", grab)

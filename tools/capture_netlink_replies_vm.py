@@ -16,7 +16,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from cni_rdma.netlink import rdma, rtnl  # noqa: E402
+from cni_rdma.netlink import core, links, rdma, rtmsg  # noqa: E402
 from cni_rdma.netlink.core import NetlinkSocket  # noqa: E402
 from tests.vm import guest  # noqa: E402
 
@@ -40,9 +40,9 @@ def main() -> None:
         pf.set_vf(1, "mac", "02:00:00:00:0a:01", "vlan", "20", "qos", "2", "proto", "802.1ad", "spoofchk", "off",
                   "state", "disable", "min_tx_rate", "100", "max_tx_rate", "500")
         with _Raw() as s:
-            body = rtnl._ifinfomsg(pf.ifindex) + rtnl.a_u32(rtnl.IFLA_EXT_MASK,
-                                                            rtnl.RTEXT_FILTER_VF | rtnl.RTEXT_FILTER_SKIP_STATS)
-            pf_link = s.request(rtnl.RTM_GETLINK, body, op="get", reply_type=rtnl.RTM_NEWLINK)[0]
+            body = rtmsg.ifinfomsg(pf.ifindex) + core.a_u32(links.IFLA_EXT_MASK,
+                                                            links.RTEXT_FILTER_VF | links.RTEXT_FILTER_SKIP_STATS)
+            pf_link = s.request(rtmsg.RTM_GETLINK, body, op="get", reply_type=rtmsg.RTM_NEWLINK)[0]
         guest.load_rxe("patched")
         rxe = guest.rxe_add(name="rxecap0")
         with _RawRdma() as s:

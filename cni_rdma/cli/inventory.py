@@ -230,13 +230,13 @@ def sriov_pfs(sysfs: Sysfs, functions: dict[str, dict[str, Any]]) -> list[dict[s
 
 
 def _netlink_vfs(pf_ifname: str) -> list[dict[str, Any]]:
-    from cni_rdma.errors import CniError
+    from cni_rdma.netlink.errors import NetlinkError
     from cni_rdma.netlink.rtnl import Rtnl
 
     try:
         with Rtnl() as nl:
             return [{"vf": v.vf, "mac": v.mac} for v in nl.vfs(nl.link_get(name=pf_ifname).index)]
-    except CniError:
+    except NetlinkError:
         return []
 
 
@@ -262,14 +262,14 @@ def eswitch_mode(sysfs: Sysfs, bus: str, dev: str, ifname: str) -> Optional[str]
 # ---------------------------------------------------------------------------------------- RDMA
 def rdma_links() -> tuple[Optional[str], Optional[str], list[dict[str, Any]]]:
     """(netns mode, error, devices with ports) from this netns's RDMA netlink socket."""
-    from cni_rdma.errors import CniError
+    from cni_rdma.netlink.errors import NetlinkError
     from cni_rdma.netlink.rdma import Rdma
 
     try:
         with Rdma(timeout=10.0) as nl:
             try:
                 mode: Optional[str] = nl.netns_mode()
-            except CniError:
+            except NetlinkError:
                 mode = None
             devices = []
             for d in nl.devices():
@@ -277,7 +277,7 @@ def rdma_links() -> tuple[Optional[str], Optional[str], list[dict[str, Any]]]:
                 devices.append({"name": d.name, "index": d.index, "protocol": d.protocol, "driver": d.driver,
                                 "node_type": d.node_type, "ports": ports})
             return mode, None, devices
-    except CniError as e:
+    except NetlinkError as e:
         return None, f"{e.msg}: {e.details}" if e.details else e.msg, []
 
 

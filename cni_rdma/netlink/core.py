@@ -5,7 +5,7 @@ there for its whole life. To work inside another netns, construct the socket *in
 given to `cni_rdma.netns.in_netns` (see `cni_rdma.netlink` for the pattern).
 
 Decoding never trusts lengths from the wire: every malformed or truncated message raises
-`NetlinkDecodeError` (a `CniError`), never an IndexError/struct.error, never a hang.
+`NetlinkDecodeError` (a `NetlinkError`, see `errors`), never an IndexError/struct.error, never a hang.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import errno as _errno
 import os
 import struct
 
-from ..errors import CniError, IO_FAILURE
+from .errors import NetlinkDecodeError, NetlinkError, error_for
 
 # --- netlink framing (linux/netlink.h) ---
 NETLINK_ROUTE = 0
@@ -66,41 +66,6 @@ _RECV_BUF = 1 << 18  # dumps of PFs with many VFs produce large messages
 _DUMP_RETRIES = 5
 
 
-class NetlinkError(CniError):
-    """The kernel refused a request: carries `errno`, the operation, the device, the extended ack."""
-
-    def __init__(self, err: int, op: str, dev: str | None = None, ext_ack: str = ""):
-        self.errno = err
-        self.op = op
-        self.dev = dev
-        self.ext_ack = ext_ack
-        what = f"{op} {dev!r}" if dev is not None else op
-        reason = f"{os.strerror(err)} ({_errno.errorcode.get(err, err)})"
-        if ext_ack:
-            reason += f": {ext_ack}"
-        super().__init__(IO_FAILURE, f"netlink: {what} failed", reason)
-
-
-class LinkNotFound(NetlinkError):
-    """No such network device (errno ENODEV)."""
-
-    def __init__(self, op: str, dev: str | None, ext_ack: str = ""):
-        super().__init__(_errno.ENODEV, op, dev, ext_ack)
-
-
-class NetlinkDecodeError(CniError):
-    """A netlink message or attribute that cannot be decoded (truncated, bad length...)."""
-
-    def __init__(self, what: str):
-        super().__init__(IO_FAILURE, "netlink: malformed message", what)
-
-
-def error_for(err: int, op: str, dev: str | None, ext_ack: str = "") -> NetlinkError:
-    if err == _errno.ENODEV:
-        return LinkNotFound(op, dev, ext_ack)
-    return NetlinkError(err, op, dev, ext_ack)
-
-
 # --- attribute encoding ---
 def _pad(n: int) -> int:
     return (n + 3) & ~3
@@ -110,7 +75,7 @@ def attr(kind: int, payload: bytes) -> bytes:
     """One netlink attribute (header + payload + padding to 4 bytes)."""
     n = 4 + len(payload)
     if n > 0xFFFF:
-        raise CniError(IO_FAILURE, "netlink: attribute too large", f"type {kind}, {n} bytes")
+        raise NetlinkError(_errno.EMSGSIZE, "encode attribute", f"type {kind}", f"{n} bytes, at most 65535")
     return NLA_HDR.pack(n, kind) + payload + b"\0" * (_pad(n) - n)
 
 
@@ -224,7 +189,7 @@ def mac_bytes(mac: str) -> bytes:
             raise ValueError
         return bytes(int(p, 16) for p in parts)
     except ValueError:
-        raise CniError(IO_FAILURE, f"invalid MAC address {mac!r}") from None
+        raise NetlinkError(_errno.EINVAL, "encode MAC address", mac) from None
 
 
 # --- message framing ---
@@ -281,14 +246,25 @@ def parse_done(flags: int, payload: bytes) -> tuple[int, str]:
     return err, ext
 
 
-class Record:
+class _RecordType(type):
+    """Builds a record class from its annotations: `__slots__` and `_defaults` are derived, never listed."""
+
+    def __new__(mcs, name: str, bases: tuple, ns: dict):
+        fields = tuple(k for k in ns.get("__annotations__", {}) if not k.startswith("_"))
+        ns["_defaults"] = {k: ns.pop(k) for k in fields if k in ns}
+        ns["__slots__"] = fields
+        return super().__new__(mcs, name, bases, ns)
+
+
+class Record(metaclass=_RecordType):
     """A small immutable record (keyword construction, equality, hash, repr) without dataclasses.
 
-    Subclasses list their fields in `__slots__` and defaults in `_defaults`; importing
-    `dataclasses` would cost more than this whole layer's start-up budget.
+    Each field is declared once, as an annotation with an optional default (`mtu: int = 0`); the
+    metaclass turns them into `__slots__` and `_defaults`. Importing `dataclasses` would cost more
+    than this whole layer's start-up budget.
     """
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
     _defaults: dict = {}
 
     def __init__(self, **kw):

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import errno
 
-from .core import (
-    NETLINK_RDMA, NetlinkDecodeError, NetlinkError, NetlinkSocket, Record, a_str, a_u32, a_u8, attr_map, d_str,
-    d_u32, d_u64, d_u8,
-)
+from .core import NETLINK_RDMA, NetlinkSocket, Record, a_u32, attr_map, d_str, d_u32, d_u64, d_u8
+from .errors import NetlinkDecodeError, NetlinkError, NotFound
 
 # include/uapi/rdma/rdma_netlink.h
 RDMA_NL_NLDEV = 5
@@ -75,7 +73,7 @@ class RdmaUnavailable(NetlinkError):
                          "no RDMA subsystem in this kernel (is ib_core loaded?)")
 
 
-class RdmaDeviceNotFound(NetlinkError):
+class RdmaDeviceNotFound(NotFound):
     """No RDMA device of that name or index in the socket's netns."""
 
     def __init__(self, dev: str):
@@ -85,53 +83,64 @@ class RdmaDeviceNotFound(NetlinkError):
 class RdmaDevice(Record):
     """One RDMA device as the kernel reports it to the socket's netns."""
 
-    __slots__ = ("index", "name", "ports", "node_type", "fw_version", "node_guid", "protocol", "driver")
-    _defaults = dict(ports=0, node_type=None, fw_version=None, node_guid=None, protocol=None, driver=None)
     index: int
     name: str
-    ports: int
-    node_type: str | None  #: "ca", "rnic"...
-    fw_version: str | None
-    node_guid: int | None
-    protocol: str | None  #: "ib", "roce", "iw"...
-    driver: str | None  #: link type of a soft device ("rxe", "siw"); None for hardware
+    ports: int = 0
+    node_type: str | None = None  #: "ca", "rnic"...
+    fw_version: str | None = None
+    node_guid: int | None = None
+    protocol: str | None = None  #: "ib", "roce", "iw"...
+    driver: str | None = None  #: link type of a soft device ("rxe", "siw"); None for hardware
 
 
 class RdmaPort(Record):
     """One port of an RDMA device; `netdev` only when the netdev is in the socket's netns."""
 
-    __slots__ = ("dev_index", "dev_name", "port", "state", "phys_state", "netdev_index", "netdev")
-    _defaults = dict(state=None, phys_state=None, netdev_index=None, netdev=None)
     dev_index: int
     dev_name: str
     port: int
-    state: str | None
-    phys_state: int | None
-    netdev_index: int | None
-    netdev: str | None
+    state: str | None = None
+    phys_state: int | None = None
+    netdev_index: int | None = None
+    netdev: str | None = None
 
 
 # ---------------------------------------------------------------- decoding (pure functions)
+# nldev attribute -> (RdmaDevice field, decoder): one row per attribute, read by decode_device.
+DEVICE_ATTRS: dict = {
+    RDMA_NLDEV_ATTR_PORT_INDEX: ("ports", lambda b: d_u32(b, "ports")),
+    RDMA_NLDEV_ATTR_DEV_NODE_TYPE: ("node_type", lambda b: _node_type(d_u8(b, "node type"))),
+    RDMA_NLDEV_ATTR_FW_VERSION: ("fw_version", d_str),
+    RDMA_NLDEV_ATTR_NODE_GUID: ("node_guid", lambda b: d_u64(b, "node guid")),
+    RDMA_NLDEV_ATTR_DEV_PROTOCOL: ("protocol", d_str),
+    RDMA_NLDEV_ATTR_LINK_TYPE: ("driver", d_str),
+}
+
+
+def _node_type(t: int) -> str:
+    return NODE_TYPES.get(t, str(t))
+
+
 def decode_device(payload: bytes) -> RdmaDevice:
     a = attr_map(payload)
     if RDMA_NLDEV_ATTR_DEV_INDEX not in a or RDMA_NLDEV_ATTR_DEV_NAME not in a:
         raise NetlinkDecodeError("RDMA device reply without index or name")
-    kw: dict = {}
-    if RDMA_NLDEV_ATTR_PORT_INDEX in a:
-        kw["ports"] = d_u32(a[RDMA_NLDEV_ATTR_PORT_INDEX], "ports")
-    if RDMA_NLDEV_ATTR_DEV_NODE_TYPE in a:
-        t = d_u8(a[RDMA_NLDEV_ATTR_DEV_NODE_TYPE], "node type")
-        kw["node_type"] = NODE_TYPES.get(t, str(t))
-    if RDMA_NLDEV_ATTR_FW_VERSION in a:
-        kw["fw_version"] = d_str(a[RDMA_NLDEV_ATTR_FW_VERSION])
-    if RDMA_NLDEV_ATTR_NODE_GUID in a:
-        kw["node_guid"] = d_u64(a[RDMA_NLDEV_ATTR_NODE_GUID], "node guid")
-    if RDMA_NLDEV_ATTR_DEV_PROTOCOL in a:
-        kw["protocol"] = d_str(a[RDMA_NLDEV_ATTR_DEV_PROTOCOL])
-    if RDMA_NLDEV_ATTR_LINK_TYPE in a:
-        kw["driver"] = d_str(a[RDMA_NLDEV_ATTR_LINK_TYPE])
+    kw = {field: decode(a[key]) for key, (field, decode) in DEVICE_ATTRS.items() if key in a}
     return RdmaDevice(index=d_u32(a[RDMA_NLDEV_ATTR_DEV_INDEX], "device index"),
                       name=d_str(a[RDMA_NLDEV_ATTR_DEV_NAME]), **kw)
+
+
+def _port_state(s: int) -> str:
+    return PORT_STATES[s] if s < len(PORT_STATES) else str(s)
+
+
+# nldev port attribute -> (RdmaPort field, decoder).
+PORT_ATTRS: dict = {
+    RDMA_NLDEV_ATTR_PORT_STATE: ("state", lambda b: _port_state(d_u8(b, "port state"))),
+    RDMA_NLDEV_ATTR_PORT_PHYS_STATE: ("phys_state", lambda b: d_u8(b, "phys state")),
+    RDMA_NLDEV_ATTR_NDEV_INDEX: ("netdev_index", lambda b: d_u32(b, "netdev index")),
+    RDMA_NLDEV_ATTR_NDEV_NAME: ("netdev", d_str),
+}
 
 
 def decode_port(payload: bytes) -> RdmaPort:
@@ -139,16 +148,7 @@ def decode_port(payload: bytes) -> RdmaPort:
     for need in (RDMA_NLDEV_ATTR_DEV_INDEX, RDMA_NLDEV_ATTR_DEV_NAME, RDMA_NLDEV_ATTR_PORT_INDEX):
         if need not in a:
             raise NetlinkDecodeError(f"RDMA port reply without attribute {need}")
-    kw: dict = {}
-    if RDMA_NLDEV_ATTR_PORT_STATE in a:
-        s = d_u8(a[RDMA_NLDEV_ATTR_PORT_STATE], "port state")
-        kw["state"] = PORT_STATES[s] if s < len(PORT_STATES) else str(s)
-    if RDMA_NLDEV_ATTR_PORT_PHYS_STATE in a:
-        kw["phys_state"] = d_u8(a[RDMA_NLDEV_ATTR_PORT_PHYS_STATE], "phys state")
-    if RDMA_NLDEV_ATTR_NDEV_INDEX in a:
-        kw["netdev_index"] = d_u32(a[RDMA_NLDEV_ATTR_NDEV_INDEX], "netdev index")
-    if RDMA_NLDEV_ATTR_NDEV_NAME in a:
-        kw["netdev"] = d_str(a[RDMA_NLDEV_ATTR_NDEV_NAME])
+    kw = {field: decode(a[key]) for key, (field, decode) in PORT_ATTRS.items() if key in a}
     return RdmaPort(dev_index=d_u32(a[RDMA_NLDEV_ATTR_DEV_INDEX], "device index"),
                     dev_name=d_str(a[RDMA_NLDEV_ATTR_DEV_NAME]),
                     port=d_u32(a[RDMA_NLDEV_ATTR_PORT_INDEX], "port index"), **kw)
@@ -206,13 +206,6 @@ class Rdma(NetlinkSocket):
                                                    op="dump RDMA ports", dev=f"index {dev_index}",
                                                    reply_type=nl_type(RDMA_NLDEV_CMD_PORT_GET))]
 
-    def netdevs(self) -> dict[str, tuple[str, ...]]:
-        """RDMA device name -> names of its ports' netdevs in this netns (`rdma link` in short)."""
-        out = {}
-        for d in self.devices():
-            out[d.name] = tuple(p.netdev for p in self.ports(d.index) if p.netdev)
-        return out
-
     def set_netns(self, index: int, netns_fd: int) -> None:
         """Move device `index` (of this netns) to the netns of netns_fd (exclusive mode only).
 
@@ -220,10 +213,6 @@ class Rdma(NetlinkSocket):
         """
         body = a_u32(RDMA_NLDEV_ATTR_DEV_INDEX, index) + a_u32(RDMA_NLDEV_NET_NS_FD, netns_fd)
         self.request(nl_type(RDMA_NLDEV_CMD_SET), body, op="move RDMA device to netns", dev=f"index {index}")
-
-    def rename(self, index: int, name: str) -> None:
-        body = a_u32(RDMA_NLDEV_ATTR_DEV_INDEX, index) + a_str(RDMA_NLDEV_ATTR_DEV_NAME, name)
-        self.request(nl_type(RDMA_NLDEV_CMD_SET), body, op="rename RDMA device", dev=f"index {index}")
 
     # ---- system
     def netns_mode(self) -> str:
@@ -233,22 +222,3 @@ class Rdma(NetlinkSocket):
         if not replies:
             raise NetlinkDecodeError("no reply to the RDMA system query")
         return decode_netns_mode(replies[0])
-
-    def set_netns_mode(self, mode: str) -> None:
-        """`rdma system set netns exclusive|shared`; EBUSY while any netns but the initial one exists."""
-        if mode not in ("exclusive", "shared"):
-            raise ValueError(f"netns mode {mode!r}: expected 'exclusive' or 'shared'")
-        body = a_u8(RDMA_NLDEV_SYS_ATTR_NETNS_MODE, NETNS_SHARED if mode == "shared" else NETNS_EXCLUSIVE)
-        self.request(nl_type(RDMA_NLDEV_CMD_SYS_SET), body, op="set RDMA netns mode", dev=mode)
-
-    # ---- soft devices (tests and rxe/siw setups)
-    def link_add(self, name: str, link_type: str, netdev: str) -> None:
-        """`rdma link add NAME type rxe|siw netdev NETDEV` (the netdev is looked up in this netns)."""
-        body = (a_str(RDMA_NLDEV_ATTR_DEV_NAME, name) + a_str(RDMA_NLDEV_ATTR_LINK_TYPE, link_type) +
-                a_str(RDMA_NLDEV_ATTR_NDEV_NAME, netdev))
-        self.request(nl_type(RDMA_NLDEV_CMD_NEWLINK), body, op=f"create {link_type} RDMA device", dev=name)
-
-    def link_del(self, index: int) -> None:
-        """`rdma link delete` of a soft device."""
-        self.request(nl_type(RDMA_NLDEV_CMD_DELLINK), a_u32(RDMA_NLDEV_ATTR_DEV_INDEX, index),
-                     op="delete RDMA device", dev=f"index {index}")

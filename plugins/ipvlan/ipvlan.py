@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 from cni_rdma import childlink, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
 from cni_rdma.errors import CniError, INTERNAL, INVALID_CONFIG
-from cni_rdma.netlink.core import LinkNotFound
-from cni_rdma.netlink.rtnl import Link, Rtnl
+from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
+from cni_rdma.netlink.links import Link
+from cni_rdma.netlink.rtnl import Rtnl
 from cni_rdma.netns import NetnsNotFound, in_netns
 from cni_rdma.skel import Request
 from cni_rdma.state import Store
@@ -225,8 +226,8 @@ def status(req: Request) -> None:
 def gc(req: Request) -> None:
     if req.conf.ipam_type:
         ipam.gc(req)
-    # Forget children whose pod or link is gone (a DEL that never came).
-    with contextlib.suppress(CniError):
+    # Forget children whose pod or link is gone (a DEL that never came); best effort.
+    with contextlib.suppress(CniError, NetlinkError):
         with STORE.lock():
             for name in STORE.names():
                 rec = STORE.read(name) or {}

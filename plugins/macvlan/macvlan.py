@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 from cni_rdma import childlink, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
 from cni_rdma.errors import CniError, INTERNAL, config_error
-from cni_rdma.netlink.rtnl import ARPHRD_ETHER, ARPHRD_INFINIBAND, IFF_LOOPBACK, Link
+from cni_rdma.netlink.links import Link
+from cni_rdma.netlink.rtmsg import ARPHRD_ETHER, ARPHRD_INFINIBAND, IFF_LOOPBACK
 from cni_rdma.netns import in_netns
 from cni_rdma.skel import Request
 from cni_rdma.types import Interface, Result

@@ -118,7 +118,7 @@ def _rdma_socket():
 
 def _netns_mode() -> str:
     """ "exclusive" or "shared", asked of the kernel (RDMA_NLDEV_CMD_SYS_GET)."""
-    from cni_rdma.netlink.core import NetlinkError
+    from cni_rdma.netlink.errors import NetlinkError
 
     with _rdma_socket() as nl:
         try:
@@ -145,11 +145,13 @@ def _devices_here() -> dict[str, int]:
 
 def _move_here_to(name: str, target_fd: int, where: str) -> bool:
     """Move device `name` of the calling thread's netns to the netns of target_fd; False if not here."""
-    from cni_rdma.netlink.core import NetlinkError
+    from cni_rdma.netlink.errors import NetlinkError
+    from cni_rdma.netlink.rdma import RdmaDeviceNotFound
 
     with _rdma_socket() as nl:
-        index = {d.name: d.index for d in nl.devices()}.get(name)
-        if index is None:
+        try:
+            index = nl.device(name=name).index
+        except RdmaDeviceNotFound:
             return False
         try:
             nl.set_netns(index, target_fd)
@@ -296,9 +298,11 @@ def _record(conf: RdmaConf, req: Request, device_id: str, name: str) -> dict:
 
 
 def _undo_add(req: Request, name: str, cause: CniError) -> None:
+    from cni_rdma.netlink.errors import NetlinkError
+
     try:
         _move_back(req.netns, name)
-    except CniError as e:
+    except (CniError, NetlinkError) as e:
         req.log.error(f"state write failed ({cause}) and moving {name} back failed too: {e}")
         cause.details = f"{cause.details}; moving {name} back to the host failed too: {e}"
 

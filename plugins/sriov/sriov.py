@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 from cni_rdma import faults, ipam, netns
 from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, config_error
+from cni_rdma.netlink.errors import NetlinkError
 from cni_rdma.skel import Request
 from cni_rdma.state import Store
 from cni_rdma.sysfs import Sysfs, VfInfo
@@ -355,7 +356,7 @@ def _gc_one(store: Store, name: str, keep: set, mgr: VfManager, req: Request) ->
             return  # still wired into a live pod: the runtime will DEL it
         try:
             mgr.restore(st, "")
-        except CniError as e:
+        except (CniError, NetlinkError) as e:
             req.log.warning(f"GC could not restore {st.device_id}: {e}")
             return
         store.delete(name)

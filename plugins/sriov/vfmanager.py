@@ -32,10 +32,12 @@ if TYPE_CHECKING:
     from typing import Callable, Optional
 
     from cni_rdma.log import Logger
-    from cni_rdma.netlink.rtnl import Link, Rtnl
+    from cni_rdma.netlink.links import Link
+    from cni_rdma.netlink.rtnl import Rtnl
 
 from cni_rdma import faults, netns
 from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE
+from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
 from cni_rdma.sysfs import Sysfs, VfInfo, normalize_pci
 
 from .vfstate import OrigVfState, VfState
@@ -112,7 +114,6 @@ def set_mac_with_retry(set_mac: Callable[[], None], read_mac: Callable[[], Optio
                        sleep: Optional[Callable[[float], None]] = None) -> int:
     """Set a MAC and read it back until the kernel reports it; transient refusals are retried on the
     schedule `sleeps`. Answers the number of attempts; CniError once the schedule is spent."""
-    from cni_rdma.netlink.core import NetlinkError
 
     if sleep is None:
         import time
@@ -150,7 +151,6 @@ def _is_this_vf(link: Link, st: VfState) -> bool:
 def _drop_altnames(nl: Rtnl, link: Link, keep: tuple[str, ...] = ()) -> None:
     """Remove a VF's alternative names (but keep): an altname equal to a name the VF is renamed to
     makes that rename fail with EEXIST (sriov-cni #292, #445)."""
-    from cni_rdma.netlink.core import NetlinkError
 
     for alt in link.altnames:
         if alt not in keep:
@@ -173,7 +173,7 @@ class NetlinkVfManager(VfManager):
         with Rtnl() as nl:
             try:
                 pf = nl.link_get(name=pf_name)
-            except CniError as e:
+            except LinkNotFound as e:
                 raise _context(f"PF netdev {pf_name} of VF {vf.pci}", e) from None
             if "node_guid" in applied and pf.link_type != ARPHRD_INFINIBAND:
                 raise CniError(INVALID_CONFIG, "an InfiniBand GUID (runtimeConfig.infinibandGUID or args.cni.guid) "
@@ -196,7 +196,7 @@ class NetlinkVfManager(VfManager):
             name = host_ifname or vf.netdevs[0]
             try:
                 link = nl.link_get(name=name)
-            except CniError as e:
+            except LinkNotFound as e:  # only "not found" means that: EPERM and the like propagate as they are
                 raise _context(f"VF {vf.pci} netdev {name} (sysfs) is not in the host netns", e) from None
         orig.host_ifname, orig.host_index, orig.effective_mac = link.name, link.index, link.mac or ""
         orig.mtu, orig.up, orig.altnames = link.mtu, link.up, tuple(link.altnames)
@@ -207,7 +207,7 @@ class NetlinkVfManager(VfManager):
     def apply(self, st: VfState) -> None:
         try:
             self._set_pf(st, st.applied)
-        except CniError as e:
+        except (CniError, NetlinkError) as e:
             raise _context(f"configuring VF {st.vf_id} of {st.pf}", e) from None
 
     def _set_pf(self, st: VfState, settings: dict) -> None:
@@ -291,11 +291,10 @@ class NetlinkVfManager(VfManager):
             return
         try:
             rdma._move_back(pod_netns, st.rdma_dev)
-        except CniError as e:
+        except (CniError, NetlinkError) as e:
             self.log.warning(f"RDMA device {st.rdma_dev} of VF {st.device_id} not moved back: {e}")
 
     def _restore_pf(self, st: VfState) -> None:
-        from cni_rdma.netlink.core import LinkNotFound
         from cni_rdma.netlink.rtnl import Rtnl
 
         back = st.restore_pf()
@@ -315,7 +314,6 @@ class NetlinkVfManager(VfManager):
     def _find_in_host(self, st: VfState) -> Optional[int]:
         """The VF netdev in the host: where sysfs says, or under any name an interrupted ADD or a dying
         netns left it (a physical VF returns to the host under its pod name when the netns goes)."""
-        from cni_rdma.netlink.core import LinkNotFound
         from cni_rdma.netlink.rtnl import Rtnl
 
         candidates = (*self.sysfs.netdevs(st.device_id), st.orig.host_ifname, st.tmp_name, st.ifname)
@@ -334,7 +332,7 @@ class NetlinkVfManager(VfManager):
         moved to a new MAC. arp_notify only fires when a link comes up with addresses already on it;
         IPv6 gets its unsolicited NA from ndisc_notify when DAD completes."""
         if v4 and mac:
-            with contextlib.suppress(CniError, OSError):
+            with contextlib.suppress(CniError, NetlinkError, OSError):
                 netns.in_netns(st.netns, _announce_here, st.ifname, mac, v4)
 
     # ------------------------------------------------------------------------------------- CHECK
@@ -393,7 +391,6 @@ def _announce_here(ifname: str, mac: str, v4: list, wait: float = 0.2) -> None:
 
 
 def _pod_link_here(ifname: str) -> Optional[PodLink]:
-    from cni_rdma.netlink.core import LinkNotFound
     from cni_rdma.netlink.rtnl import Rtnl
 
     with Rtnl() as nl:
@@ -408,7 +405,6 @@ def _out_of_pod(st: VfState, host_fd: int) -> Optional[str]:
     """Pod side of DEL: find the VF (pod index, temporary name, CNI_IFNAME), take it down, drop its
     altnames, and move it to the host under its original name in one message (the temporary one if
     the host has a device of that name). Answers its name in the host; None when not in the pod."""
-    from cni_rdma.netlink.core import LinkNotFound, NetlinkError
     from cni_rdma.netlink.rtnl import Rtnl
 
     with Rtnl() as nl:
@@ -442,7 +438,6 @@ def _out_of_pod(st: VfState, host_fd: int) -> Optional[str]:
 # -------------------------------------------------------------------------- back in the host
 def _restore_host_netdev(nl: Rtnl, index: int, st: VfState, log: Logger) -> None:
     """In the host netns: the VF netdev gets its original name, MTU, MAC, altnames and admin state back."""
-    from cni_rdma.netlink.core import NetlinkError
 
     orig = st.orig
     link = nl.link_get(index=index)
@@ -486,5 +481,6 @@ def _original_guids(orig: OrigVfState, hwaddr: Optional[str], applied: dict) -> 
         setattr(orig, key, getattr(orig, key) or seen or ALL_ONES)
 
 
-def _context(what: str, e: CniError) -> CniError:
-    return CniError(e.code, f"{what}: {e.msg}", e.details)
+def _context(what: str, e: CniError | NetlinkError) -> CniError:
+    """What we were doing in front of a CNI or netlink error (a netlink error is an I/O failure, code 5)."""
+    return CniError(e.code if isinstance(e, CniError) else IO_FAILURE, f"{what}: {e.msg}", e.details)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from cni_rdma.errors import CniError
+from cni_rdma.netlink.errors import NetlinkError
 from cni_rdma.netlink.rdma import Rdma, RdmaUnavailable
 
 
@@ -14,5 +14,5 @@ from cni_rdma.netlink.rdma import Rdma, RdmaUnavailable
 def test_no_rdma_core_is_a_clean_error():
     with pytest.raises(RdmaUnavailable) as ei:
         Rdma()
-    assert isinstance(ei.value, CniError)
+    assert isinstance(ei.value, NetlinkError) and ei.value.errno
     assert "RDMA" in str(ei.value)

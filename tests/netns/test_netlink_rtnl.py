@@ -12,16 +12,18 @@ import os
 import pytest
 
 from cni_rdma import sysctl
-from cni_rdma.netlink.core import LinkNotFound, NetlinkError
-from cni_rdma.netlink.rtnl import AF_INET, AF_INET6, Nexthop, Route, Rtnl
+from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
+from cni_rdma.netlink.routes import Nexthop, NlRoute
+from cni_rdma.netlink.rtmsg import AF_INET, AF_INET6
 from cni_rdma.netns import in_netns, open_netns
+from tests.netlink_ops import RtnlForTests
 from tests.topology import ip_json, sh
 
 
 def nl_in(path: str, fn, *args, **kwargs):
     """Run fn(nl, ...) with an Rtnl socket opened inside the netns at path."""
     def inner():
-        with Rtnl() as nl:
+        with RtnlForTests() as nl:
             return fn(nl, *args, **kwargs)
     return in_netns(path, inner)
 
@@ -335,11 +337,11 @@ def test_route_default_and_prefix_v4(node):
     net = ipaddress.ip_network
 
     def add(nl):
-        nl.route_add(Route(dst=net("0.0.0.0/0"), gateway=ipaddress.ip_address("192.0.2.254"), oif=i))
-        nl.route_add(Route(dst=net("10.20.0.0/16"), gateway=ipaddress.ip_address("192.0.2.253"), oif=i,
+        nl.route_add(NlRoute(dst=net("0.0.0.0/0"), gateway=ipaddress.ip_address("192.0.2.254"), oif=i))
+        nl.route_add(NlRoute(dst=net("10.20.0.0/16"), gateway=ipaddress.ip_address("192.0.2.253"), oif=i,
                            priority=50, mtu=1300, advmss=1260))
-        nl.route_add(Route(dst=net("10.30.0.0/24"), oif=i, src=ipaddress.ip_address("192.0.2.1")))
-        nl.route_add(Route(dst=net("10.40.0.0/24"), gateway=ipaddress.ip_address("203.0.113.1"), oif=i,
+        nl.route_add(NlRoute(dst=net("10.30.0.0/24"), oif=i, src=ipaddress.ip_address("192.0.2.1")))
+        nl.route_add(NlRoute(dst=net("10.40.0.0/24"), gateway=ipaddress.ip_address("203.0.113.1"), oif=i,
                            onlink=True))
         return nl.routes(family=AF_INET, table=254)
 
@@ -355,11 +357,11 @@ def test_route_default_and_prefix_v4(node):
     assert (r.priority, r.mtu, r.advmss, str(r.gateway), r.oif) == (50, 1300, 1260, "192.0.2.253", i)
     assert ours["0.0.0.0/0"].is_default and ours["10.40.0.0/24"].onlink
     assert ours["10.30.0.0/24"].scope == 253 and str(ours["10.30.0.0/24"].src) == "192.0.2.1"
-    nl_in(node.path, lambda nl: nl.route_del(Route(dst=net("10.20.0.0/16"), gateway=ipaddress.ip_address(
+    nl_in(node.path, lambda nl: nl.route_del(NlRoute(dst=net("10.20.0.0/16"), gateway=ipaddress.ip_address(
         "192.0.2.253"), oif=i, priority=50)))
     assert "10.20.0.0/16" not in {t["dst"] for t in _ip_routes(node.name)}
     with pytest.raises(NetlinkError) as ei:
-        nl_in(node.path, lambda nl: nl.route_del(Route(dst=net("10.20.0.0/16"))))
+        nl_in(node.path, lambda nl: nl.route_del(NlRoute(dst=net("10.20.0.0/16"))))
     assert ei.value.errno == errno.ESRCH and "10.20.0.0/16" in str(ei.value)
 
 
@@ -368,9 +370,9 @@ def test_route_v6_table_and_metric(node):
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:5::1/64", "dev", "eth0", "nodad")
 
     def add(nl):
-        nl.route_add(Route(dst=ipaddress.ip_network("::/0"), gateway=ipaddress.ip_address("2001:db8:5::fe"),
+        nl.route_add(NlRoute(dst=ipaddress.ip_network("::/0"), gateway=ipaddress.ip_address("2001:db8:5::fe"),
                            oif=i, table=100, priority=300))
-        nl.route_add(Route(dst=ipaddress.ip_network("2001:db8:77::/48"), oif=i, mtu=1400))
+        nl.route_add(NlRoute(dst=ipaddress.ip_network("2001:db8:77::/48"), oif=i, mtu=1400))
         return nl.routes(family=AF_INET6, table=100)
 
     ours = nl_in(node.path, add)
@@ -390,10 +392,10 @@ def test_route_multipath_v4_and_v6(node):
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:6::1/64", "dev", "eth0", "nodad")
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:7::1/64", "dev", "peer0", "nodad")
     ip = ipaddress.ip_address
-    r4 = Route(dst=ipaddress.ip_network("10.50.0.0/16"),
+    r4 = NlRoute(dst=ipaddress.ip_network("10.50.0.0/16"),
                multipath=(Nexthop(gateway=ip("192.0.2.10"), oif=i, weight=1),
                           Nexthop(gateway=ip("198.51.100.10"), oif=j, weight=3)))
-    r6 = Route(dst=ipaddress.ip_network("2001:db8:99::/48"),
+    r6 = NlRoute(dst=ipaddress.ip_network("2001:db8:99::/48"),
                multipath=(Nexthop(gateway=ip("2001:db8:6::10"), oif=i, weight=2),
                           Nexthop(gateway=ip("2001:db8:7::10"), oif=j, weight=1)))
 
@@ -431,7 +433,7 @@ def test_routes_added_by_ip_are_decoded(node):
 def test_route_to_unreachable_gateway_has_ext_ack(node):
     i = idx(node.name, "eth0")
     with pytest.raises(NetlinkError) as ei:
-        nl_in(node.path, lambda nl: nl.route_add(Route(dst=ipaddress.ip_network("10.70.0.0/16"),
+        nl_in(node.path, lambda nl: nl.route_add(NlRoute(dst=ipaddress.ip_network("10.70.0.0/16"),
                                                        gateway=ipaddress.ip_address("203.0.113.9"), oif=i)))
     assert ei.value.errno == errno.ENETUNREACH
     assert ei.value.ext_ack  # "Nexthop has invalid gateway"
@@ -462,8 +464,8 @@ def test_route_append_beside_another_interface_and_replace(node):
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:a::1/64", "dev", "eth0", "nodad")
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:b::1/64", "dev", "peer0", "nodad")
     dst = ipaddress.ip_network("2001:db8:cc::/48")
-    r1 = Route(dst=dst, gateway=ipaddress.ip_address("2001:db8:a::fe"), oif=i)
-    r2 = Route(dst=dst, gateway=ipaddress.ip_address("2001:db8:b::fe"), oif=j)
+    r1 = NlRoute(dst=dst, gateway=ipaddress.ip_address("2001:db8:a::fe"), oif=i)
+    r2 = NlRoute(dst=dst, gateway=ipaddress.ip_address("2001:db8:b::fe"), oif=j)
     nl_in(node.path, lambda nl: (nl.route_add(r1), nl.route_add(r2, append=True)))
     t = [x for x in _ip_routes(node.name, "-6") if x["dst"] == "2001:db8:cc::/48"]
     hops = t[0].get("nexthops") or [{"gateway": x["gateway"]} for x in t]
@@ -471,7 +473,7 @@ def test_route_append_beside_another_interface_and_replace(node):
     with pytest.raises(NetlinkError) as ei:
         nl_in(node.path, lambda nl: nl.route_add(r1))
     assert ei.value.errno == errno.EEXIST
-    v4 = Route(dst=ipaddress.ip_network("10.80.0.0/16"), gateway=ipaddress.ip_address("192.0.2.7"), oif=i)
+    v4 = NlRoute(dst=ipaddress.ip_network("10.80.0.0/16"), gateway=ipaddress.ip_address("192.0.2.7"), oif=i)
     nl_in(node.path, lambda nl: (nl.route_add(v4), nl.route_add(v4.replace(gateway=ipaddress.ip_address(
         "192.0.2.8")), replace=True)))
     got = [x for x in _ip_routes(node.name) if x["dst"] == "10.80.0.0/16"]

@@ -20,9 +20,10 @@ import pytest
 
 from cni_rdma import skel
 from cni_rdma.netlink import rdma as rdma_nl
-from cni_rdma.netlink.core import NetlinkError
+from cni_rdma.netlink.errors import NetlinkError
 from cni_rdma.netlink.rdma import RdmaDevice
-from cni_rdma.netlink.rtnl import Link, VfInfo
+from cni_rdma.netlink.links import Link
+from cni_rdma.netlink.vfs import VfConfig
 from plugins.rdma import rdma as plugin
 from tests import topology
 
@@ -76,6 +77,8 @@ class FakeRdma:
 
     def devices(self):
         return [RdmaDevice(index=i, name=n) for n, (i, ns) in self.k.devs.items() if ns == self.ns]
+
+    device = rdma_nl.Rdma.device  # the real lookup by name, over the fake devices()
 
     def set_netns(self, index: int, fd: int) -> None:
         for name, d in self.k.devs.items():
@@ -307,7 +310,7 @@ def rtnl(monkeypatch):
 
 def test_mac_fallback_finds_the_vf(kernel, sysfs, pod, tmp_path, rtnl):
     kernel.add("rxe0")
-    rtnl.vfs_by_pf = {"pf0": [VfInfo(vf=0, mac="02:00:00:00:00:99"), VfInfo(vf=1, mac="02:00:00:00:00:11")]}
+    rtnl.vfs_by_pf = {"pf0": [VfConfig(vf=0, mac="02:00:00:00:00:99"), VfConfig(vf=1, mac="02:00:00:00:00:11")]}
     r = call("ADD", conf(deviceID=None), netns=pod.path, sysroot=sysfs, data_dir=tmp_path / "state")
     assert r.code == 0, r.json
     assert kernel.where("rxe0") == _ns_inode(pod.path)
@@ -316,15 +319,15 @@ def test_mac_fallback_finds_the_vf(kernel, sysfs, pod, tmp_path, rtnl):
 
 
 def test_mac_fallback_no_match(kernel, sysfs, pod, tmp_path, rtnl):
-    rtnl.vfs_by_pf = {"pf0": [VfInfo(vf=0, mac="02:00:00:00:00:99")]}
+    rtnl.vfs_by_pf = {"pf0": [VfConfig(vf=0, mac="02:00:00:00:00:99")]}
     r = call("ADD", conf(deviceID=None), netns=pod.path, sysroot=sysfs, data_dir=tmp_path / "state")
     assert r.code == plugin.ERR_DEVICE
     assert r.json["msg"].startswith("no VF with admin MAC 02:00:00:00:00:11")
 
 
 def test_mac_fallback_two_matches(kernel, sysfs, pod, tmp_path, rtnl):
-    rtnl.vfs_by_pf = {"pf0": [VfInfo(vf=1, mac="02:00:00:00:00:11")],
-                      "pf1": [VfInfo(vf=0, mac="02:00:00:00:00:11")]}
+    rtnl.vfs_by_pf = {"pf0": [VfConfig(vf=1, mac="02:00:00:00:00:11")],
+                      "pf1": [VfConfig(vf=0, mac="02:00:00:00:00:11")]}
     r = call("ADD", conf(deviceID=None), netns=pod.path, sysroot=sysfs, data_dir=tmp_path / "state")
     assert r.code == plugin.ERR_DEVICE
     assert "2 VFs" in r.json["msg"] and VF in r.json["msg"]

@@ -25,7 +25,7 @@ RTM_NEWLINK = 16
 _OURS = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from cni_rdma.netlink.core import NetlinkError
+from cni_rdma.netlink.errors import NetlinkError
 from cni_rdma.netlink.rtnl import Rtnl
 from plugins.sriov.infiniband import parse_guid
 dev, vf = sys.argv[2], int(sys.argv[3])

@@ -28,7 +28,7 @@ def _parsers():
 
     return {
         "macvlan": macvlan.Config.load,
-        "sriov": sriov.load,
+        "sriov": sriov.load_conf,
         "rdma": rdma.parse_conf,
         "host-local": lambda req: host_local.load(req.raw, req.args(), req.conf.cni_version),
     }

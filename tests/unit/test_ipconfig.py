@@ -7,7 +7,7 @@ import pytest
 
 from cni_rdma import confkeys, ipconfig
 from cni_rdma.errors import CniError
-from cni_rdma.netlink.rtnl import RT_TABLE_MAIN
+from cni_rdma.netlink.routes import RT_TABLE_MAIN
 from cni_rdma.types import Result
 
 ip = ipaddress.ip_address

@@ -6,20 +6,20 @@ from __future__ import annotations
 import pytest
 
 from cni_rdma.errors import CniError
-from cni_rdma.netlink import core, rtnl
+from cni_rdma.netlink import core, links, rtmsg
 from plugins.macvlan import macvlan
 
 
-def newlink(link_type: int, name: str, hwaddr: bytes, flags: int = rtnl.IFF_UP) -> bytes:
-    return (rtnl.IFINFOMSG.pack(0, link_type, 7, flags, 0) + core.a_str(rtnl.IFLA_IFNAME, name)
-            + core.attr(rtnl.IFLA_ADDRESS, hwaddr) + core.a_u32(rtnl.IFLA_MTU, 2044))
+def newlink(link_type: int, name: str, hwaddr: bytes, flags: int = rtmsg.IFF_UP) -> bytes:
+    return (rtmsg.IFINFOMSG.pack(0, link_type, 7, flags, 0) + core.a_str(links.IFLA_IFNAME, name)
+            + core.attr(links.IFLA_ADDRESS, hwaddr) + core.a_u32(links.IFLA_MTU, 2044))
 
 
 IPOIB_ADDR = bytes.fromhex("00000a4dfe800000000000000002c90300a1b2c3")  # QPN + port GID
 
 
 def test_ipoib_master_is_code_7_naming_master_and_ipvlan():
-    link = rtnl.decode_link(newlink(rtnl.ARPHRD_INFINIBAND, "ib0", IPOIB_ADDR))
+    link = links.decode_link(newlink(rtmsg.ARPHRD_INFINIBAND, "ib0", IPOIB_ADDR))
     assert link.link_type == 32 and link.name == "ib0" and len(link.mac.split(":")) == 20
     with pytest.raises(CniError) as e:
         macvlan.require_ethernet(link)
@@ -29,8 +29,8 @@ def test_ipoib_master_is_code_7_naming_master_and_ipvlan():
 
 
 def test_ethernet_master_passes_and_loopback_does_not():
-    macvlan.require_ethernet(rtnl.decode_link(newlink(rtnl.ARPHRD_ETHER, "ens1f0", bytes(range(1, 7)))))
+    macvlan.require_ethernet(links.decode_link(newlink(rtmsg.ARPHRD_ETHER, "ens1f0", bytes(range(1, 7)))))
     with pytest.raises(CniError) as e:
-        macvlan.require_ethernet(rtnl.decode_link(newlink(rtnl.ARPHRD_LOOPBACK, "lo", bytes(6),
-                                                          rtnl.IFF_UP | rtnl.IFF_LOOPBACK)))
+        macvlan.require_ethernet(links.decode_link(newlink(rtmsg.ARPHRD_LOOPBACK, "lo", bytes(6),
+                                                          rtmsg.IFF_UP | rtmsg.IFF_LOOPBACK)))
     assert e.value.code == 7 and "not an Ethernet interface" in e.value.msg

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from cni_rdma.errors import CniError
-from cni_rdma.netlink import core, rtnl
-from cni_rdma.netlink.core import NetlinkDecodeError, NetlinkError
-from cni_rdma.netlink.rtnl import Nexthop, Route
+from cni_rdma.netlink import addresses, core, links, routes, rtmsg, rtnl, vfs
+from cni_rdma.netlink import errors as nl_errors
+from cni_rdma.netlink.errors import NetlinkDecodeError, NetlinkError
+from cni_rdma.netlink.routes import Nexthop, NlRoute
 
 DATA = json.loads((Path(__file__).parent / "data" / "netlink_replies.json").read_text())
 
@@ -83,12 +84,12 @@ def test_mac_roundtrip(m):
 
 @pytest.mark.parametrize("bad", ["", "zz:00:00:00:00:00", "0:1:2:3:4:5:", "001122334455", "1:2:3:4:5:666"])
 def test_bad_mac_is_clean_error(bad):
-    with pytest.raises(CniError):
+    with pytest.raises(NetlinkError):
         core.mac_bytes(bad)
 
 
 def test_attribute_too_large_is_clean_error():
-    with pytest.raises(CniError):
+    with pytest.raises(NetlinkError):
         core.attr(1, b"x" * 70000)
 
 
@@ -111,8 +112,8 @@ def test_split_messages_never_crashes(b):
         pass
 
 
-@pytest.mark.parametrize("decode", [rtnl.decode_link, rtnl.decode_addr, rtnl.decode_route,
-                                    lambda b: rtnl.decode_vfinfo_list(b)])
+@pytest.mark.parametrize("decode", [links.decode_link, addresses.decode_addr, routes.decode_route,
+                                    lambda b: vfs.decode_vfinfo_list(b)])
 @settings(max_examples=300)
 @given(b=st.binary(max_size=300))
 def test_decoders_never_crash_on_garbage(decode, b):
@@ -122,8 +123,8 @@ def test_decoders_never_crash_on_garbage(decode, b):
         pass
 
 
-@pytest.mark.parametrize("section,decode", [("links", rtnl.decode_link), ("addrs", rtnl.decode_addr),
-                                            ("routes", rtnl.decode_route)])
+@pytest.mark.parametrize("section,decode", [("links", links.decode_link), ("addrs", addresses.decode_addr),
+                                            ("routes", routes.decode_route)])
 def test_truncated_recorded_replies_raise_clean_errors(section, decode):
     for h in DATA[section]:
         full = bytes.fromhex(h)
@@ -141,7 +142,7 @@ def test_corrupted_recorded_link_never_crashes(data):
     for _ in range(data.draw(st.integers(1, 4))):
         full[data.draw(st.integers(0, len(full) - 1))] = data.draw(u8)
     try:
-        rtnl.decode_link(bytes(full))
+        links.decode_link(bytes(full))
     except NetlinkDecodeError:
         pass
 
@@ -201,13 +202,31 @@ def test_parse_error_too_short():
 
 
 def test_error_objects():
-    e = core.error_for(errno.ENODEV, "get link", "eth9", "no such thing")
-    assert isinstance(e, core.LinkNotFound) and isinstance(e, NetlinkError) and isinstance(e, CniError)
-    assert e.errno == errno.ENODEV and e.code == 5
+    e = nl_errors.error_for(errno.ENODEV, "get link", "eth9", "no such thing")
+    assert isinstance(e, nl_errors.LinkNotFound) and isinstance(e, nl_errors.NotFound)
+    assert not isinstance(e, CniError), "the netlink layer has its own root; skel maps it to a CNI code"
+    assert e.errno == errno.ENODEV and (e.op, e.dev, e.ext_ack) == ("get link", "eth9", "no such thing")
     assert "get link 'eth9'" in str(e) and "ENODEV" in str(e) and "no such thing" in str(e)
-    e = core.error_for(errno.EEXIST, "create macvlan", "net1")
-    assert type(e) is NetlinkError and "EEXIST" in str(e)
-    assert e.to_json("1.1.0")["code"] == 5
+    e = nl_errors.error_for(errno.EPERM, "set link", "net1")
+    assert type(e) is NetlinkError and not isinstance(e, nl_errors.NotFound) and "EPERM" in str(e)
+    assert isinstance(NetlinkDecodeError("short"), NetlinkError)
+
+
+def test_skel_maps_a_netlink_error_to_code_5_once():
+    import types
+
+    from cni_rdma import skel
+
+    def add(req):
+        raise nl_errors.error_for(errno.EPERM, "set link", "net1", "nope")
+
+    mod = types.ModuleType("fake")
+    mod.add = add  # type: ignore[attr-defined]
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/x", "CNI_IFNAME": "net1", "CNI_PATH": "/"}
+    with pytest.raises(CniError) as info:
+        skel.call(mod, env, b'{"cniVersion": "1.0.0", "name": "n", "type": "fake"}')
+    assert info.value.code == 5 and info.value.msg == "netlink: set link 'net1' failed"
+    assert info.value.details == "Operation not permitted (EPERM): nope"
 
 
 # ------------------------------------------------------------------ the socket loop against a fake kernel
@@ -299,31 +318,31 @@ def test_fake_socket_silence_times_out_instead_of_hanging():
 
 # ------------------------------------------------------------------ typed records: encode → decode
 def _link_payload(index, flags, name, mac, mtu, txqlen, link, netnsid, kind, data, altnames):
-    body = [rtnl.IFINFOMSG.pack(0, 1, index, flags, 0), core.a_str(rtnl.IFLA_IFNAME, name),
-            core.attr(rtnl.IFLA_ADDRESS, core.mac_bytes(mac)), core.a_u32(rtnl.IFLA_MTU, mtu),
-            core.a_u32(rtnl.IFLA_TXQLEN, txqlen), core.a_u8(rtnl.IFLA_OPERSTATE, 6)]
+    body = [rtmsg.IFINFOMSG.pack(0, 1, index, flags, 0), core.a_str(links.IFLA_IFNAME, name),
+            core.attr(links.IFLA_ADDRESS, core.mac_bytes(mac)), core.a_u32(links.IFLA_MTU, mtu),
+            core.a_u32(links.IFLA_TXQLEN, txqlen), core.a_u8(links.IFLA_OPERSTATE, 6)]
     if link is not None:
-        body.append(core.a_u32(rtnl.IFLA_LINK, link))
+        body.append(core.a_u32(links.IFLA_LINK, link))
     if netnsid is not None:
-        body.append(core.a_s32(rtnl.IFLA_LINK_NETNSID, netnsid))
+        body.append(core.a_s32(links.IFLA_LINK_NETNSID, netnsid))
     if altnames:
-        body.append(core.a_nest(rtnl.IFLA_PROP_LIST, *(core.a_str(rtnl.IFLA_ALT_IFNAME, a) for a in altnames)))
+        body.append(core.a_nest(links.IFLA_PROP_LIST, *(core.a_str(links.IFLA_ALT_IFNAME, a) for a in altnames)))
     if kind:
-        info = [core.a_str(rtnl.IFLA_INFO_KIND, kind)]
+        info = [core.a_str(links.IFLA_INFO_KIND, kind)]
         if data:
-            info.append(core.a_nest(rtnl.IFLA_INFO_DATA, data))
-        body.append(core.a_nest(rtnl.IFLA_LINKINFO, *info))
+            info.append(core.a_nest(links.IFLA_INFO_DATA, data))
+        body.append(core.a_nest(links.IFLA_LINKINFO, *info))
     return b"".join(body)
 
 
 kind_data = st.one_of(
-    st.tuples(st.just("macvlan"), st.sampled_from(sorted(rtnl.MACVLAN_MODES))).map(
-        lambda t: (t[0], core.a_u32(rtnl.IFLA_MACVLAN_MODE, rtnl.MACVLAN_MODES[t[1]]), {"mode": t[1]})),
-    st.tuples(st.just("ipvlan"), st.sampled_from(sorted(rtnl.IPVLAN_MODES)), st.sampled_from(sorted(rtnl.IPVLAN_FLAGS))).map(
-        lambda t: (t[0], core.a_u16(rtnl.IFLA_IPVLAN_MODE, rtnl.IPVLAN_MODES[t[1]]) +
-                   core.a_u16(rtnl.IFLA_IPVLAN_FLAGS, rtnl.IPVLAN_FLAGS[t[2]]), {"mode": t[1], "flag": t[2]})),
-    st.tuples(st.just("vlan"), st.integers(0, 4095), st.sampled_from(sorted(rtnl.VLAN_PROTOS))).map(
-        lambda t: (t[0], core.a_u16(rtnl.IFLA_VLAN_ID, t[1]) + core.a_be16(rtnl.IFLA_VLAN_PROTOCOL, rtnl.VLAN_PROTOS[t[2]]),
+    st.tuples(st.just("macvlan"), st.sampled_from(sorted(links.MACVLAN_MODES))).map(
+        lambda t: (t[0], core.a_u32(links.IFLA_MACVLAN_MODE, links.MACVLAN_MODES[t[1]]), {"mode": t[1]})),
+    st.tuples(st.just("ipvlan"), st.sampled_from(sorted(links.IPVLAN_MODES)), st.sampled_from(sorted(links.IPVLAN_FLAGS))).map(
+        lambda t: (t[0], core.a_u16(links.IFLA_IPVLAN_MODE, links.IPVLAN_MODES[t[1]]) +
+                   core.a_u16(links.IFLA_IPVLAN_FLAGS, links.IPVLAN_FLAGS[t[2]]), {"mode": t[1], "flag": t[2]})),
+    st.tuples(st.just("vlan"), st.integers(0, 4095), st.sampled_from(sorted(links.VLAN_PROTOS))).map(
+        lambda t: (t[0], core.a_u16(links.IFLA_VLAN_ID, t[1]) + core.a_be16(links.IFLA_VLAN_PROTOCOL, links.VLAN_PROTOS[t[2]]),
                    {"vlan_id": t[1], "vlan_proto": t[2]})),
     st.sampled_from([("veth", b"", {}), ("dummy", b"", {}), (None, b"", {})]),
 )
@@ -333,7 +352,7 @@ kind_data = st.one_of(
        st.one_of(st.none(), st.integers(-1, 2 ** 31 - 1)), kind_data, st.lists(names, max_size=3))
 def test_link_encode_decode_roundtrip(index, flags, name, mac, mtu, txqlen, link, netnsid, kd, altnames):
     kind, data, expect = kd
-    got = rtnl.decode_link(_link_payload(index, flags, name, mac, mtu, txqlen, link, netnsid, kind, data, altnames))
+    got = links.decode_link(_link_payload(index, flags, name, mac, mtu, txqlen, link, netnsid, kind, data, altnames))
     assert (got.index, got.flags, got.name, got.mac, got.mtu, got.txqlen, got.link, got.link_netnsid) == \
         (index, flags, name, mac, mtu, txqlen, link, netnsid)
     assert got.up == bool(flags & 1) and got.operstate == "up" and got.kind == kind
@@ -351,18 +370,18 @@ v6 = st.builds(ipaddress.IPv6Address, st.integers(0, 2 ** 128 - 1))
 def test_address_encode_decode_roundtrip(ip_len, index, nodad, noprefixroute):
     ip, plen = ip_len
     iface = ipaddress.ip_interface((ip, plen))
-    flags = (rtnl.IFA_F_NODAD if nodad else 0) | (rtnl.IFA_F_NOPREFIXROUTE if noprefixroute else 0)
-    msg = rtnl.Rtnl._addr_msg(None, index, iface, flags, True)  # type: ignore[arg-type]
-    got = rtnl.decode_addr(msg)
+    flags = (addresses.IFA_F_NODAD if nodad else 0) | (addresses.IFA_F_NOPREFIXROUTE if noprefixroute else 0)
+    msg = addresses.addr_msg(index, iface, flags, True)
+    got = addresses.decode_addr(msg)
     assert got.address == iface and got.index == index
     assert got.flags & 0xFF == flags & 0xFF
     if flags > 0xFF:
         assert got.flags == flags
-    assert got.family == (rtnl.AF_INET if ip.version == 4 else rtnl.AF_INET6)
+    assert got.family == (rtmsg.AF_INET if ip.version == 4 else rtmsg.AF_INET6)
 
 
 @st.composite
-def routes(draw):
+def route_records(draw):
     fam = draw(st.sampled_from([4, 6]))
     addr = v4 if fam == 4 else v6
     plen = draw(st.integers(0, 32 if fam == 4 else 128))
@@ -376,14 +395,14 @@ def routes(draw):
     else:
         gateway = draw(st.one_of(st.none(), addr))
     opt = lambda s: draw(st.one_of(st.none(), s))  # noqa: E731
-    return Route(dst=dst, gateway=gateway, oif=opt(st.integers(1, 2 ** 31 - 1)), table=draw(st.integers(1, 2 ** 32 - 1)),
+    return NlRoute(dst=dst, gateway=gateway, oif=opt(st.integers(1, 2 ** 31 - 1)), table=draw(st.integers(1, 2 ** 32 - 1)),
                  priority=opt(u32), scope=opt(u8), proto=opt(u8), type=draw(st.integers(1, 11)), src=opt(addr),
                  mtu=opt(u32), advmss=opt(u32), onlink=draw(st.booleans()), multipath=multipath)
 
 
-@given(routes(), st.booleans())
+@given(route_records(), st.booleans())
 def test_route_encode_decode_roundtrip(r, delete):
-    got = rtnl.decode_route(rtnl.encode_route(r, delete=delete))
+    got = routes.decode_route(routes.encode_route(r, delete=delete))
     for f in ("dst", "gateway", "oif", "table", "priority", "src", "mtu", "advmss", "onlink", "type"):
         assert getattr(got, f) == getattr(r, f), f
     assert [(h.gateway, h.oif, h.weight, h.onlink) for h in got.multipath] == \
@@ -396,71 +415,71 @@ def test_route_encode_decode_roundtrip(r, delete):
 
 def test_route_scope_and_proto_defaults():
     net = ipaddress.ip_network
-    enc = lambda r, d=False: rtnl.decode_route(rtnl.encode_route(r, delete=d))  # noqa: E731
-    assert enc(Route(dst=net("10.0.0.0/8"), oif=3)).scope == rtnl.RT_SCOPE_LINK
-    assert enc(Route(dst=net("0.0.0.0/0"), gateway=ipaddress.ip_address("10.0.0.1"))).scope == 0
-    assert enc(Route(dst=net("10.0.0.0/8"), oif=3)).proto == rtnl.RTPROT_BOOT
-    d = enc(Route(dst=net("10.0.0.0/8")), True)
-    assert d.scope == rtnl.RT_SCOPE_NOWHERE and d.proto == 0
+    enc = lambda r, d=False: routes.decode_route(routes.encode_route(r, delete=d))  # noqa: E731
+    assert enc(NlRoute(dst=net("10.0.0.0/8"), oif=3)).scope == routes.RT_SCOPE_LINK
+    assert enc(NlRoute(dst=net("0.0.0.0/0"), gateway=ipaddress.ip_address("10.0.0.1"))).scope == 0
+    assert enc(NlRoute(dst=net("10.0.0.0/8"), oif=3)).proto == routes.RTPROT_BOOT
+    d = enc(NlRoute(dst=net("10.0.0.0/8")), True)
+    assert d.scope == routes.RT_SCOPE_NOWHERE and d.proto == 0
     with pytest.raises(NetlinkError):
-        rtnl.encode_route(Route(dst=net("10.0.0.0/8"), multipath=(Nexthop(oif=1, weight=0),)))
+        routes.encode_route(NlRoute(dst=net("10.0.0.0/8"), multipath=(Nexthop(oif=1, weight=0),)))
 
 
 vf_settings = st.fixed_dictionaries({
     "mac": macs, "vlan": st.integers(0, 4095), "qos": st.integers(0, 7),
     "vlan_proto": st.sampled_from(["802.1Q", "802.1ad"]), "spoofchk": st.booleans(), "trust": st.booleans(),
-    "link_state": st.sampled_from(sorted(rtnl.VF_LINK_STATES)), "min_tx_rate": st.integers(0, 100000),
+    "link_state": st.sampled_from(sorted(vfs.VF_LINK_STATES)), "min_tx_rate": st.integers(0, 100000),
     "max_tx_rate": st.integers(0, 100000), "node_guid": u64, "port_guid": u64,
 })
 
 
 @given(st.lists(vf_settings, min_size=1, max_size=4))
-def test_vf_settings_encode_decode_roundtrip(vfs):
-    raw = core.a_nest(rtnl.IFLA_VFINFO_LIST, *(core.a_nest(rtnl.IFLA_VF_INFO, rtnl.encode_vf_settings(i, **s))
-                                               for i, s in enumerate(vfs)))
+def test_vf_settings_encode_decode_roundtrip(settings_list):
+    raw = core.a_nest(links.IFLA_VFINFO_LIST, *(core.a_nest(vfs.IFLA_VF_INFO, vfs.encode_vf_settings(i, **s))
+                                               for i, s in enumerate(settings_list)))
     ((_, payload),) = core.parse_attrs(raw)
-    got = rtnl.decode_vfinfo_list(payload)
-    assert [g.vf for g in got] == list(range(len(vfs)))
-    for g, s in zip(got, vfs):
+    got = vfs.decode_vfinfo_list(payload)
+    assert [g.vf for g in got] == list(range(len(settings_list)))
+    for g, s in zip(got, settings_list):
         assert g.asdict() == {"vf": g.vf, "rss_query_en": None, **s}
 
 
 def test_vf_vlan_info_is_16_bytes_with_big_endian_proto():
-    raw = rtnl.encode_vf_settings(3, vlan=100, qos=2, vlan_proto="802.1ad")
+    raw = vfs.encode_vf_settings(3, vlan=100, qos=2, vlan_proto="802.1ad")
     ((t, lst),) = core.parse_attrs(raw)
-    assert t == rtnl.IFLA_VF_VLAN_LIST
+    assert t == vfs.IFLA_VF_VLAN_LIST
     ((t2, info),) = core.parse_attrs(lst)
-    assert t2 == rtnl.IFLA_VF_VLAN_INFO and len(info) == 16
+    assert t2 == vfs.IFLA_VF_VLAN_INFO and len(info) == 16
     assert info == struct.pack("=III", 3, 100, 2) + b"\x88\xa8\0\0"
     # plain 802.1Q uses IFLA_VF_VLAN (12 bytes)
-    ((t, v),) = core.parse_attrs(rtnl.encode_vf_settings(3, vlan=100))
-    assert t == rtnl.IFLA_VF_VLAN and v == struct.pack("=III", 3, 100, 0)
+    ((t, v),) = core.parse_attrs(vfs.encode_vf_settings(3, vlan=100))
+    assert t == vfs.IFLA_VF_VLAN and v == struct.pack("=III", 3, 100, 0)
 
 
 def test_vf_unreported_settings_are_none():
-    sub = core.attr(rtnl.IFLA_VF_MAC, rtnl.VF_MAC.pack(0, b"\x02" * 6)) + \
-        core.attr(rtnl.IFLA_VF_SPOOFCHK, rtnl.VF_SETTING.pack(0, 0xFFFFFFFF)) + \
-        core.attr(rtnl.IFLA_VF_TX_RATE, rtnl.VF_SETTING.pack(0, 500))
-    (vf,) = rtnl.decode_vfinfo_list(core.a_nest(rtnl.IFLA_VF_INFO, sub))
+    sub = core.attr(vfs.IFLA_VF_MAC, vfs.VF_MAC.pack(0, b"\x02" * 6)) + \
+        core.attr(vfs.IFLA_VF_SPOOFCHK, vfs.VF_SETTING.pack(0, 0xFFFFFFFF)) + \
+        core.attr(vfs.IFLA_VF_TX_RATE, vfs.VF_SETTING.pack(0, 500))
+    (vf,) = vfs.decode_vfinfo_list(core.a_nest(vfs.IFLA_VF_INFO, sub))
     assert vf.spoofchk is None and vf.trust is None and vf.max_tx_rate == 500 and vf.mac == "02:02:02:02:02:02"
 
 
 def test_record_is_immutable_and_comparable():
-    a = Route(dst=ipaddress.ip_network("10.0.0.0/8"))
+    a = NlRoute(dst=ipaddress.ip_network("10.0.0.0/8"))
     b = a.replace(priority=5)
     assert a != b and a == b.replace(priority=None) and hash(a) == hash(b.replace(priority=None))
     with pytest.raises(AttributeError):
         a.priority = 3  # type: ignore[misc]
     with pytest.raises(TypeError):
-        Route(dst=a.dst, bogus=1)  # type: ignore[call-arg]
+        NlRoute(dst=a.dst, bogus=1)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        Route()  # type: ignore[call-arg]
+        NlRoute()  # type: ignore[call-arg]
     assert "priority=None" in repr(a)
 
 
 # ------------------------------------------------------------------ recorded kernel replies
 def test_recorded_links_decode_like_ip():
-    ours = {l.name: l for l in (rtnl.decode_link(bytes.fromhex(h)) for h in DATA["links"])}
+    ours = {l.name: l for l in (links.decode_link(bytes.fromhex(h)) for h in DATA["links"])}
     for t in DATA["ip_links"]:
         o = ours[t["ifname"]]
         assert (o.index, o.mtu, o.mac, o.txqlen) == (t["ifindex"], t["mtu"], t["address"], t["txqlen"])
@@ -474,21 +493,21 @@ def test_recorded_links_decode_like_ip():
 
 
 def test_recorded_addrs_decode_like_ip():
-    ours = {(a.index, a.address) for a in (rtnl.decode_addr(bytes.fromhex(h)) for h in DATA["addrs"])}
+    ours = {(a.index, a.address) for a in (addresses.decode_addr(bytes.fromhex(h)) for h in DATA["addrs"])}
     theirs = {(l["ifindex"], ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"))
               for l in DATA["ip_addrs"] for a in l["addr_info"]}
     assert ours == theirs
-    labels = {str(a.address): a.label for a in (rtnl.decode_addr(bytes.fromhex(h)) for h in DATA["addrs"])}
+    labels = {str(a.address): a.label for a in (addresses.decode_addr(bytes.fromhex(h)) for h in DATA["addrs"])}
     assert labels["10.1.2.3/16"] == "eth0:v"
 
 
 def test_recorded_routes_decode_like_ip():
-    ours = [rtnl.decode_route(bytes.fromhex(h)) for h in DATA["routes"]]
+    ours = [routes.decode_route(bytes.fromhex(h)) for h in DATA["routes"]]
     by_dst = {(str(r.dst), r.table): r for r in ours}
     r = by_dst[("0.0.0.0/0", 254)]
     assert (str(r.gateway), r.priority) == ("192.0.2.254", 10)
     r = by_dst[("10.60.0.0/16", 1000)]
-    assert (str(r.gateway), r.mtu, r.advmss, r.proto) == ("192.0.2.9", 1350, 1300, rtnl.RTPROT_STATIC)
+    assert (str(r.gateway), r.mtu, r.advmss, r.proto) == ("192.0.2.9", 1350, 1300, routes.RTPROT_STATIC)
     r = by_dst[("10.50.0.0/16", 254)]
     assert [(str(h.gateway), h.weight) for h in r.multipath] == [("192.0.2.10", 1), ("192.0.2.11", 3)]
     r = by_dst[("2001:db8:99::/48", 254)]
@@ -510,10 +529,10 @@ VM = json.loads((Path(__file__).parent / "data" / "netlink_replies_vm.json").rea
 
 def test_recorded_vfinfo_list_decodes_like_ip():
     payload = bytes.fromhex(VM["pf_link"])
-    link = rtnl.decode_link(payload)
+    link = links.decode_link(payload)
     assert link.name == VM["ip_pf_link"]["ifname"] and link.num_vf == len(VM["ip_pf_link"]["vfinfo_list"])
-    a = core.attr_map(payload, rtnl.IFINFOMSG.size)
-    ours = rtnl.decode_vfinfo_list(a[rtnl.IFLA_VFINFO_LIST])
+    a = core.attr_map(payload, rtmsg.IFINFOMSG.size)
+    ours = vfs.decode_vfinfo_list(a[links.IFLA_VFINFO_LIST])
     assert len(ours) == len(VM["ip_pf_link"]["vfinfo_list"])
     for o, t in zip(ours, VM["ip_pf_link"]["vfinfo_list"]):
         vl = t["vlan_list"][0]
@@ -526,11 +545,11 @@ def test_recorded_vfinfo_list_decodes_like_ip():
 
 
 def test_recorded_vfinfo_list_truncations_are_clean():
-    a = core.attr_map(bytes.fromhex(VM["pf_link"]), rtnl.IFINFOMSG.size)
-    full = a[rtnl.IFLA_VFINFO_LIST]
+    a = core.attr_map(bytes.fromhex(VM["pf_link"]), rtmsg.IFINFOMSG.size)
+    full = a[links.IFLA_VFINFO_LIST]
     for cut in range(0, len(full), 5):
         try:
-            rtnl.decode_vfinfo_list(full[:cut])
+            vfs.decode_vfinfo_list(full[:cut])
         except NetlinkDecodeError:
             pass
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from cni_rdma.netlink import core, rdma
-from cni_rdma.netlink.core import NetlinkDecodeError
+from cni_rdma.netlink.errors import NetlinkDecodeError
 
 names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20)
 u32 = st.integers(0, 0xFFFFFFFF)

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from cni_rdma.netlink.core import NetlinkError
-from cni_rdma.netlink.rdma import Rdma
-from cni_rdma.netlink.rtnl import Rtnl
+from cni_rdma.netlink.errors import NetlinkError
+from tests.netlink_ops import RdmaForTests as Rdma
+from tests.netlink_ops import RtnlForTests as Rtnl
 from cni_rdma.netns import in_netns, open_netns
 from tests import topology
 from tests.vm import guest

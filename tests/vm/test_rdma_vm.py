@@ -67,7 +67,7 @@ def rdma_plugin(command, conf, pod_path, pci, **kw):
 
 # ---------------------------------------------------------------- the netlink layer itself
 def test_rdma_netlink_against_iproute2(rxe_device, pod):
-    from cni_rdma.netlink.rdma import Rdma
+    from tests.netlink_ops import RdmaForTests as Rdma
     from cni_rdma.netns import in_netns
 
     with Rdma() as nl:
@@ -145,7 +145,7 @@ def _move_out_of_pod(pod_path: str, name: str) -> None:
     """Someone else moved the device back behind the plugin's back (iproute2 needs a netns *name*)."""
     import os
 
-    from cni_rdma.netlink.rdma import Rdma
+    from tests.netlink_ops import RdmaForTests as Rdma
     from cni_rdma.netns import in_netns
 
     host_fd = os.open("/proc/self/ns/net", os.O_RDONLY)

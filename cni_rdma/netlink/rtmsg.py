@@ -1,0 +1,58 @@
+"""rtnetlink basics shared by links, addresses, routes and VFs: families, message types, headers."""
+from __future__ import annotations
+
+import struct
+
+from .errors import NetlinkDecodeError
+
+AF_UNSPEC = 0
+AF_INET = 2
+AF_INET6 = 10
+
+# message types (linux/rtnetlink.h)
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWLINKPROP, RTM_DELLINKPROP = 108, 109
+
+IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
+IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+
+IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
+IFF_LOWER_UP = 0x10000
+
+# ifi_type values (linux/if_arp.h) that the plugins tell apart
+ARPHRD_ETHER = 1
+ARPHRD_INFINIBAND = 32
+ARPHRD_LOOPBACK = 772
+
+
+def ifinfomsg(index: int = 0, up: bool | None = None, family: int = AF_UNSPEC) -> bytes:
+    """The ifinfomsg header of a link request; up= sets or clears IFF_UP (None leaves it)."""
+    if up is None:
+        return IFINFOMSG.pack(family, 0, index, 0, 0)
+    return IFINFOMSG.pack(family, 0, index, IFF_UP if up else 0, IFF_UP)
+
+
+def family_of(ip) -> int:
+    """AF_INET or AF_INET6 of an ipaddress address, interface or network."""
+    return AF_INET if ip.version == 4 else AF_INET6
+
+
+def ip_from(family: int, b: bytes):
+    """An ipaddress address from the first 4 or 16 bytes of an attribute."""
+    import ipaddress
+    n = 4 if family == AF_INET else 16
+    if len(b) < n:
+        raise NetlinkDecodeError(f"address of {len(b)} bytes for family {family}")
+    return ipaddress.ip_address(bytes(b[:n]))
+
+
+def name_of(table: dict[str, int], value: int) -> str:
+    """The name of a kernel value in a name -> value table; the number itself when unknown."""
+    for k, v in table.items():
+        if v == value:
+            return k
+    return str(value)
