@@ -172,7 +172,7 @@ def _find(plugin_type: str, path: list[str]) -> str:
         candidate = os.path.join(d, plugin_type)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    raise ExecError(f'failed to find plugin "{plugin_type}" in path {path}')
+    raise ExecError(f'failed to find plugin "{plugin_type}" in path [{" ".join(path)}]')  # Go's %v of a []string
 
 
 def _plugin_error(code: int, stdout: bytes, stderr: bytes) -> str:
@@ -308,9 +308,8 @@ def cached_result(nl: NetworkList, rt: Runtime) -> Optional[dict]:
 def add(nl: NetworkList, rt: Runtime) -> dict:
     result: Optional[dict] = None
     for plugin in nl.plugins:
-        path = _find(plugin["type"], rt.path)
         try:
-            out = _exec("ADD", path, _build(nl, plugin, result, rt), rt, rt.path)
+            out = _exec("ADD", _find(plugin["type"], rt.path), _build(nl, plugin, result, rt), rt, rt.path)
             result = _result(out, nl.cni_version)
         except ExecError as e:
             raise ExecError(f"plugin {_describe(plugin)} failed (add): {e.message}") from None
