@@ -129,7 +129,9 @@ def _nad_options(f):
         click.option("--route", "routes", multiple=True, help="DST_CIDR[,GATEWAY]; repeatable."),
         click.option("--ipam", type=click.Choice(["host-local", "cluster-ipam"]), default="host-local",
                      show_default=True, help="cluster-ipam: one pool for every node, in etcd."),
-        click.option("--etcd-endpoint", "etcd", multiple=True, help="cluster-ipam etcd URL; repeatable."),
+        click.option("--etcd-endpoint", "etcd", multiple=True,
+                     help="cluster-ipam etcd URL; repeatable (default: the node's /etc/cni/net.d/cni-rdma-etcd.json)."),
+        click.option("--pool", help="cluster-ipam pool (default: the network name); NADs naming one pool share it."),
         click.option("--mtu", type=click.IntRange(68, 65535)),
         click.option("--cni-version", default="1.0.0", show_default=True,
                      type=click.Choice(["0.3.1", "0.4.0", "1.0.0", "1.1.0"])),
@@ -158,8 +160,8 @@ def _emit_nad(text: str, output: Optional[str]) -> None:
 @click.option("--master", help="RoCE netdev the child hangs off (default: the node's default-route link).")
 @click.option("--mode", help="macvlan: bridge|private|vepa|passthru; ipvlan: l2|l3|l3s.")
 @click.option("--from-node", is_flag=True, help="Take --master from this node's first active RDMA port.")
-def nad_shared(name, namespace, subnet, range_start, range_end, gateway, routes, ipam, etcd, mtu, cni_version,
-               output, plugin, master, mode, from_node) -> None:
+def nad_shared(name, namespace, subnet, range_start, range_end, gateway, routes, ipam, etcd, pool, mtu,
+               cni_version, output, plugin, master, mode, from_node) -> None:
     """Shared mode: a macvlan/ipvlan child of the RoCE NIC; RDMA devices stay shared."""
     from . import nad as n
 
@@ -172,7 +174,7 @@ def nad_shared(name, namespace, subnet, range_start, range_end, gateway, routes,
         if not master:
             raise CliError("--from-node: no active RDMA port with a netdev on this node (see `cni-rdma doctor`)",
                            EXIT_FAILED)
-    block = n.ipam_block(ipam, subnet, range_start, range_end, gateway, routes, etcd)
+    block = n.ipam_block(ipam, subnet, range_start, range_end, gateway, routes, etcd, pool=pool)
     conf = n.shared_config(name, cni_version, plugin, master, mode, mtu, block)
     _emit_nad(n.render(name, namespace, conf), output)
 
@@ -184,12 +186,12 @@ def nad_shared(name, namespace, subnet, range_start, range_end, gateway, routes,
 @click.option("--vlan", type=click.IntRange(0, 4094))
 @click.option("--trust/--no-trust", default=None)
 @click.option("--spoofchk/--no-spoofchk", default=None)
-def nad_exclusive(name, namespace, subnet, range_start, range_end, gateway, routes, ipam, etcd, mtu, cni_version,
-                  output, resource_name, vlan, trust, spoofchk) -> None:
+def nad_exclusive(name, namespace, subnet, range_start, range_end, gateway, routes, ipam, etcd, pool, mtu,
+                  cni_version, output, resource_name, vlan, trust, spoofchk) -> None:
     """Exclusive mode: sriov moves a VF into the pod, rdma moves its RDMA device after it."""
     from . import nad as n
 
-    block = n.ipam_block(ipam, subnet, range_start, range_end, gateway, routes, etcd)
+    block = n.ipam_block(ipam, subnet, range_start, range_end, gateway, routes, etcd, pool=pool)
     conf = n.exclusive_config(name, cni_version, vlan, mtu, trust, spoofchk, block)
     _emit_nad(n.render(name, namespace, conf, resource_name), output)
 

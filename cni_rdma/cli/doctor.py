@@ -23,6 +23,7 @@ MELLANOX = "15b3"
 SHARED_TYPES = frozenset({"macvlan", "ipvlan"})
 EXCLUSIVE_TYPES = frozenset({"sriov", "rdma", "ib-sriov"})
 CONF_EXTS = (".conf", ".conflist", ".json")
+ETCD_CONFIG = "/etc/cni/net.d/cni-rdma-etcd.json"  # cluster-ipam's default when a config has no etcd endpoints
 
 
 class Paths:
@@ -318,15 +319,23 @@ def split_endpoint(endpoint: str) -> Optional[tuple[str, str, int]]:
 
 def check_cluster_ipam(nets: list[dict[str, Any]]) -> dict[str, Any]:
     endpoints: dict[str, list[str]] = {}
+    errors: list[str] = []
     for n in nets:
         for ipam in n["ipam_conf"]:
             if ipam.get("type") == "cluster-ipam":
                 etcd = ipam.get("etcd") if isinstance(ipam.get("etcd"), dict) else {}
+                if "endpoints" not in etcd:  # the node-local etcd config file (cluster-ipam's default)
+                    path = etcd.get("configFile") if isinstance(etcd.get("configFile"), str) else ETCD_CONFIG
+                    try:
+                        etcd = read_json(path)
+                    except CliError as e:
+                        errors.append(f"{n['name']}: {e.message}")
+                        continue
+                    etcd = etcd if isinstance(etcd, dict) else {}
                 eps = etcd.get("endpoints") if isinstance(etcd.get("endpoints"), list) else []
                 endpoints[str(n["name"])] = [str(e) for e in eps]
-    if not endpoints:
+    if not endpoints and not errors:
         return check("cluster-ipam", OK, "no cluster-ipam network configured here")
-    errors = []
     for net, eps in endpoints.items():
         if not eps:
             errors.append(f"{net}: no etcd endpoints")

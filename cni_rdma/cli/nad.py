@@ -21,6 +21,7 @@ from .common import CliError
 RESOURCE_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _RESOURCE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_ENDPOINT = re.compile(r"^https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}/?$")
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
 IPVLAN_MODES = ("l2", "l3", "l3s")
@@ -34,7 +35,7 @@ def _name(value: str, what: str) -> str:
 
 def ipam_block(kind: str, subnet: str, range_start: Optional[str], range_end: Optional[str],
                gateway: Optional[str], routes: tuple[str, ...], etcd: tuple[str, ...],
-               data_dir: Optional[str] = None) -> dict[str, Any]:
+               data_dir: Optional[str] = None, pool: Optional[str] = None) -> dict[str, Any]:
     try:
         net = ipaddress.ip_network(subnet, strict=False)
     except ValueError:
@@ -64,11 +65,18 @@ def ipam_block(kind: str, subnet: str, range_start: Optional[str], range_end: Op
             out.append(entry)
         block["routes"] = out
     if kind == "cluster-ipam":
-        if not etcd:
-            raise CliError("--ipam cluster-ipam needs at least one --etcd-endpoint (http://host:2379)")
-        block["etcd"] = {"endpoints": list(etcd)}
-    elif etcd:
-        raise CliError("--etcd-endpoint is only for --ipam cluster-ipam")
+        if pool:
+            block["pool"] = _name(pool, "--pool")
+        # without endpoints the plugin reads the node-local etcd config file: no credentials in the NAD
+        for e in etcd:
+            if not _ENDPOINT.fullmatch(e):
+                raise CliError(f"--etcd-endpoint {e!r}: expected http(s)://host:port")
+        if len({e.split(":", 1)[0] for e in etcd}) > 1:
+            raise CliError("--etcd-endpoint: do not mix http and https endpoints")
+        if etcd:
+            block["etcd"] = {"endpoints": list(etcd)}
+    elif etcd or pool:
+        raise CliError("--etcd-endpoint and --pool are only for --ipam cluster-ipam")
     if data_dir and kind == "host-local":
         block["dataDir"] = data_dir
     return block

@@ -130,11 +130,15 @@ def etcd(tmp_path):
         p.wait(timeout=30)
 
 
-def _cluster_net(node: Path, endpoints: list[str]) -> None:
+def _cluster_net(node: Path, endpoints: list[str], via_file: bool = False) -> None:
+    etcd = {"endpoints": endpoints}
+    if via_file:  # cluster-ipam's node-local etcd config file
+        (node / "etcd.json").write_text(json.dumps(etcd))
+        etcd = {"configFile": str(node / "etcd.json")}
     (node / "net.d" / "20-excl.conflist").write_text(json.dumps(
         {"cniVersion": "1.0.0", "name": "excl", "plugins": [
             {"type": "sriov", "ipam": {"type": "cluster-ipam", "ranges": [[{"subnet": "10.7.0.0/16"}]],
-                                       "etcd": {"endpoints": endpoints}}}, {"type": "rdma"}]}))
+                                       "etcd": etcd}}, {"type": "rdma"}]}))
 
 
 def test_cluster_ipam_etcd_reachable_and_not(node, etcd):
@@ -147,6 +151,11 @@ def test_cluster_ipam_etcd_reachable_and_not(node, etcd):
         time.sleep(0.5)
     assert rep["by"]["cluster-ipam"]["status"] == "ok", rep["by"]["cluster-ipam"]
     assert rep["mode"] == "exclusive"
+    _cluster_net(node, [etcd], via_file=True)
+    assert doctor(node)["by"]["cluster-ipam"]["status"] == "ok"
+    (node / "etcd.json").unlink()
+    c = doctor(node)["by"]["cluster-ipam"]
+    assert c["status"] == "fail" and "etcd.json" in c["summary"]
     _cluster_net(node, [f"http://127.0.0.1:{_free_port()}"])
     c = doctor(node)["by"]["cluster-ipam"]
     assert c["status"] == "fail" and "Connection refused" in c["summary"] and "etcdctl" in c["fix"]

@@ -9,6 +9,7 @@ import yaml
 
 from cni_rdma.skel import Request, _check_version
 from cni_rdma.types import NetConf
+from ipam.cluster_ipam import config as cluster_ipam_config
 from ipam.host_local import config as host_local_config
 from plugins.ipvlan import ipvlan
 from plugins.macvlan import macvlan
@@ -67,7 +68,7 @@ def _load_all(conf: dict) -> list:
             loaded.append(host_local_config.load(raw, {}, raw["cniVersion"]))
         elif ipam:
             assert ipam["type"] == "cluster-ipam"
-            assert ipam["ranges"] and ipam["etcd"]["endpoints"]
+            loaded.append(cluster_ipam_config.load(raw, {}, raw["cniVersion"], "nadtest"))
     return loaded
 
 
@@ -101,6 +102,8 @@ def test_shared_nad_is_accepted_by_our_plugins(plugin, mode, version):
 def test_exclusive_nad_chains_sriov_then_rdma(ipam):
     extra = ["--etcd-endpoint", "http://10.0.0.5:2379", "--etcd-endpoint", "http://10.0.0.6:2379"] \
         if ipam == "cluster-ipam" else []
+    if ipam == "cluster-ipam":
+        extra.extend(["--pool", "rdma-pool"])
     doc = _nad("exclusive", "--name", "rdma-excl", "--namespace", "team-a", "--resource-name",
                "nvidia.com/sriov_rdma", "--vlan", "100", "--trust", "--no-spoofchk", "--ipam", ipam, *COMMON, *extra)
     assert doc["metadata"]["namespace"] == "team-a"
@@ -113,6 +116,14 @@ def test_exclusive_nad_chains_sriov_then_rdma(ipam):
     assert loaded[-1].device_id == VF and loaded[-1].network == "rdma-excl"
     if ipam == "cluster-ipam":
         assert conf["plugins"][0]["ipam"]["etcd"] == {"endpoints": ["http://10.0.0.5:2379", "http://10.0.0.6:2379"]}
+        cluster = loaded[1]
+        assert cluster.pool == "rdma-pool" and cluster.etcd.endpoints == ["http://10.0.0.5:2379", "http://10.0.0.6:2379"]
+
+
+def test_cluster_ipam_without_endpoints_uses_the_node_file():
+    doc = _nad("shared", "--name", "shared-pool", "--subnet", "10.8.0.0/16", "--ipam", "cluster-ipam")
+    ipam = doc["config"]["ipam"]
+    assert ipam == {"type": "cluster-ipam", "ranges": [[{"subnet": "10.8.0.0/16"}]]}  # etcd: the node's file
 
 
 def test_output_file(tmp_path):
@@ -130,7 +141,11 @@ def test_output_file(tmp_path):
     (["shared", "--name", "n", "--subnet", "10.0.0.0/24", "--route", "x,y"], "--route"),
     (["shared", "--name", "n", "--subnet", "10.0.0.0/24", "--type", "ipvlan", "--mode", "bridge"], "--mode"),
     (["shared", "--name", "n", "--subnet", "10.0.0.0/24", "--master", "a b"], "--master"),
-    (["shared", "--name", "n", "--subnet", "10.0.0.0/24", "--ipam", "cluster-ipam"], "--etcd-endpoint"),
+    (["shared", "--name", "n", "--subnet", "10.0.0.0/24", "--ipam", "cluster-ipam", "--etcd-endpoint", "x"],
+     "--etcd-endpoint"),
+    (["shared", "--name", "n", "--subnet", "10.0.0.0/24", "--ipam", "cluster-ipam", "--etcd-endpoint",
+      "http://a:1", "--etcd-endpoint", "https://b:2"], "mix"),
+    (["shared", "--name", "n", "--subnet", "10.0.0.0/24", "--pool", "p"], "cluster-ipam"),
     (["shared", "--name", "n", "--subnet", "10.0.0.0/24", "--etcd-endpoint", "http://x"], "cluster-ipam"),
     (["exclusive", "--name", "n", "--subnet", "10.0.0.0/24", "--resource-name", "a b"], "--resource-name"),
     (["exclusive", "--name", "n", "--subnet", "10.0.0.0/24"], "--resource-name"),
