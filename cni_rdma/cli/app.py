@@ -308,3 +308,129 @@ def exec_gc(network: str, netns: Optional[str], conf_dir: str, cni_path: str, ca
     rt = cniexec.Runtime("", "", "", [], None, [p for p in cni_path.split(os.pathsep) if p], cache_dir)
     for line in cniexec.gc(nl, rt, collect_all, dry_run):
         click.echo(("would " if dry_run else "") + line)
+
+
+# -------------------------------------------------------------------------------- state, ipam
+def _state_options(f):
+    for opt in reversed([
+        click.option("--state-dir", default=DEFAULT_STATE_ROOT, show_default=True, help="Plugin state root."),
+        click.option("--ipam-dir", default=DEFAULT_IPAM_DIR, show_default=True, help="host-local's dataDir."),
+        click.option("--cache-dir", envvar="CNI_CACHE_DIR", default=DEFAULT_STATE_ROOT, show_default=True,
+                     help="libcni cache root (netns of each attachment)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+@cli.group(invoke_without_command=True)
+@_state_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable listing.")
+@click.pass_context
+def state(ctx: click.Context, state_dir: str, ipam_dir: str, cache_dir: str, as_json: bool) -> None:
+    """List sriov/rdma records and host-local reservations, with whether their pod's netns still exists."""
+    if ctx.invoked_subcommand:
+        return
+    from . import nodestate as ns
+
+    records = ns.plugin_records(state_dir)
+    res = ns.reservations(ipam_dir, cache_dir, records)
+    if as_json:
+        emit_json({"records": records, "reservations": res})
+        return
+    click.echo(table([[r["plugin"], r["network"] or r["record"], r["container"], r["ifname"], r["device"],
+                       r["detail"], r["netns"], r["state"]] for r in records],
+                     ["plugin", "network/record", "container", "ifname", "device", "detail", "netns", "state"]))
+    rows = [[net, r.get("ip"), r.get("container"), r.get("ifname"), r.get("netns"), r.get("state") or r.get("error")]
+            for net, rs in res.items() for r in rs]
+    click.echo("\n" + table(rows, ["network", "ip", "container", "ifname", "netns", "state"]))
+
+
+@state.command("gc")
+@_state_options
+@click.option("--dry-run", is_flag=True, help="Only print what would be released.")
+def state_gc(state_dir: str, ipam_dir: str, cache_dir: str, dry_run: bool) -> None:
+    """Release VFs, RDMA records and host-local addresses of pods whose netns is gone."""
+    from . import nodestate as ns
+
+    actions, errors = ns.gc(state_dir, ipam_dir, cache_dir, dry_run)
+    for line in actions:
+        click.echo(line)
+    if not actions:
+        click.echo("nothing to release")
+    if errors:
+        raise CliError("; ".join(errors), EXIT_FAILED)
+
+
+@cli.group()
+def ipam() -> None:
+    """host-local reservations per network: ranges, used/free, owners, leaks; release by hand."""
+
+
+@ipam.command("ls")
+@click.argument("network", required=False)
+@_state_options
+@click.option("--conf-dir", envvar="NETCONFPATH", default=DEFAULT_CONF_DIR, show_default=True,
+              help="Where the network's ranges are read from.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable listing.")
+def ipam_ls(network: Optional[str], state_dir: str, ipam_dir: str, cache_dir: str, conf_dir: str,
+            as_json: bool) -> None:
+    """Per network: ranges, used/free, reservations by container, leaked ones (netns gone or unknown)."""
+    from . import nodestate as ns
+
+    res = ns.reservations(ipam_dir, cache_dir, ns.plugin_records(state_dir), network)
+    if network and network not in res:
+        raise CliError(f"no host-local reservations for network {network!r} in {ipam_dir}")
+    out = []
+    for net, rows in res.items():
+        ranges = ns.network_ranges(conf_dir, net)
+        used = [r for r in rows if "ip" in r]
+        capacity = sum(r["capacity"] for r in ranges) if ranges else None
+        out.append({"network": net, "ranges": ranges, "used": len(used),
+                    "free": capacity - len(used) if capacity is not None else None,
+                    "leaked": [r for r in used if r["state"] != "alive"], "reservations": rows})
+    if as_json:
+        emit_json(out)
+        return
+    for n in out:
+        rng = ", ".join(f"{r['range']} ({r['capacity']})" for r in n["ranges"] or []) or "ranges unknown (no config)"
+        click.echo(f"{n['network']}: {rng}; used {n['used']}, free {n['free'] if n['free'] is not None else '?'}, "
+                   f"leaked {len(n['leaked'])}")
+        click.echo(table([[r.get("ip"), r.get("container"), r.get("ifname"), r.get("netns"),
+                           r.get("state") or r.get("error")] for r in n["reservations"]],
+                         ["ip", "container", "ifname", "netns", "state"]))
+
+
+@ipam.command("release")
+@click.argument("network")
+@click.option("--container", "container_id", help="Release every address of this container ID.")
+@click.option("--ifname", help="With --container: only this interface's.")
+@click.option("--ip", "ips", multiple=True, help="Release this address; repeatable.")
+@click.option("--leaked", is_flag=True, help="Release every address whose netns is gone.")
+@click.option("--force", is_flag=True, help="Also when the owner's netns still exists.")
+@_state_options
+def ipam_release(network: str, container_id: Optional[str], ifname: Optional[str], ips: tuple[str, ...],
+                 leaked: bool, force: bool, state_dir: str, ipam_dir: str, cache_dir: str) -> None:
+    """Release host-local reservations of NETWORK (under host-local's lock)."""
+    from . import nodestate as ns
+
+    if not (container_id or ips or leaked):
+        raise CliError("name what to release: --container ID, --ip IP or --leaked")
+    res = ns.reservations(ipam_dir, cache_dir, ns.plugin_records(state_dir), network)
+    if network not in res:
+        raise CliError(f"no host-local reservations for network {network!r} in {ipam_dir}")
+    rows = [r for r in res[network] if "ip" in r]
+    held = {r["ip"] for r in rows}
+    for ip in ips:
+        if ip not in held:
+            raise CliError(f"{ip} is not reserved in network {network!r}")
+    chosen = [r for r in rows if r["ip"] in ips
+              or (container_id and r["container"] == container_id and (not ifname or r["ifname"] == ifname))
+              or (leaked and r["state"] == "gone")]
+    if not chosen:
+        raise CliError("nothing matches: see `cni-rdma ipam ls " + network + "`", EXIT_FAILED)
+    live = [r for r in chosen if r["state"] == "alive"]
+    if live and not force:
+        raise CliError(f"{', '.join(r['ip'] for r in live)} still belong to a live netns "
+                       f"({live[0]['netns']}): DEL the pod, or --force", EXIT_FAILED)
+    for ip in ns.release(ipam_dir, network, [r["ip"] for r in chosen]):
+        click.echo(f"released {network} {ip}")
