@@ -54,15 +54,17 @@ def _sysfs_option(f):
 @click.option("--ipam-dir", default=DEFAULT_IPAM_DIR, show_default=True, help="host-local's default dataDir.")
 @click.option("--state-dir", default=DEFAULT_STATE_ROOT, show_default=True, help="Plugin state root.")
 @click.option("--dev-dir", default="/dev/infiniband", show_default=True, hidden=True)
+@click.option("--host-root", default="/", show_default=True, hidden=True,
+              help="Where /proc/cmdline and the modprobe.d dirs are read (tests).")
 def doctor(mode: Optional[str], as_json: bool, strict: bool, backend: str, sysfs_root: str, cni_bin_dir: str,
-           cni_conf_dir: str, ipam_dir: str, state_dir: str, dev_dir: str) -> None:
+           cni_conf_dir: str, ipam_dir: str, state_dir: str, dev_dir: str, host_root: str) -> None:
     """Check this node for RDMA pods: ok / warn / fail per check, with the command that fixes it."""
     from cni_rdma.sysfs import Sysfs
 
     from . import doctor as doc
     from .inventory import BackendUnavailable
 
-    paths = doc.Paths(Sysfs(sysfs_root), cni_bin_dir, cni_conf_dir, ipam_dir, state_dir, dev_dir)
+    paths = doc.Paths(Sysfs(sysfs_root), cni_bin_dir, cni_conf_dir, ipam_dir, state_dir, dev_dir, host_root)
     try:
         report = doc.run(paths, mode, backend)
     except BackendUnavailable as e:

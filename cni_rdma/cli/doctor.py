@@ -15,7 +15,7 @@ from cni_rdma.registry import PLUGINS
 from cni_rdma.sysfs import Sysfs
 
 from . import inventory
-from .common import CliError, list_dir, one_line, read_json
+from .common import CliError, list_dir, one_line, read_file, read_json
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 CORE_MODULES = ("ib_core", "ib_uverbs", "rdma_ucm")
@@ -23,17 +23,20 @@ MELLANOX = "15b3"
 SHARED_TYPES = frozenset({"macvlan", "ipvlan"})
 EXCLUSIVE_TYPES = frozenset({"sriov", "rdma", "ib-sriov"})
 CONF_EXTS = (".conf", ".conflist", ".json")
+MODPROBE_DIRS = ("lib/modprobe.d", "usr/lib/modprobe.d", "run/modprobe.d", "etc/modprobe.d")  # later wins
 ETCD_CONFIG = "/etc/cni/net.d/cni-rdma-etcd.json"  # cluster-ipam's default when a config has no etcd endpoints
 
 
 class Paths:
     """Where doctor looks; defaults are a node's, tests point them elsewhere."""
 
-    __slots__ = ("sysfs", "bin_dir", "conf_dir", "ipam_dir", "state_dir", "dev_dir")
+    __slots__ = ("sysfs", "bin_dir", "conf_dir", "ipam_dir", "state_dir", "dev_dir", "host_root")
 
-    def __init__(self, sysfs: Sysfs, bin_dir: str, conf_dir: str, ipam_dir: str, state_dir: str, dev_dir: str):
+    def __init__(self, sysfs: Sysfs, bin_dir: str, conf_dir: str, ipam_dir: str, state_dir: str, dev_dir: str,
+                 host_root: str = "/"):
         self.sysfs, self.bin_dir, self.conf_dir = sysfs, bin_dir, conf_dir
         self.ipam_dir, self.state_dir, self.dev_dir = ipam_dir, state_dir, dev_dir
+        self.host_root = host_root  # where /proc/cmdline and the modprobe.d dirs are read
 
 
 def check(name: str, status: str, summary: str, fix: Optional[str] = None, **details: Any) -> dict[str, Any]:
@@ -112,19 +115,58 @@ def check_netns_mode(inv: dict[str, Any], want: Optional[str], why: str) -> dict
                  mode=mode, want=want)
 
 
+def _netns_value(v: str) -> Optional[str]:
+    v = v.strip().strip("\"'").lower()
+    if v in ("0", "n", "no", "false", "off"):
+        return "exclusive"
+    if v in ("1", "y", "yes", "true", "on"):
+        return "shared"
+    return None
+
+
+def boot_netns_mode(p: Paths) -> tuple[str, str]:
+    """(mode, where it comes from) the RDMA subsystem starts in at the next boot or ib_core reload.
+
+    /sys/module/ib_core/parameters/netns_mode is no witness: `rdma system set netns` rewrites it. The kernel
+    command line wins over modprobe.d options (modprobe appends it last); the kernel's default is shared."""
+    cmdline = p.sysfs.read(os.path.join(p.host_root, "proc", "cmdline")) or ""
+    found = None
+    for word in cmdline.split():
+        if word.startswith("ib_core.netns_mode="):
+            found = (_netns_value(word.split("=", 1)[1]), "kernel command line ib_core.netns_mode")
+    if found and found[0]:
+        return found[0], found[1]
+    mode, source = "shared", "kernel default"
+    for d in MODPROBE_DIRS:
+        base = os.path.join(p.host_root, d)
+        for fname in list_dir(base):
+            if not fname.endswith(".conf"):
+                continue
+            try:
+                text = read_file(os.path.join(base, fname), 1 << 20).decode(errors="replace")
+            except CliError:
+                continue
+            for line in text.splitlines():
+                words = line.split("#", 1)[0].split()
+                if len(words) >= 3 and words[0] == "options" and words[1] in ("ib_core", "ib-core"):
+                    for w in words[2:]:
+                        if w.startswith("netns_mode=") and _netns_value(w.split("=", 1)[1]):
+                            mode, source = _netns_value(w.split("=", 1)[1]) or mode, os.path.join(d, fname)
+    return mode, source
+
+
 def check_netns_mode_boot(p: Paths, inv: dict[str, Any], want: Optional[str]) -> dict[str, Any]:
-    raw = p.sysfs.read(p.sysfs.path("module", "ib_core", "parameters", "netns_mode"))
-    if raw is None:
-        return check("netns-mode-boot", WARN, "ib_core has no netns_mode parameter (module not loaded?)",
-                     "modprobe ib_core")
-    boot = "shared" if raw in ("Y", "1") else "exclusive"
+    boot, source = boot_netns_mode(p)
     target = want or inv["rdma"]["netns_mode"]
-    fix_val = "1" if target == "shared" else "0"
     if target and boot != target:
-        return check("netns-mode-boot", WARN, f"ib_core netns_mode={raw} boots in {boot} mode; {target} wanted: "
-                     "a reboot or module reload flips it", f"echo 'options ib_core netns_mode={fix_val}' > "
-                     "/etc/modprobe.d/ib_core-netns.conf && update-initramfs -u", boot=boot, want=target)
-    return check("netns-mode-boot", OK, f"ib_core netns_mode={raw}: {boot} mode after a reboot", boot=boot)
+        fix_val = "1" if target == "shared" else "0"
+        return check("netns-mode-boot", WARN, f"boots in {boot} mode ({source}); {target} wanted: a reboot or "
+                     "ib_core reload brings the wrong mode back",
+                     f"echo 'options ib_core netns_mode={fix_val}' > /etc/modprobe.d/ib_core-netns.conf && "
+                     "update-initramfs -u" + ("   # and drop ib_core.netns_mode from the kernel command line"
+                                              if source.startswith("kernel command") else ""),
+                     boot=boot, source=source, want=target)
+    return check("netns-mode-boot", OK, f"boots in {boot} mode ({source})", boot=boot, source=source)
 
 
 def check_rdma_devices(inv: dict[str, Any], want: Optional[str]) -> dict[str, Any]:

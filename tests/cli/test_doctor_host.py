@@ -226,3 +226,20 @@ def test_udev_backend_without_libudev():
     assert len(p.stderr.splitlines()) == 1
     p = _without_libudev("devices", "--json")  # auto falls back to sysfs
     assert p.returncode == 0 and json.loads(p.stdout)["backend"] == "sysfs", p
+
+
+def test_boot_netns_mode_from_modprobe_d_and_the_kernel_command_line(node, tmp_path):
+    root = tmp_path / "root"
+    (root / "proc").mkdir(parents=True)
+    (root / "etc" / "modprobe.d").mkdir(parents=True)
+    (root / "proc" / "cmdline").write_text("console=ttyS0 quiet\n")
+    args = ("--host-root", str(root), "--mode", "exclusive")
+    c = doctor(node, *args)["by"]["netns-mode-boot"]
+    assert c["status"] == "warn" and "boots in shared mode (kernel default)" in c["summary"]
+    assert c["fix"].startswith("echo 'options ib_core netns_mode=0' > /etc/modprobe.d/")
+    (root / "etc" / "modprobe.d" / "rdma.conf").write_text("# RDMA\noptions ib_core netns_mode=0  # exclusive\n")
+    c = doctor(node, *args)["by"]["netns-mode-boot"]
+    assert c["status"] == "ok" and c["details"]["source"] == "etc/modprobe.d/rdma.conf", c
+    (root / "proc" / "cmdline").write_text("quiet ib_core.netns_mode=1\n")  # the command line wins
+    c = doctor(node, *args)["by"]["netns-mode-boot"]
+    assert c["status"] == "warn" and "kernel command line" in c["summary"] and "drop ib_core.netns_mode" in c["fix"]

@@ -1,6 +1,7 @@
 """`cni-rdma doctor` in the VM: netdevsim (SR-IOV) and rxe (RDMA) on Debian's kernel, both RDMA netns modes.
 A healthy node first (every check ok), then one deliberate break per check, each shown to fire with its fix.
-The CNI dirs it inspects are test directories (the host tier covers their own failures in depth)."""
+doctor runs with its defaults (/opt/cni/bin, /etc/cni/net.d, /var/lib/cni) on the guest's throwaway overlay; the
+host tier covers the failures of those dirs in depth."""
 from __future__ import annotations
 
 import json
@@ -17,21 +18,34 @@ from tests.vm import guest
 
 @pytest.fixture
 def node_dirs(tmp_path):
-    bin_dir, conf_dir = tmp_path / "bin", tmp_path / "net.d"
-    bin_dir.mkdir()
-    conf_dir.mkdir()
+    """The node's own CNI dirs, as an installed node has them: /opt/cni/bin links to the CLI's executable,
+    Multus and an exclusive network in /etc/cni/net.d (the guest's / is a throwaway overlay; removed after)."""
+    bin_dir, conf_dir = Path("/opt/cni/bin"), Path("/etc/cni/net.d")
+    made = []
+    for d in (bin_dir, conf_dir):
+        if not d.exists():
+            d.mkdir(parents=True)
+            made.append(d)
     for t in PLUGINS:
+        if (bin_dir / t).is_symlink() or (bin_dir / t).exists():
+            (bin_dir / t).unlink()  # the overlay's copy only
         (bin_dir / t).symlink_to(cli_path())
+        made.append(bin_dir / t)
     (conf_dir / "00-multus.conf").write_text(json.dumps({"cniVersion": "0.3.1", "name": "multus-cni-network",
                                                          "type": "multus", "delegates": []}))
     (conf_dir / "10-rdma.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "rdma-excl", "plugins": [
         {"type": "sriov", "ipam": {"type": "host-local", "subnet": "10.56.0.0/24"}}, {"type": "rdma"}]}))
-    return tmp_path
+    made += [conf_dir / "00-multus.conf", conf_dir / "10-rdma.conflist"]
+    yield tmp_path
+    for p in reversed(made):
+        if p.is_dir() and not p.is_symlink():
+            p.rmdir()
+        else:
+            p.unlink()
 
 
 def doctor(dirs: Path, *extra: str, text: bool = False):
-    args = [cli_path(), "doctor", "--cni-bin-dir", str(dirs / "bin"), "--cni-conf-dir", str(dirs / "net.d"),
-            "--ipam-dir", str(dirs / "ipam"), "--state-dir", str(dirs / "state"), *extra]
+    args = [cli_path(), "doctor", *extra]
     p = subprocess.run(args + ([] if text else ["--json"]), capture_output=True, text=True, timeout=300)
     assert p.returncode in (0, 1) and p.stderr == "", p
     if text:
@@ -70,6 +84,7 @@ def test_doctor_exclusive_node_healthy_then_broken_one_check_at_a_time(node_dirs
     sim = next(p for p in rep["inventory"]["sriov"] if p["netdevs"] == [pf.ifname])
     assert (sim["bus"], sim["numvfs"], sim["eswitch"], len(sim["vfs"])) == ("netdevsim", 4, "legacy", 4)
     assert rep["by"]["netns-mode"]["details"]["mode"] == "exclusive"
+    assert rep["by"]["netns-mode-boot"]["details"]["source"] == "kernel command line ib_core.netns_mode"
     # as `rdma link` and `rdma system` say
     assert any(link["ifname"] == rxe.name and link["netdev"] == rxe.netdev for link in guest.rdma_links())
 
@@ -120,7 +135,8 @@ def test_doctor_shared_mode_and_both_backends(node_dirs, rdma_exclusive, make_rx
     guest.set_rdma_netns_mode("shared")  # works while no netns but the initial one exists
     rep = doctor(node_dirs, "--mode", "shared")
     assert rep["by"]["netns-mode"]["status"] == "ok" and rep["by"]["netns-mode"]["details"]["mode"] == "shared"
-    assert rep["by"]["netns-mode-boot"]["status"] == "warn"  # a reboot would bring exclusive back
+    c = rep["by"]["netns-mode-boot"]  # a reboot would bring exclusive back: the VM boots with netns_mode=0
+    assert c["status"] == "warn" and c["details"]["source"] == "kernel command line ib_core.netns_mode", c
     # the conf dir's sriov/rdma network needs exclusive: without --mode that is the failure
     rep = doctor(node_dirs)
     assert rep["mode"] == "exclusive" and rep["by"]["netns-mode"]["status"] == "fail"
