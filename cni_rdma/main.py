@@ -17,12 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) > 1 and argv[1] == "--version":
         from .version import print_build_version
         return print_build_version(name)
-    if name == CLI_NAME and len(argv) > 1 and argv[1] in ("install", "uninstall"):
-        # The installer (stdlib only, what the DaemonSet's image runs) until the CLI takes these subcommands over.
-        from .installer import main as installer_main
-        return installer_main(argv[1:])
     if name == CLI_NAME and (len(argv) > 1 or not os.environ.get("CNI_COMMAND")):
-        # The operator CLI (click, pyudev): imported only here, never on a plugin's path.
+        # The operator CLI (click, pyudev; `install`/`uninstall` run cni_rdma.installer): imported only here,
+        # never on a plugin's path.
         from .cli import main as cli_main
         return cli_main(argv)
     module_name = PLUGINS.get(name)

@@ -436,3 +436,53 @@ def ipam_release(network: str, container_id: Optional[str], ifname: Optional[str
                        f"({live[0]['netns']}): DEL the pod, or --force", EXIT_FAILED)
     for ip in ns.release(ipam_dir, network, [r["ip"] for r in chosen]):
         click.echo(f"released {network} {ip}")
+
+
+# ------------------------------------------------------------------------------ install, uninstall
+def _install_options(f):
+    for opt in reversed([
+        click.option("--lib-dir", default="/opt/cni/lib/cni-rdma", show_default=True,
+                     help="Where the bundle goes (absolute: the links' target)."),
+        click.option("--bin-dir", default=DEFAULT_BIN_DIR, show_default=True, help="CNI bin dir: one link per type."),
+        click.option("--destdir", default="", help="Prefix for every path written (a host root mounted elsewhere)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _installer_call(action: str, fn, *args) -> None:
+    from cni_rdma import installer
+
+    for d in args[1:3] if action == "install" else args[0:2]:
+        if not os.path.isabs(d):
+            raise CliError(f"{d}: --lib-dir and --bin-dir must be absolute (they are the symlinks' targets)")
+    try:
+        rc = fn(*args)
+    except (installer.InstallError, OSError) as e:
+        # the installer words a refusal over several lines ("install: ..."): one line here
+        msg = "; ".join(line.strip() for line in str(e).replace("\ninstall: ", "\n").splitlines() if line.strip())
+        raise CliError(f"{action}: {msg}", EXIT_FAILED) from None
+    if rc:
+        raise click.exceptions.Exit(rc)
+
+
+@cli.command()
+@click.option("--bundle", help="The onedir bundle to install (default: the running one, or build/cni-rdma).")
+@_install_options
+@click.option("--force", is_flag=True, envvar="FORCE",
+              help="Replace regular files of the same name (the Go plugins); FORCE=1 in the environment too.")
+def install(bundle: Optional[str], lib_dir: str, bin_dir: str, destdir: str, force: bool) -> None:
+    """Copy the bundle to --lib-dir and link every plugin type into --bin-dir (all or nothing)."""
+    from cni_rdma import installer
+
+    _installer_call("install", installer.install, bundle or installer.default_bundle(), lib_dir, bin_dir, destdir,
+                    force)
+
+
+@cli.command()
+@_install_options
+def uninstall(lib_dir: str, bin_dir: str, destdir: str) -> None:
+    """Remove the links into --lib-dir from --bin-dir, then --lib-dir. Nothing else is touched."""
+    from cni_rdma import installer
+
+    _installer_call("uninstall", installer.uninstall, lib_dir, bin_dir, destdir)

@@ -15,7 +15,7 @@ from tests.cli.helpers import assert_one_line_error, cli
 def test_help_lists_every_command():
     r = cli("--help")
     assert r.code == 0, r
-    for cmd in ("doctor", "devices", "nad", "completion"):
+    for cmd in ("doctor", "devices", "nad", "exec", "state", "ipam", "install", "uninstall", "completion"):
         assert f"  {cmd}" in r.stdout
 
 

@@ -48,21 +48,21 @@ def _request(raw: dict) -> Request:
                    path=(), stdin=stdin, conf=NetConf.from_json(raw))
 
 
+def _config_loader(kind: str):
+    """The plugin's own config loader: the house contract's `load_conf`, else the older names."""
+    mod = {"macvlan": macvlan, "ipvlan": ipvlan, "sriov": sriov, "rdma": rdma}[kind]
+    for fn in (getattr(mod, "load_conf", None), getattr(getattr(mod, "Config", None), "load", None),
+               getattr(mod, "parse_conf", None)):
+        if fn is not None:
+            return fn
+    raise AssertionError(f"{mod.__name__} has no config loader")
+
+
 def _load_all(conf: dict) -> list:
     loaded = []
     for raw in _delegates(conf):
         req = _request(raw)
-        kind = raw["type"]
-        if kind == "macvlan":
-            loaded.append(macvlan.Config.load(req))
-        elif kind == "ipvlan":
-            loaded.append(ipvlan.Config.load(req))
-        elif kind == "sriov":
-            loaded.append(sriov.load(req))
-        elif kind == "rdma":
-            loaded.append(rdma.parse_conf(req))
-        else:
-            raise AssertionError(f"unexpected type {kind}")
+        loaded.append(_config_loader(raw["type"])(req))
         ipam = raw.get("ipam")
         if ipam and ipam["type"] == "host-local":
             loaded.append(host_local_config.load(raw, {}, raw["cniVersion"]))
