@@ -8,7 +8,8 @@ that the kernel cannot be made to fail on demand.
 
 `CNI_RDMA_TEST_FAULT=<step>*N` is a transient fault instead: the first N `transient(<step>)` calls
 of the process answer True (the caller then acts as if the kernel said EBUSY), the later ones False;
-it proves a retry loop.
+it proves a retry loop. `CNI_RDMA_TEST_FAULT=<step>!kill` makes `point(<step>)` SIGKILL its own process
+(a kubelet timeout at exactly that step): proves that DEL finds what a killed call left.
 """
 import os
 
@@ -20,8 +21,13 @@ _left = {_TRANSIENT[0]: int(_TRANSIENT[2])} if _TRANSIENT[1] and _TRANSIENT[2].i
 
 
 def point(step: str) -> None:
-    if _STEP and _STEP == step:
-        raise CniError(INTERNAL, f"injected test fault after step {step!r}")
+    if _STEP and _STEP.startswith(step):
+        if _STEP == step:
+            raise CniError(INTERNAL, f"injected test fault after step {step!r}")
+        if _STEP == step + "!kill":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def transient(step: str) -> bool:

@@ -58,7 +58,7 @@ ABOUT = "cni-rdma sriov"
 STORE = "sriov"
 # Fault-injection points of ADD (cni_rdma.faults, CNI_RDMA_TEST_FAULT=<step>), in order; ipconfig adds
 # "addresses" and "routes" between "ipam" and "result".
-ADD_STEPS = ("recorded", "pf", "moved", "created", "ipam", "addresses", "routes", "result")
+ADD_STEPS = ("recorded", "pf", "moved", "renamed", "created", "ipam", "addresses", "routes", "result")
 
 
 def vf_manager(sysfs: Sysfs, log: Logger) -> VfManager:
@@ -167,6 +167,7 @@ def _add(req: Request, conf: SriovConf, st: VfState, mgr: VfManager, store: Stor
         mgr.move_in(st, pod_fd)
         faults.point("moved")
         seen = mgr.setup_in_pod(st, pod_fd, up=not req.conf.ipam_type)  # with IPAM, ipconfig brings it up
+        faults.point("renamed")  # CNI_IFNAME in the pod, not yet in the record: DEL must still find it
         st.pod_index, st.pod_mac, st.pod_mtu = seen.index, seen.mac, seen.mtu
         store.write(name, st.to_json())  # what CHECK compares against
         iface = Interface(name=req.ifname, sandbox=req.netns, pci_id=conf.device_id, mac=seen.mac, mtu=seen.mtu)

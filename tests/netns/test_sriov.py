@@ -16,6 +16,7 @@ from tests import topology
 from tests.fakepci import FakePci
 from tests.sriov_env import SriovHost, link_state, result_json
 
+ADD_STEPS = ("recorded", "pf", "moved", "renamed", "created", "ipam", "addresses", "routes", "result")
 ORIG_MAC = {0: "02:5a:00:00:00:10", 1: "02:5a:00:00:00:11", 3: "02:5a:00:00:00:13"}
 
 
@@ -209,7 +210,7 @@ def test_dpdk_mode(host, pod):
 
 
 # Every ADD step after the allocation record is written; IPAM is released iff it was reached.
-@pytest.mark.parametrize("step", ["recorded", "pf", "moved", "created", "ipam", "addresses", "routes", "result"])
+@pytest.mark.parametrize("step", ADD_STEPS)
 def test_fault_at_each_add_step_gives_everything_back(host, pod, step):
     before = _host_state(host, 0)
     r = host.run("ADD", host.config(0, mtu=9000), netns=pod.path, fault=step)
@@ -474,3 +475,28 @@ def test_altnames_gained_in_the_pod_are_dropped_on_return(host, pod):
     assert host.run("DEL", conf, netns=pod.path).code == 0
     _assert_back(host, 1, before)
     assert _altnames(host, name) == ["enp59s0f0v1"] and host.link("podalias1") is None
+
+
+# ------------------------------------------------------------------------------------- kill -9
+@pytest.mark.parametrize("step", ADD_STEPS)
+def test_kill_at_each_add_step_then_del_gives_everything_back(host, pod, step):
+    """issue 17 item 4: a kubelet timeout kills ADD at exactly this step (SIGKILL, no rollback runs);
+    DEL then finds the VF wherever it was left (host name, temp name in the pod, CNI_IFNAME in the pod),
+    restores it and releases the IPAM, and the next ADD on that VF works."""
+    name = host.vf_netdev[0]
+    topology.sh("ip", "-n", host.node.name, "link", "property", "add", "dev", name, "altname", "enp59s0f0v0")
+    before = _host_state(host, 0)
+    conf = host.config(0, mtu=9000)
+    r = host.run("ADD", conf, netns=pod.path, fault=f"{step}!kill")
+    assert r.code == -9, r.stdout
+    assert len(list(_records(host))) == 1  # the intent was durable before the first change
+    r = host.run("DEL", conf, netns=pod.path)
+    assert r.code == 0, r.stdout
+    _assert_back(host, 0, before, pod)
+    assert _altnames(host, name) == ["enp59s0f0v0"]
+    reached_ipam = step in ("ipam", "addresses", "routes", "result")
+    assert host.ipam_calls() == (["ADD ctr1", "DEL ctr1"] if reached_ipam else ["DEL ctr1"])
+    res = result_json(host.run("ADD", conf, netns=pod.path, container_id="next"))
+    assert res["interfaces"][0]["mtu"] == 9000
+    assert host.run("DEL", conf, netns=pod.path, container_id="next").code == 0
+    _assert_back(host, 0, before, pod)

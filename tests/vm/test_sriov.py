@@ -102,7 +102,7 @@ def test_fault_at_each_add_step_restores_pf_and_netdev(sim, pod):
     before = snapshot(sim, 1)
     conf = sim.config(1, **EVERY_KEY)
     calls = 0
-    for step in ("recorded", "pf", "moved", "created", "ipam", "addresses", "routes", "result"):
+    for step in ("recorded", "pf", "moved", "renamed", "created", "ipam", "addresses", "routes", "result"):
         r = sim.run("ADD", conf, netns=pod.path, fault=step)
         assert r.code == 1 and step in r.json["msg"], (step, r.stdout)
         assert snapshot(sim, 1) == before, step
