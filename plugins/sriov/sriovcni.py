@@ -160,37 +160,27 @@ def _pci(addr: str) -> str:
 
 # -------------------------------------------------------------------------------- safe file I/O
 def _read_small(path: str, limit: int) -> Optional[bytes]:
-    """A regular file's bytes, never following a symlink or blocking; None when it does not exist."""
+    """A regular file's bytes (cni_rdma.safefile: no symlink, no blocking, bounded); None when absent."""
+    from cni_rdma import safefile
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return safefile.read(path, limit)
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise CacheError(path, f"cannot open: {e.strerror or e}") from None
-    try:
-        import stat
-
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CacheError(path, "not a regular file")
-        if st.st_size > limit:
-            raise CacheError(path, f"{st.st_size} bytes, more than {limit}")
-        data = os.read(fd, limit + 1)
-        if len(data) > limit:
-            raise CacheError(path, f"more than {limit} bytes")
-        return data
-    finally:
-        os.close(fd)
+        raise CacheError(path, safefile.describe(e)) from None
 
 
 def _write_atomic(path: str, data: bytes) -> None:
+    from cni_rdma import safefile
+
     directory = os.path.dirname(path)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if os.path.islink(directory):
             raise CniError(IO_FAILURE, f"{directory} is a symlink; refusing to write sriov-cni state there")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = safefile.open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         try:
             os.write(fd, data)
             os.fsync(fd)
@@ -356,11 +346,13 @@ def drop_claim(device_id: str, root: str = DATA_DIR, netns_path: Optional[str] =
 @contextlib.contextmanager
 def pci_lock(device_id: str, root: str = DATA_DIR, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """sriov-cni's per-VF lock: flock(LOCK_EX) on pci/vf_lock/<pci>.lock, so the two never interleave."""
+    from cni_rdma import safefile
+
     lock_dir = os.path.join(root, "pci", "vf_lock")
     path = os.path.join(lock_dir, _pci(device_id) + ".lock")
     try:
         os.makedirs(lock_dir, mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = safefile.open_regular(path, os.O_RDONLY | os.O_CREAT)
     except OSError as e:
         raise CniError(IO_FAILURE, f"cannot open the sriov-cni lock {path}", e.strerror or str(e)) from None
     try:
