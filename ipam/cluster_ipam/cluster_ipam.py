@@ -204,9 +204,9 @@ def _pick(s: Session, plan: Plan, idx: int, rs: RangeSet, handle: str) -> tuple[
             continue  # claimed by some node (an unaffined one is found by borrowing)
         if b is not None and b.rev and b.node:
             continue
-        b = plan.edit(b if b is not None else pool.new_block(version, net))
-        got = pool.free(rs, b)
-        if got is not None:
+        got = pool.free(rs, b if b is not None else pool.new_block(version, net))
+        if got is not None:  # (a block whose addresses are all excluded is never written)
+            b = plan.edit(b if b is not None else pool.new_block(version, net))
             b.node = conf.node
             plan.claimed.append(key)
             return got[0], got[1], b
