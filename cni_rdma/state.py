@@ -104,9 +104,12 @@ class Store:
         return value if isinstance(value, dict) else None
 
     def write(self, name: str, record: dict) -> None:
+        self.write_bytes(name, json.dumps(record, sort_keys=True).encode())
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Atomically replace <dir>/<name> with data (another program's format: sriov-cni's files)."""
         self._ensure_dir()
         final = self.path(name)
-        data = json.dumps(record, sort_keys=True).encode()
         self.sweep_tmp()
         fd, tmp = self._create_tmp(final, name)
         try:

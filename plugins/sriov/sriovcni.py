@@ -172,25 +172,11 @@ def _read_small(path: str, limit: int) -> Optional[bytes]:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    from cni_rdma import safefile
+    """Through cni_rdma.state (temp file + fsync + rename, no symlinked directory)."""
+    from cni_rdma.state import Store
 
-    directory = os.path.dirname(path)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        if os.path.islink(directory):
-            raise CniError(IO_FAILURE, f"{directory} is a symlink; refusing to write sriov-cni state there")
-        fd = safefile.open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise CniError(IO_FAILURE, f"cannot write sriov-cni state {path}", e.strerror or str(e)) from None
+    directory, name = os.path.split(path)
+    Store(os.path.basename(directory), root=os.path.dirname(directory)).write_bytes(name, data)
 
 
 def _unlink(path: str) -> None:

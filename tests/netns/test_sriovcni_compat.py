@@ -19,38 +19,18 @@ import pytest
 
 from plugins.sriov import sriovcni
 from tests import topology
-from tests.fakepci import FakePci
+from tests.netns.test_sriov import host, pod2  # noqa: F401  (fixtures: the fake PCI tree over veths, a 2nd pod)
 from tests.sriov_env import SriovHost, link_state, result_json
 
 DATA = Path(sriovcni.DATA_DIR)
-VF_MAC = {0: "02:5b:00:00:00:10", 1: "02:5b:00:00:00:11"}
 POD_MAC = "02:00:00:00:00:aa"
 
 
-@pytest.fixture
-def host():
-    node = topology.make_node(default_route=False)
-    topology.sh("ip", "-n", node.name, "link", "add", "pf0", "type", "veth", "peer", "name", "pf0p")
-    pci = FakePci()
-    pf_addr = pci.add_pf(pci.addr(0x5e, 0, 0), "pf0", driver="fake_pf")
-    h = SriovHost(node=node, pci=pci, pf="pf0", pf_addr=pf_addr)
-    for vf in (0, 1):
-        name = f"ens2f0v{vf}"
-        topology.sh("ip", "-n", node.name, "link", "add", name, "address", VF_MAC[vf], "mtu", "1500", "type", "veth",
-                    "peer", "name", f"vfpeer{vf}")
-        h.vf_netdev[vf] = name
-        h.vfs[vf] = pci.add_vf(pf_addr, vf, pci.addr(0x5e, 0, 2 + vf), name)
-    yield h
-    for vf in (0, 1):
-        sriovcni.drop_claim(h.vfs[vf])
-    h.cleanup()
-
-
-@pytest.fixture
-def pod2():
-    p = topology.make_pod()
-    yield p
-    topology.netns_del(p.name)
+@pytest.fixture(autouse=True)
+def no_claims_left(host):  # noqa: F811
+    yield
+    for addr in host.vfs.values():
+        sriovcni.drop_claim(addr)
 
 
 def sriov_cni_add(h: SriovHost, vf: int, pod, cid: str, ifname: str = "net1") -> dict:

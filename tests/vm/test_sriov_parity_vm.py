@@ -15,36 +15,29 @@ from pathlib import Path
 import pytest
 
 from plugins.sriov import sriovcni
+from cni_rdma.sysfs import Sysfs
 from tests import topology
-from tests.fakepci import FakePci
 from tests.topology import run_plugin
 from tests.vm import guest
+from tests.vm.test_rdma_vm import sriov_node  # noqa: F401  (fixture: netdevsim PF, dummy VF netdev, rxe device)
 
 POD_MAC = "02:00:00:00:00:aa"
 
 
 @pytest.fixture
-def vf_node(rxe_device, netdevsim_pf):
-    node = topology.make_node(default_route=False)
-    pci = None
-    try:
-        pf = netdevsim_pf(numvfs=2, netns=node.name)
-        guest.dummy_add("ens1f0v0", netns=node.name, up=False)
-        pci = FakePci()
-        pf_addr = pci.add_pf(pci.addr(0x3b, 0, 0), pf.ifname)
-        vf = pci.add_vf(pf_addr, 0, pci.addr(0x3b, 0, 2), "ens1f0v0")
-        (pci.dev_dir(vf) / "infiniband" / rxe_device.name).mkdir(parents=True)
-        guest.rdma("dev", "set", rxe_device.name, "netns", node.name)
-        yield node, pf, pci, vf, rxe_device
-    finally:
-        if pci is not None:
-            sriovcni.drop_claim(vf)
-            pci.cleanup()
-        topology.netns_del(node.name)
+def vf_node(sriov_node):  # noqa: F811
+    node, pci, vf, rxe = sriov_node
+    pf = Sysfs(str(pci.root)).vf(vf).pf_netdevs[0]
+    yield node, pf, pci, vf, rxe
+    sriovcni.drop_claim(vf)
 
 
-def _pf_view(pf) -> dict:
-    v = pf.vf(0)
+def _set_vf(node, pf: str, *args: str) -> None:
+    topology.sh("ip", "-n", node.name, "link", "set", "dev", pf, "vf", "0", *args)
+
+
+def _pf_view(node, pf: str) -> dict:
+    v = next(v for v in guest.link(pf, node.name)["vfinfo_list"] if v["vf"] == 0)
     vlan = (v.get("vlan_list") or [{}])[0]
     return {"mac": v.get("address"), "vlan": vlan.get("vlan", 0), "qos": vlan.get("qos", 0),
             "spoofchk": v.get("spoofchk"), "trust": v.get("trust")}
@@ -52,23 +45,23 @@ def _pf_view(pf) -> dict:
 
 def test_our_del_restores_the_pf_side_of_a_sriov_cni_pod(vf_node, pod):
     node, pf, pci, vf, _ = vf_node
-    before_pf = _pf_view(pf)
+    before_pf = _pf_view(node, pf)
     before_link = guest.link("ens1f0v0", node.name)
     # sriov-cni's ADD: ApplyVFConfig through the PF, then SetupVF (move, rename, MAC, up)
-    pf.set_vf(0, "vlan", "100", "qos", "3")
-    pf.set_vf(0, "spoofchk", "off")
-    pf.set_vf(0, "trust", "on")
-    pf.set_vf(0, "mac", POD_MAC)
+    _set_vf(node, pf, "vlan", "100", "qos", "3")
+    _set_vf(node, pf, "spoofchk", "off")
+    _set_vf(node, pf, "trust", "on")
+    _set_vf(node, pf, "mac", POD_MAC)
     topology.sh("ip", "-n", node.name, "link", "set", "ens1f0v0", "netns", pod.name)
     topology.sh("ip", "-n", pod.name, "link", "set", "ens1f0v0", "name", "net1")
     topology.sh("ip", "-n", pod.name, "link", "set", "net1", "address", POD_MAC, "up")
-    assert _pf_view(pf) != before_pf
+    assert _pf_view(node, pf) != before_pf
     cid = "legacy-" + topology.unique("c")
     cache = {"OrigVfState": {"HostIFName": "ens1f0v0", "SpoofChk": bool(before_pf["spoofchk"]),
                              "Trust": bool(before_pf["trust"]), "AdminMAC": before_pf["mac"],
                              "EffectiveMAC": before_link["address"], "Vlan": 0, "VlanQoS": 0, "VlanProto": 33024,
                              "MinTxRate": 0, "MaxTxRate": 0, "LinkState": 0, "MTU": before_link["mtu"]},
-             "Master": pf.ifname, "MAC": POD_MAC, "MTU": before_link["mtu"], "VFID": 0, "cniVersion": "1.0.0",
+             "Master": pf, "MAC": POD_MAC, "MTU": before_link["mtu"], "VFID": 0, "cniVersion": "1.0.0",
              "deviceID": vf, "dns": {}, "name": "sriov-net", "type": "sriov", "vlan": 100, "vlanQoS": 3,
              "vlanProto": "802.1q", "spoofchk": "off", "trust": "on", "min_tx_rate": None, "max_tx_rate": None,
              "runtimeConfig": {}, "logLevel": "", "logFile": ""}
@@ -80,7 +73,7 @@ def test_our_del_restores_the_pf_side_of_a_sriov_cni_pod(vf_node, pod):
             "spoofchk": "off", "trust": "on", "mac": POD_MAC}
     r = run_plugin("sriov", "DEL", conf, netns=pod.path, container_id=cid, node=node, extra_env=pci.env)
     assert r.code == 0, r.stdout + r.stderr
-    assert _pf_view(pf) == before_pf
+    assert _pf_view(node, pf) == before_pf
     back = guest.link("ens1f0v0", node.name)
     assert back is not None and back["address"] == before_link["address"] and "UP" not in back["flags"]
     assert guest.link("net1", pod.name) is None
