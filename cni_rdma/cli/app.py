@@ -7,7 +7,7 @@ Shell completion: `eval "$(_CNI_RDMA_COMPLETE=bash_source cni-rdma)"` (zsh_sourc
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
@@ -382,7 +382,7 @@ def ipam_ls(network: Optional[str], state_dir: str, ipam_dir: str, cache_dir: st
     res = ns.reservations(ipam_dir, cache_dir, ns.plugin_records(state_dir), network)
     if network and network not in res:
         raise CliError(f"no host-local reservations for network {network!r} in {ipam_dir}")
-    out = []
+    out: list[dict[str, Any]] = []
     for net, rows in res.items():
         ranges = ns.network_ranges(conf_dir, net)
         used = [r for r in rows if "ip" in r]

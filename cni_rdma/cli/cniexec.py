@@ -185,7 +185,8 @@ def _plugin_error(code: int, stdout: bytes, stderr: bytes) -> str:
         err = json.loads(stdout)
         msg, details = str(err.get("msg", "")), str(err.get("details", "") or "")
     except (ValueError, AttributeError):
-        return f"netplugin failed but error parsing its diagnostic message {json.dumps(stdout.decode(errors='replace'))}"
+        raw = json.dumps(stdout.decode(errors="replace"))
+        return f"netplugin failed but error parsing its diagnostic message {raw}"
     return msg + (f"; {details}" if details else "")
 
 
@@ -215,7 +216,8 @@ def _build(nl: NetworkList, plugin: dict, prev: Optional[dict], rt: Optional[Run
     if prev is not None:
         conf["prevResult"] = prev
     if rt is not None and rt.cap_args:
-        caps = plugin.get("capabilities") if isinstance(plugin.get("capabilities"), dict) else {}
+        raw_caps = plugin.get("capabilities")
+        caps: dict[str, Any] = raw_caps if isinstance(raw_caps, dict) else {}
         rc = {k: rt.cap_args[k] for k, on in caps.items() if on is True and k in rt.cap_args}
         if rc:
             conf["runtimeConfig"] = rc
@@ -366,7 +368,8 @@ def cached_attachments(cache_dir: str, network: str) -> list[dict]:
             continue
         if not entry or entry.get("kind") != CACHE_KIND or entry.get("networkName") != network:
             continue
-        result = entry.get("result") if isinstance(entry.get("result"), dict) else {}
+        raw_result = entry.get("result")
+        result: dict[str, Any] = raw_result if isinstance(raw_result, dict) else {}
         sandboxes = [i.get("sandbox") for i in result.get("interfaces") or [] if isinstance(i, dict)]
         netns = next((s for s in sandboxes if s), "")
         out.append({"containerID": entry.get("containerId", ""), "ifname": entry.get("ifName", ""),

@@ -67,7 +67,7 @@ def scan_confs(conf_dir: str) -> tuple[list[dict[str, Any]], list[str]]:
             problems.append(f"{one_line(path)}: \"plugins\" is not a list")
             continue
         plugins = [p for p in plugins if isinstance(p, dict)]
-        ipams = [p.get("ipam") for p in plugins if isinstance(p.get("ipam"), dict)]
+        ipams: list[dict[str, Any]] = [p["ipam"] for p in plugins if isinstance(p.get("ipam"), dict)]
         nets.append({"file": path, "name": raw.get("name"), "types": [str(p.get("type")) for p in plugins],
                      "ipam": [str(i.get("type")) for i in ipams], "ipam_conf": ipams})
     return nets, problems
@@ -365,16 +365,16 @@ def check_cluster_ipam(nets: list[dict[str, Any]]) -> dict[str, Any]:
     for n in nets:
         for ipam in n["ipam_conf"]:
             if ipam.get("type") == "cluster-ipam":
-                etcd = ipam.get("etcd") if isinstance(ipam.get("etcd"), dict) else {}
+                etcd: Any = ipam.get("etcd") if isinstance(ipam.get("etcd"), dict) else {}
                 if "endpoints" not in etcd:  # the node-local etcd config file (cluster-ipam's default)
-                    path = etcd.get("configFile") if isinstance(etcd.get("configFile"), str) else ETCD_CONFIG
+                    path: str = etcd["configFile"] if isinstance(etcd.get("configFile"), str) else ETCD_CONFIG
                     try:
                         etcd = read_json(path)
                     except CliError as e:
                         errors.append(f"{n['name']}: {e.message}")
                         continue
                     etcd = etcd if isinstance(etcd, dict) else {}
-                eps = etcd.get("endpoints") if isinstance(etcd.get("endpoints"), list) else []
+                eps: list[Any] = etcd["endpoints"] if isinstance(etcd.get("endpoints"), list) else []
                 endpoints[str(n["name"])] = [str(e) for e in eps]
     if not endpoints and not errors:
         return check("cluster-ipam", OK, "no cluster-ipam network configured here")
@@ -394,6 +394,7 @@ def check_cluster_ipam(nets: list[dict[str, Any]]) -> dict[str, Any]:
 def run(p: Paths, mode: Optional[str], backend: str) -> dict[str, Any]:
     inv = inventory.collect(p.sysfs, backend)
     nets, problems = scan_confs(p.conf_dir)
+    want: Optional[str]
     if mode:
         want, why = mode, "--mode"
     else:

@@ -67,7 +67,7 @@ class UdevBackend(Backend):
         import pyudev  # only here: the sysfs path must work where libudev is missing
 
         self.context = pyudev.Context()  # raises ImportError/OSError when libudev cannot be loaded
-        self._hwdb = None
+        self._hwdb: Any = None  # the udev_hwdb handle; False once it proved unavailable
 
     def _hwdb_props(self, modalias: str) -> dict[str, str]:
         """The hardware database entries for a modalias (udevadm hwdb --test=MODALIAS)."""

@@ -2,9 +2,6 @@
 (so a click or pyudev module missing from the bundle fails here)."""
 from __future__ import annotations
 
-import os
-
-from tests import topology
 from tests.cli.helpers import cli, cli_path
 
 

@@ -8,8 +8,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from cni_rdma.cli.cniexec import container_id_for
 from tests import topology
 from tests.cli.helpers import Run, assert_one_line_error, cli_path
