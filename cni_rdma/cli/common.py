@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 from typing import Any, Optional
 
@@ -37,32 +36,13 @@ def one_line(text: Any) -> str:
 
 
 def read_file(path: str, limit: int = MAX_CONF_BYTES) -> bytes:
-    """A regular file's bytes, never following a final symlink, never blocking (FIFO), bounded."""
+    """A regular file's bytes, never following a final symlink, never blocking (FIFO), bounded (safefile)."""
+    from cni_rdma import safefile
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return safefile.read(path, limit)
     except OSError as e:
-        raise CliError(f"cannot read {one_line(path)}: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CliError(f"cannot read {one_line(path)}: not a regular file")
-        if st.st_size > limit:
-            raise CliError(f"cannot read {one_line(path)}: larger than {limit} bytes")
-        chunks, left = [], limit + 1
-        while left > 0:
-            b = os.read(fd, min(left, 65536))
-            if not b:
-                break
-            chunks.append(b)
-            left -= len(b)
-        data = b"".join(chunks)
-        if len(data) > limit:
-            raise CliError(f"cannot read {one_line(path)}: larger than {limit} bytes")
-        return data
-    except OSError as e:
-        raise CliError(f"cannot read {one_line(path)}: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
+        raise CliError(f"cannot read {one_line(path)}: {one_line(safefile.describe(e))}") from None
 
 
 def read_json(path: str) -> Any:

@@ -2,13 +2,7 @@
 import pytest
 
 from tests import topology
-
-
-@pytest.fixture
-def node():
-    n = topology.make_node()
-    yield n
-    topology.netns_del(n.name)
+from tests.netns.conftest import node  # noqa: F401  (the host tier's node netns: eth0 is the macvlan master)
 
 
 @pytest.fixture
