@@ -146,6 +146,7 @@ def run_plugin(
     path: str | None = None,
     extra_env: dict | None = None,
     timeout: float = 60,
+    cwd: str | None = None,
 ) -> PluginRun:
     """Run one plugin as a real process, as kubelet/libcni would; inside the node netns if given."""
     if isinstance(config, dict):
@@ -168,7 +169,7 @@ def run_plugin(
     cmd = [str(bin_dir() / plugin)]
     if node is not None:
         cmd = ["nsenter", f"--net={node.path}", *cmd]
-    p = subprocess.run(cmd, input=stdin, env=env, capture_output=True, timeout=timeout)
+    p = subprocess.run(cmd, input=stdin, env=env, capture_output=True, timeout=timeout, cwd=cwd)
     return PluginRun(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
 
 
