@@ -136,6 +136,7 @@ def create(netns: str, ifname: str, make: Callable, in_container: bool) -> Link:
         finally:
             os.close(fd)
     try:
+        faults.point("made")  # the kill window: created under the temp name, not yet renamed
         return in_netns(netns, _rename, tmp, ifname)
     except BaseException:
         # _rename removes the link on a netlink refusal; any other failure must not leave the temp-named

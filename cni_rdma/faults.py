@@ -1,7 +1,8 @@
 """Test-only fault injection: fail an ADD right after a named step, to prove the rollback.
 
 `CNI_RDMA_TEST_FAULT=<step>` in a plugin's environment makes `point(<step>)` raise; it is read once
-at import and each point costs one string comparison. Steps: "created" (link in the pod),
+at import and each point costs one string comparison. Steps: "made" (child link in the pod under its temp
+name, not yet renamed), "created" (link in the pod),
 "ipam" (IPAM ADD done), "addresses", "routes" (ipconfig), "result" (just before the result).
 Real failures (name clash, bad route, DAD, exhausted range) are tested too; this covers the steps
 that the kernel cannot be made to fail on demand.

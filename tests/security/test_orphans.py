@@ -66,3 +66,17 @@ def test_add_then_del_leaves_the_pod_as_it_was(node, pod):
     assert not [n for n in link_names(pod.name) if n.startswith("crn")]
     assert macvlan("DEL", node, pod.path).code == 0
     assert link_names(pod.name) == before
+
+
+def test_add_killed_between_create_and_rename_is_swept_by_del(node, pod):
+    # A real kill -9 in the window (fault point "made"): the temp-named link stays in the pod, DEL removes it.
+    before = link_names(pod.name)
+    r = macvlan("ADD", node, pod.path, extra_env={"CNI_RDMA_TEST_FAULT": "made!kill"})
+    assert r.code == -9
+    left = [n for n in link_names(pod.name) if n not in before]
+    assert len(left) == 1 and left[0].startswith("crn"), left
+    assert macvlan("DEL", node, pod.path).code == 0
+    assert link_names(pod.name) == before
+    # A plain failure at the same point removes its own link at once.
+    r = macvlan("ADD", node, pod.path, extra_env={"CNI_RDMA_TEST_FAULT": "made"})
+    assert r.code == 1 and link_names(pod.name) == before
