@@ -317,8 +317,12 @@ class Store:
             if e.errno != errno.EXDEV:
                 self._broken = True
                 raise _io_error(f"cannot record the last reserved address in {self.path}", e) from None
-            fd = os.open(f"{LAST_PREFIX}{idx}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o644, dir_fd=self.net)
+            try:  # a planted FIFO must not block the write (safefile: O_NONBLOCK, regular-file check)
+                fd = safefile.open_regular(f"{LAST_PREFIX}{idx}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                           dir_fd=self.net, mode=0o644)
+            except OSError as e2:
+                self._broken = True
+                raise _io_error(f"cannot record the last reserved address in {self.path}", e2) from None
             try:
                 os.write(fd, ip.encode())
             finally:
