@@ -257,6 +257,7 @@ class Fabric:
         topology.sh("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge")
         topology.sh("ip", "-n", self.switch, "link", "set", "br0", "up")
         self.nodes: list[topology.Node] = []
+        self.host_ports: list[str] = []
 
     def add_node(self, addr: str) -> topology.Node:
         name = topology.unique("e2e-node")
@@ -271,7 +272,19 @@ class Fabric:
         self.nodes.append(node)
         return node
 
+    def add_host_port(self, addr: str) -> str:
+        """A port of the switch in the initial netns (unique name), for services the test runs there."""
+        name = f"e2e{uuid.uuid4().hex[:8]}"
+        topology.sh("ip", "link", "add", name, "type", "veth", "peer", "name", "hostport", "netns", self.switch)
+        topology.sh("ip", "-n", self.switch, "link", "set", "hostport", "master", "br0", "up")
+        topology.sh("ip", "addr", "add", addr, "dev", name)
+        topology.sh("ip", "link", "set", name, "up")
+        self.host_ports.append(name)
+        return name
+
     def close(self) -> None:
+        for name in self.host_ports:
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
         for n in self.nodes:
             topology.netns_del(n.name)
         topology.netns_del(self.switch)
@@ -285,6 +298,7 @@ def versions() -> dict[str, str]:
             return "absent"
 
     pkgs = ("containerd", "podman", "runc", "golang-go", "golang-github-appc-cni-dev", "containernetworking-plugins",
+            "etcd-server",
             "busybox-static", "rdma-core", "ibverbs-utils", "perftest")
     out = {p: first(["dpkg-query", "-W", "-f=${Version}", p]) for p in pkgs}
     return out

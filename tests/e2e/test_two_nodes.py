@@ -6,9 +6,12 @@ subnet). A pod on A and a pod on B reach each other across the switch; DEL on ea
 from __future__ import annotations
 
 import ipaddress
+import json
 import subprocess
 import time
+import uuid
 
+from tests import topology
 from tests.e2e import runtimes
 
 SUBNET = "10.64.0.0/24"
@@ -75,3 +78,54 @@ def test_containerd_node_and_podman_node_share_one_l2(fabric, jail, containerd, 
     for net in ("e2e-l2-a", "e2e-l2-b"):
         left = jail.leftovers(net)
         assert all(v == [] for v in left.values()), (net, left)
+
+
+def test_two_nodes_one_cluster_ipam_pool(fabric, driver, tmp_path):
+    """The seed deployments' model: one address pool shared by every node. Each node runs its own libcni
+    invocation (the e2e driver in its netns, its own NETCONFPATH and cache) with cluster-ipam on one etcd,
+    reached over the L2 the nodes share; pods on both nodes get distinct addresses of one subnet and ping."""
+    from tests.etcd.cluster import EtcdCluster
+
+    nodes = [fabric.add_node("198.18.66.1/24"), fabric.add_node("198.18.66.2/24")]
+    fabric.add_host_port("198.18.66.250/24")  # etcd and the test's own reads live in the initial netns
+    etcd = EtcdCluster(size=1, host="198.18.66.250").up()
+    pods = [topology.make_pod(), topology.make_pod()]
+    try:
+        prefix = f"/e2e-{uuid.uuid4().hex[:8]}"
+        ipam = {"type": "cluster-ipam", "etcd": etcd.etcd_conf(prefix=prefix),
+                "ranges": [[{"subnet": "10.66.0.0/24"}]]}
+        drivers, results = [], []
+        for i, (node, pod) in enumerate(zip(nodes, pods)):
+            d = runtimes.Driver(driver.exe, tmp_path / f"netconf-{i}", driver.bin_dir, tmp_path / f"cache-{i}")
+            d.conf_dir.mkdir()
+            conf = {"cniVersion": "1.0.0", "name": "e2e-cipam", "plugins": [
+                {"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {**ipam, "nodeName": f"node-{i}"}}]}
+            (d.conf_dir / "e2e-cipam.conflist").write_text(json.dumps(conf))
+            r = d("add", "e2e-cipam", pod.path, container_id=f"cipam-{i}", node_netns=node.path)
+            assert r.returncode == 0, r.stderr
+            drivers.append(d)
+            results.append(json.loads(r.stdout)["ips"][0]["address"].split("/")[0])
+        assert results[0] != results[1] and all(ipaddress.ip_address(a) in ipaddress.ip_network("10.66.0.0/24")
+                                                 for a in results)
+        pool = {"ipam": ipam, "name": "e2e-cipam"}
+        assert sorted(allocations(etcd, pool)) == sorted(results)
+        ping = topology.sh(str(runtimes.BUSYBOX), "ping", "-c", "2", "-W", "2", results[1], netns=pods[0].name,
+                           check=False)
+        assert " 0% packet loss" in ping, ping
+        for i, (node, pod) in enumerate(zip(nodes, pods)):
+            d = drivers[i]
+            assert d("del", "e2e-cipam", pod.path, container_id=f"cipam-{i}", node_netns=node.path).returncode == 0
+        assert allocations(etcd, pool) == {}
+    finally:
+        for p in pods:
+            topology.netns_del(p.name)
+        etcd.destroy()
+
+
+def allocations(etcd, conf: dict) -> dict[str, str]:
+    """ip -> owner over the pool's blocks in etcd (cluster-ipam's layout, as tests/etcd reads it)."""
+    pool = conf["ipam"].get("pool") or conf["name"]
+    out: dict[str, str] = {}
+    for value in etcd.range_prefix(f"{conf['ipam']['etcd']['prefix']}/pools/{pool}/blocks/").values():
+        out.update(json.loads(value)["alloc"])
+    return out
