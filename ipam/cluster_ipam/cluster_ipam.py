@@ -95,7 +95,9 @@ def connect(conf: ClusterConf) -> etcd.Client:
 
 
 def etcd_failure(conf: ClusterConf, err: etcd.EtcdError, code: int = TRY_AGAIN_LATER) -> CniError:
-    if isinstance(err, etcd.Refused) and err.grpc_code in (7, 16):  # permission denied, unauthenticated
+    if isinstance(err, etcd.Refused) and (err.grpc_code in (7, 16) or "user name" in str(err)
+                                          or "authentication failed" in str(err)):
+        # permission denied, unauthenticated, or auth on and no credentials given ("user name is empty")
         field = "ipam.etcd.username" if conf.etcd.source == "ipam.etcd" else f"{conf.etcd.source}:.username"
         return config_error(field, str(err))
     return CniError(code, f"cluster-ipam pool {conf.pool!r}: {err}")
