@@ -38,11 +38,10 @@ if TYPE_CHECKING:
 from cni_rdma import faults, netns
 from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE
 from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
+from cni_rdma.netlink.rtmsg import ARPHRD_INFINIBAND
 from cni_rdma.sysfs import Sysfs, VfInfo, normalize_pci
 
 from .vfstate import OrigVfState, VfState
-
-ARPHRD_INFINIBAND = 32  # ifi_type of an IPoIB netdev (and of an InfiniBand PF)
 
 # Sleeps between the attempts of a MAC change: 20 attempts, 100 ms apart (sriov-cni's schedule).
 MAC_RETRY_SLEEPS = (0.1,) * 19
@@ -209,6 +208,8 @@ class NetlinkVfManager(VfManager):
             self._set_pf(st, st.applied)
         except (CniError, NetlinkError) as e:
             raise _context(f"configuring VF {st.vf_id} of {st.pf}", e) from None
+        if "node_guid" in st.applied and not st.dpdk:
+            rebind_vf(self.sysfs, st.device_id)  # the netdev is re-created: move_in finds it again
 
     def _set_pf(self, st: VfState, settings: dict) -> None:
         """vf_set through the PF; the admin MAC last, retried until the PF reports it."""
@@ -234,10 +235,22 @@ class NetlinkVfManager(VfManager):
         """Down, then into the pod under the temporary name, in one message: the host never sees a rename."""
         from cni_rdma.netlink.rtnl import Rtnl
 
-        index = st.orig.host_index
         with Rtnl() as nl:
+            index = self._host_index(nl, st)
             nl.link_set(index, up=False)
             nl.link_set(index, name=st.tmp_name, netns_fd=pod_fd)
+
+    def _host_index(self, nl: Rtnl, st: VfState) -> int:
+        """The VF netdev in the host now: the snapshot's, or, when a driver rebind (a new IB GUID) re-created
+        it under a new index and maybe a new name, the one sysfs names for the VF."""
+        with contextlib.suppress(LinkNotFound):
+            link = nl.link_get(index=st.orig.host_index)
+            if _is_this_vf(link, st):
+                return link.index
+        for name in self.sysfs.netdevs(st.device_id):
+            with contextlib.suppress(LinkNotFound):
+                return nl.link_get(name=name).index
+        raise CniError(IO_FAILURE, f"VF {st.device_id}: its netdev {st.orig.host_ifname} is no longer in the host")
 
     def setup_in_pod(self, st: VfState, pod_fd: int, up: bool) -> PodLink:
         return netns.in_netns_fd(pod_fd, _setup_here, st.tmp_name, st.ifname, st.want_mac, st.want_mtu, up,
@@ -310,6 +323,8 @@ class NetlinkVfManager(VfManager):
                 self.log.warning(f"PF {st.pf} no longer has VF {st.vf_id} (sriov_numvfs lowered?); nothing to reset")
                 return
         self._set_pf(st, back)
+        if "node_guid" in back and not st.dpdk:
+            rebind_vf(self.sysfs, st.device_id)  # the netdev reappears in the host: found there by sysfs
 
     def _find_in_host(self, st: VfState) -> Optional[int]:
         """The VF netdev in the host: where sysfs says, or under any name an interrupted ADD or a dying
@@ -466,6 +481,26 @@ def _restore_host_netdev(nl: Rtnl, index: int, st: VfState, log: Logger) -> None
                 nl.link_altname_add(index, alt)
     if orig.up:
         nl.link_set(index, up=True)
+
+
+def rebind_vf(sysfs: Sysfs, device_id: str) -> None:
+    """Unbind and bind the VF's driver, as ib-sriov-cni does after a GUID change (sriovnet UnbindVf/BindVf):
+    mlx5 applies a VF's new node/port GUID only when the VF is probed again. The VF netdev (and RDMA
+    device) are destroyed and re-created in the host netns."""
+    driver = sysfs.driver(device_id)
+    if not driver:
+        return  # nothing bound: the next probe takes the GUID anyway
+    for op in ("unbind", "bind"):
+        path = sysfs.path("bus", "pci", "drivers", driver, op)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, device_id.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise CniError(IO_FAILURE, f"VF {device_id}: driver {driver} {op} failed (applying the IB GUID)",
+                           e.strerror or str(e)) from None
 
 
 def _original_guids(orig: OrigVfState, hwaddr: Optional[str], applied: dict) -> None:

@@ -76,12 +76,12 @@ def test_ipv6_addresses_survive_a_link_bounce(node, pod, tmp_path):
 # ------------------------------------------------------------------ DAD
 _SEND = r"""
 import socket, sys
-addr = sys.argv[1]
+addr = sys.stdin.readline().strip()  # started before the ADD: no process start-up inside the DAD window
 flags = next(int(l.split()[4], 16) for l in open("/proc/net/if_inet6")
              if socket.inet_pton(socket.AF_INET6, addr).hex() == l.split()[0])
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.bind((addr, 0))
-s.sendto(b"hello from the pod", (sys.argv[2], int(sys.argv[3])))
+s.sendto(b"hello from the pod", (sys.argv[1], int(sys.argv[2])))
 print(flags)
 """
 
@@ -102,12 +102,13 @@ def test_optimistic_dad_address_usable_the_moment_add_returns(node, pod, tmp_pat
                             stdout=subprocess.PIPE, text=True)
     try:
         port = recv.stdout.readline().strip()
+        sender = subprocess.Popen(["ip", "netns", "exec", pod.name, "python3", "-c", _SEND, "fd00:9::1", port],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         r = ok(run("ADD", dual(tmp_path), node, pod))
         v6 = next(ip["address"].split("/")[0] for ip in r["ips"] if ":" in ip["address"])
-        sent = subprocess.run(["ip", "netns", "exec", pod.name, "python3", "-c", _SEND, v6, "fd00:9::1", port],
-                              capture_output=True, text=True, timeout=30)
-        assert sent.returncode == 0, sent.stderr
-        flags = int(sent.stdout)
+        out, err_ = sender.communicate(v6 + "\n", timeout=30)
+        assert sender.returncode == 0, err_
+        flags = int(out)
         # Bound and sent while DAD was still running: a plain tentative address refuses bind (EADDRNOTAVAIL).
         assert flags & IFA_F_TENTATIVE and flags & IFA_F_OPTIMISTIC, hex(flags)
         out, _ = recv.communicate(timeout=30)

@@ -4,9 +4,12 @@ rdmaIsolation moves the VF's RDMA device after the netdev (intent recorded first
 The kernel side cannot be exercised here or in the VM: no InfiniBand device exists (see the notes)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from cni_rdma.errors import CniError
+from cni_rdma.netlink.errors import NetlinkError
 from plugins.sriov import infiniband, sriov, vfmanager
 from plugins.sriov.vfstate import OrigVfState
 from tests.unit.test_sriov_commands import FakeVf, env, req  # noqa: F401  (env is a fixture)
@@ -53,7 +56,7 @@ def test_rdma_isolation_after_the_netdev_with_the_intent_recorded_first(ib):
 
 def test_rdma_isolation_failure_rolls_back(ib):
     ib.fake.fail = {"isolate_rdma"}
-    with pytest.raises(CniError):
+    with pytest.raises((CniError, NetlinkError)):  # the fake fails the way a netlink call does
         sriov.add(req(ib, rdmaIsolation=True))
     assert ib.fake.calls[-1] == "restore" and ib.store.read(ib.name) is None
     assert ib.fake.vf["where"] == "host"
@@ -88,3 +91,27 @@ def test_original_guids_reported_else_from_the_ipoib_address_else_all_ones():
     untouched = OrigVfState()
     vfmanager._original_guids(untouched, ipoib, {"vlan": 1})
     assert untouched.node_guid is None
+
+
+def test_rebind_writes_the_vf_address_to_unbind_then_bind(ib):
+    """ib-sriov-cni's RebindVf (sriovnet UnbindVf/BindVf), over the fake PCI tree's driver directory."""
+    from cni_rdma.sysfs import Sysfs
+
+    drv = ib.pci.root / "bus" / "pci" / "drivers" / Sysfs(str(ib.pci.root)).driver(ib.vf)
+    seen = []
+    for op in ("unbind", "bind"):
+        (drv / op).write_text("")
+    real_open = os.open
+
+    def spy(path, flags, *a, **kw):
+        if str(path).startswith(str(drv)):
+            seen.append(os.path.basename(path))
+        return real_open(path, flags, *a, **kw)
+
+    os.open = spy
+    try:
+        vfmanager.rebind_vf(Sysfs(str(ib.pci.root)), ib.vf)
+    finally:
+        os.open = real_open
+    assert seen == ["unbind", "bind"]
+    assert (drv / "unbind").read_text() == ib.vf and (drv / "bind").read_text() == ib.vf
