@@ -90,9 +90,9 @@ def require_ethernet(master: Link) -> None:
     """macvlan needs an Ethernet master (the kernel answers a bare EINVAL otherwise): say why, and what works."""
     if master.link_type == ARPHRD_INFINIBAND:
         raise config_error("master", f"{q(master.name)} is an InfiniBand (IPoIB) interface and macvlan needs "
-                           "Ethernet MAC addresses: use the ipvlan plugin on it (IPoIB children share the "
-                           "port's address; upstream kernels accept ipvlan over IPoIB only with NVIDIA's "
-                           "enhanced IPoIB driver) or give the pod an InfiniBand VF with the sriov plugin")
+                           "Ethernet MAC addresses: use the ipvlan plugin on it where the kernel takes ipvlan "
+                           "over IPoIB (NVIDIA's MLNX_OFED drivers; upstream ipvlan also wants an Ethernet "
+                           "master), or give the pod an InfiniBand VF with the sriov plugin")
     if master.link_type != ARPHRD_ETHER or master.flags & IFF_LOOPBACK:
         raise config_error("master", f"{q(master.name)} is not an Ethernet interface (link type "
                            f"{master.link_type}); macvlan needs an Ethernet master")
