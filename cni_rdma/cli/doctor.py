@@ -18,7 +18,11 @@ from . import inventory
 from .common import CliError, list_dir, one_line, read_file, read_json
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-CORE_MODULES = ("ib_core", "ib_uverbs", "rdma_ucm")
+# ib_umad: the umad/issm nodes the RDMA device plugins mount ('RDMA device "issm" not found' without it)
+CORE_MODULES = ("ib_core", "ib_uverbs", "rdma_ucm", "ib_umad")
+# /dev/infiniband node classes per RDMA device, as the device plugins (rdmamap) look them up
+CHAR_CLASSES = (("infiniband_verbs", "uverbs", "ib_uverbs"), ("infiniband_mad", "umad", "ib_umad"),
+                ("infiniband_mad", "issm", "ib_umad"))
 MELLANOX = "15b3"
 SHARED_TYPES = frozenset({"macvlan", "ipvlan"})
 EXCLUSIVE_TYPES = frozenset({"sriov", "rdma", "ib-sriov"})
@@ -233,18 +237,38 @@ def check_dev_infiniband(p: Paths, inv: dict[str, Any]) -> dict[str, Any]:
     if not os.path.isdir(p.dev_dir):
         status = FAIL if devs else WARN
         return check("dev-infiniband", status, f"{p.dev_dir} is missing: pods cannot open verbs devices",
-                     "modprobe -a ib_uverbs rdma_ucm")
-    entries = list_dir(p.dev_dir)
-    missing = []
+                     "modprobe -a ib_uverbs rdma_ucm ib_umad")
+    entries = set(list_dir(p.dev_dir))
+    missing, modules = [], []
     if "rdma_cm" not in entries:
         missing.append("rdma_cm")
-    uverbs = [e for e in entries if e.startswith("uverbs")]
-    if len(uverbs) < len(devs):
-        missing.append(f"uverbs ({len(uverbs)} for {len(devs)} RDMA devices)")
+        modules.append("rdma_ucm")
+    per_dev = char_devices(p.sysfs)
+    for d in devs:
+        nodes = per_dev.get(d["name"], {})
+        for _, prefix, module in CHAR_CLASSES:
+            node = nodes.get(prefix)
+            if node is None or node not in entries:
+                missing.append(f"{prefix} of {d['name']}" + (f" ({node})" if node else ""))
+                modules.append(module)
+    found = ", ".join(sorted(entries)) or "empty"
     if missing:
-        return check("dev-infiniband", WARN, f"{p.dev_dir} lacks {', '.join(missing)}",
-                     "modprobe -a ib_uverbs rdma_ucm", entries=entries)
-    return check("dev-infiniband", OK, f"{p.dev_dir}: {', '.join(entries) or 'empty'}", entries=entries)
+        # the device plugins refuse such a device: 'RDMA device "issm" not found'
+        return check("dev-infiniband", FAIL if devs else WARN, f"{p.dev_dir} lacks {', '.join(missing)}",
+                     f"modprobe -a {' '.join(dict.fromkeys(modules))}", entries=sorted(entries))
+    return check("dev-infiniband", OK, f"{p.dev_dir}: {found}", entries=sorted(entries))
+
+
+def char_devices(sysfs: Sysfs) -> dict[str, dict[str, str]]:
+    """RDMA device -> {"uverbs": "uverbs0", "umad": "umad0", "issm": "issm0"} from the char device classes."""
+    out: dict[str, dict[str, str]] = {}
+    for cls, prefix, _ in CHAR_CLASSES:
+        for node in list_dir(sysfs.path("class", cls)):
+            if node.startswith(prefix):
+                ibdev = sysfs.read(sysfs.path("class", cls, node, "ibdev"))
+                if ibdev:
+                    out.setdefault(ibdev, {}).setdefault(prefix, node)
+    return out
 
 
 def _ours(path: str) -> Optional[bool]:

@@ -62,7 +62,7 @@ def _not_ok(rep) -> dict:
 
 def test_doctor_exclusive_node_healthy_then_broken_one_check_at_a_time(node_dirs, rdma_exclusive, make_rxe,
                                                                        netdevsim_pf):
-    guest.modprobe("ib_core", "ib_uverbs", "rdma_ucm")
+    guest.modprobe("ib_core", "ib_uverbs", "rdma_ucm", "ib_umad")
     # no RDMA device yet: exclusive NADs cannot work
     if not guest.rdma_dev_names():
         rep = doctor(node_dirs, "--mode", "exclusive")
@@ -99,16 +99,27 @@ def test_doctor_exclusive_node_healthy_then_broken_one_check_at_a_time(node_dirs
 
     # /dev/infiniband missing while RDMA devices exist
     c = doctor(node_dirs, "--dev-dir", str(node_dirs / "no-dev"))["by"]["dev-infiniband"]
-    assert c["status"] == "fail" and c["fix"] == "modprobe -a ib_uverbs rdma_ucm"
+    assert c["status"] == "fail" and c["fix"] == "modprobe -a ib_uverbs rdma_ucm ib_umad"
 
     # a module unloaded: rdma_ucm (nothing uses it here)
     subprocess.run(["modprobe", "-r", "rdma_ucm"], check=True)
     try:
         rep = doctor(node_dirs)
         assert rep["by"]["modules"]["status"] == "fail" and "rdma_ucm" in rep["by"]["modules"]["summary"]
-        assert rep["by"]["dev-infiniband"]["status"] == "warn" and "rdma_cm" in rep["by"]["dev-infiniband"]["summary"]
+        c = rep["by"]["dev-infiniband"]
+        assert c["status"] == "fail" and "rdma_cm" in c["summary"] and c["fix"] == "modprobe -a rdma_ucm"
     finally:
         guest.modprobe("rdma_ucm")
+
+    # no ib_umad: the device plugins' 'RDMA device "issm" not found' (the seeds' failure), seen before they run
+    subprocess.run(["modprobe", "-r", "ib_umad"], check=True)
+    try:
+        rep = doctor(node_dirs)
+        assert rep["by"]["modules"]["status"] == "fail" and "ib_umad" in rep["by"]["modules"]["summary"]
+        c = rep["by"]["dev-infiniband"]
+        assert c["status"] == "fail" and f"issm of {rxe.name}" in c["summary"] and c["fix"] == "modprobe -a ib_umad"
+    finally:
+        guest.modprobe("ib_umad")
 
     # shared NADs on an exclusive node: runtime mode fails; the boot option (netns_mode=0) warns too
     rep = doctor(node_dirs, "--mode", "shared")
@@ -130,7 +141,7 @@ def test_doctor_exclusive_node_healthy_then_broken_one_check_at_a_time(node_dirs
 
 
 def test_doctor_shared_mode_and_both_backends(node_dirs, rdma_exclusive, make_rxe):
-    guest.modprobe("ib_core", "ib_uverbs", "rdma_ucm")
+    guest.modprobe("ib_core", "ib_uverbs", "rdma_ucm", "ib_umad")
     rxe = make_rxe()
     guest.set_rdma_netns_mode("shared")  # works while no netns but the initial one exists
     rep = doctor(node_dirs, "--mode", "shared")
