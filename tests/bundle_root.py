@@ -33,6 +33,13 @@ def is_frozen() -> bool:
 frozen_only = pytest.mark.skipif("not is_frozen()", reason="CNI_TEST_BIN_DIR holds dev launchers, not the bundle")
 
 
+def bundle_arch() -> tuple[str, str]:
+    """(Debian arch, multiarch triplet) of the bundle under test, from its ELF e_machine (amd64 or arm64)."""
+    with open(bundle_exe(), "rb") as f:
+        machine = int.from_bytes(f.read(20)[18:20], "little")
+    return {0x3E: ("amd64", "x86_64-linux-gnu"), 0xB7: ("arm64", "aarch64-linux-gnu")}[machine]
+
+
 def add_mountpoints(root: Path) -> None:
     for d in MOUNTPOINTS:
         (root / d).mkdir(parents=True, exist_ok=True)

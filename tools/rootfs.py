@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A cached Debian userland for the frozen tier: `debootstrap --variant=minbase <suite>` once, reused after.
 
-    python3 tools/rootfs.py [--suite bullseye] [--arch amd64]     # prints the rootfs path
+    python3 tools/rootfs.py [--suite bullseye] [--arch amd64] [--include pkg,pkg --name NAME]   # prints its path
 
 The bundle is proven against an older glibc than the build machine's (bullseye: 2.31) by running it inside
 this root (tests/netns/test_selfcontained.py). The root lives under ~/.cache/cni-rdma/rootfs/<suite>-<arch>
@@ -30,21 +30,25 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def ensure(suite: str = "bullseye", arch: str = "amd64", quiet: bool = False) -> Path:
-    """The path of a complete <suite>-<arch> root, debootstrapping it first if there is none."""
+def ensure(suite: str = "bullseye", arch: str = "amd64", quiet: bool = False, include: str = "",
+           name: str = "") -> Path:
+    """The path of a complete <suite>-<arch> root (or NAME), debootstrapping it first if there is none. A
+    foreign arch (arm64 on x86) runs its second stage under qemu-user (binfmt with the F flag)."""
     top = cache_dir()
     top.mkdir(parents=True, exist_ok=True)
-    root = top / f"{suite}-{arch}"
-    with open(top / f".{suite}-{arch}.lock", "w") as lock:
+    name = name or f"{suite}-{arch}"
+    root = top / name
+    with open(top / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (root / ".cni-rdma-complete").exists():
             return root
         if not shutil.which("debootstrap"):
             sys.exit("rootfs: debootstrap is not installed (make deps)")
-        tmp = top / f".{suite}-{arch}.tmp"
+        tmp = top / f".{name}.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
-        cmd = ["debootstrap", "--variant=minbase", f"--arch={arch}", suite, str(tmp), MIRROR]
+        cmd = ["debootstrap", "--variant=minbase", f"--arch={arch}", *([f"--include={include}"] if include else []),
+               suite, str(tmp), MIRROR]
         start = time.monotonic()
         if not quiet:
             print(f"rootfs: {' '.join(cmd)} (once; cached in {root})", file=sys.stderr, flush=True)
@@ -67,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="bullseye")
     ap.add_argument("--arch", default="amd64")
+    ap.add_argument("--include", default="", help="extra packages, comma-separated")
+    ap.add_argument("--name", default="", help="cache entry name (default SUITE-ARCH)")
     args = ap.parse_args(argv)
-    print(ensure(args.suite, args.arch))
+    print(ensure(args.suite, args.arch, include=args.include, name=args.name))
     return 0
 
 

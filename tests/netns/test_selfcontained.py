@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from cni_rdma.installer import interp_segment
+from cni_rdma.installer import bundled_loader, interp_segment
 from cni_rdma.version import SUPPORTED
 from tests import topology
-from tests.bundle_root import BIN, LIB, TYPES, add_check_del, bundle_exe, cni_env, frozen_only, install_root
+from tests.bundle_root import BIN, LIB, TYPES, add_check_del, bundle_arch, bundle_exe, cni_env, frozen_only
+from tests.bundle_root import install_root
 from tests.bundle_root import is_frozen  # noqa: F401  (frozen_only's condition)
 from tests.bundle_root import run_in_root
 
@@ -32,7 +33,7 @@ pytestmark = frozen_only
 def bullseye() -> Path:
     from tools import rootfs
 
-    return rootfs.ensure("bullseye", "amd64")
+    return rootfs.ensure("bullseye", bundle_arch()[0])  # arm64 (tools/arm64.py): debootstrap under qemu-user
 
 
 def _roots(kind: str, tmp_path: Path, request) -> tuple[Path, Path | None]:
@@ -48,8 +49,10 @@ def test_the_root_holds_nothing_but_the_bundle(tmp_path):
     assert sorted(os.listdir(root / BIN.lstrip("/"))) == TYPES
     # The installed executable asks for the bundled loader at its installed path (the build's own copy asks
     # for the one in build/): the installer rewrote PT_INTERP in the copy.
-    assert interp_segment(str(root / LIB.lstrip("/") / "cni-rdma"))[2] == f"{LIB}/_internal/lib/ld-linux-x86-64.so.2"
-    assert interp_segment(str(bundle_exe()))[2] == f"{bundle_exe().parent}/_internal/lib/ld-linux-x86-64.so.2"
+    loader = bundled_loader(str(bundle_exe().parent))
+    assert loader == {"amd64": "ld-linux-x86-64.so.2", "arm64": "ld-linux-aarch64.so.1"}[bundle_arch()[0]]
+    assert interp_segment(str(root / LIB.lstrip("/") / "cni-rdma"))[2] == f"{LIB}/_internal/lib/{loader}"
+    assert interp_segment(str(bundle_exe()))[2] == f"{bundle_exe().parent}/_internal/lib/{loader}"
 
 
 def test_a_host_program_does_not_start_in_the_empty_root(node, tmp_path):
@@ -76,7 +79,7 @@ def test_every_type_answers_version_in_the_root(kind, node, tmp_path, request):
 def test_the_loader_maps_only_bundled_objects_over_bullseye(node, tmp_path, bullseye):
     # bullseye's own glibc 2.31 and its /etc/ld.so.cache are in this root: the loader's trace shows which
     # files it maps. Every one is in the bundle: the bootloader, then the re-exec'd Python process.
-    assert (bullseye / "usr/lib/x86_64-linux-gnu/libc-2.31.so").exists()
+    assert (bullseye / "usr/lib" / bundle_arch()[1] / "libc-2.31.so").exists()
     root = install_root(tmp_path / "root")
     # bullseye's env sets LD_DEBUG for our program only (not for the host tools that set up the root).
     p = run_in_root(root, node, ["/usr/bin/env", "LD_DEBUG=libs", f"{BIN}/macvlan"], cni_env("VERSION"),
