@@ -141,8 +141,18 @@ def storm(cluster: EtcdCluster, bindir: Path, nodes: int, pods: int, workers: in
     jobs = [(confs[n], f"s{n}-{i}") for i in range(pods) for n in range(nodes)]
     e0 = etcd_cpu(cluster)
     t = time.perf_counter()
+    done = [0]
+
+    def add(j):
+        r = call(bindir, "cluster-ipam", "ADD", j[0], j[1], stats)
+        done[0] += 1
+        if done[0] % 200 == 0:  # progress, for a loaded machine
+            print(f"<!-- {done[0]} ADDs after {time.perf_counter() - t:.0f} s, load "
+                  f"{open('/proc/loadavg').read().split()[0]} -->", flush=True)
+        return r
+
     with ThreadPoolExecutor(max_workers=workers) as ex:
-        res = list(ex.map(lambda j: call(bindir, "cluster-ipam", "ADD", j[0], j[1], stats), jobs))
+        res = list(ex.map(add, jobs))
     add_wall = time.perf_counter() - t
     add_etcd = etcd_cpu(cluster) - e0
     st = stats_lines(stats)
@@ -185,26 +195,32 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=16)
     ap.add_argument("--skip", default="", help="comma list of: cpu,txn,storm,down")
     args = ap.parse_args()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the etcd members on kill
     skip = set(args.skip.split(","))
     bindirs = {k: ROOT / "build" / d for k, d in (("frozen", "frozen-bin"), ("dev", "dev-bin"))
                if (ROOT / "build" / d / "cluster-ipam").exists()}
     main_bin = next(iter(bindirs.values()))
     cluster = EtcdCluster().up()
     try:
-        out = [f"# cluster-ipam figures ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load "
-               f"{open('/proc/loadavg').read().split()[0]}, {os.cpu_count()} CPUs, etcd 3-member on loopback/tmpfs)", ""]
-        if "cpu" not in skip:
-            out += ["## CPU per call vs host-local", "", *cpu_table(cluster, bindirs, args.rounds), ""]
+        def emit(*lines: str) -> None:
+            print("\n".join(lines), flush=True)
+
+        emit(f"# cluster-ipam figures ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load "
+             f"{open('/proc/loadavg').read().split()[0]}, {os.cpu_count()} CPUs, etcd 3-member on loopback/tmpfs)", "")
         if "txn" not in skip:
-            out += [f"## etcd requests per call ({'frozen' if 'frozen' in bindirs else 'dev'})", "",
-                    *txn_table(cluster, main_bin), ""]
-        if "storm" not in skip:
-            out += ["## Many nodes", "", "| run | ADD wall | DEL wall | latency | etcd requests | etcd |",
-                    "|---|---|---|---|---|---|", *storm(cluster, main_bin, args.nodes, args.pods, args.workers), ""]
+            emit(f"## etcd requests per call ({'frozen' if 'frozen' in bindirs else 'dev'})", "",
+                 *txn_table(cluster, main_bin), "")
+        if "cpu" not in skip:
+            emit("## CPU per call vs host-local", "", *cpu_table(cluster, bindirs, args.rounds), "")
         if "down" not in skip:
-            out += ["## ADD latency with one member down (sequential ADDs)", "",
-                    *member_down(cluster, main_bin, args.rounds), ""]
-        print("\n".join(out))
+            emit("## ADD latency with one member down (sequential ADDs)", "",
+                 *member_down(cluster, main_bin, args.rounds), "")
+        if "storm" not in skip:
+            emit("## Many nodes", "", "| run | ADD wall | DEL wall | latency | etcd requests | etcd |",
+                 "|---|---|---|---|---|---|")
+            emit(*storm(cluster, main_bin, args.nodes, args.pods, args.workers), "")
     finally:
         cluster.destroy()
 
