@@ -25,7 +25,8 @@ from .config import ClusterConf, EtcdConf, etcd_keys, load, read_file
 def _conf_from_file(path: str, node: str) -> tuple[EtcdConf, ClusterConf | None]:
     raw = json.loads(read_file(path, "--config", 1 << 20))
     if isinstance(raw, dict) and "plugins" in raw:  # a conflist: its first plugin using cluster-ipam
-        found = [p for p in raw["plugins"] if isinstance(p, dict) and (p.get("ipam") or {}).get("type") == "cluster-ipam"]
+        found = [p for p in raw["plugins"]
+                 if isinstance(p, dict) and (p.get("ipam") or {}).get("type") == "cluster-ipam"]
         if not found:
             raise SystemExit(f"{path}: no plugin with cluster-ipam in this conflist")
         raw = {"cniVersion": raw.get("cniVersion", "1.1.0"), "name": raw.get("name", ""), **found[0]}
@@ -138,10 +139,12 @@ def render(pools: list[dict], node: str) -> str:
     for p in pools:
         used = sum(b["used"] for b in p["blocks"])
         free = "" if p["free_total"] is None else f", {p['free_total']} free"
-        lines.append(f"pool {p['pool']}: {len(p['blocks'])} blocks, {used} addresses used{free}, {p['records']} records")
+        lines.append(f"pool {p['pool']}: {len(p['blocks'])} blocks, {used} addresses used{free}, "
+                     f"{p['records']} records")
         for b in p["blocks"]:
             free = "?" if b["free"] is None else b["free"]
-            lines.append(f"  block {b['cidr']:<22} node {b['node'] or '(none)':<20} used {b['used']:>5}  free {free:>5}")
+            lines.append(f"  block {b['cidr']:<22} node {b['node'] or '(none)':<20} used {b['used']:>5}  "
+                         f"free {free:>5}")
         for n, count in p["records_per_node"].items():
             lines.append(f"  node {n}: {count} records")
         for s in p["without_live_attachment"]:

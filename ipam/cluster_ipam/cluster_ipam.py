@@ -121,10 +121,10 @@ class Session:
         """The record, the pool's meta and the node's block index in one read; then the node's blocks."""
         p = self.pool
         self.c.reads += 1
+        mine = p.node_affinity_prefix(self.conf.node)
         resp = self.c.call("/v3/kv/txn", {"success": [
             etcd.op_range(record_key), etcd.op_range(p.meta_key),
-            etcd.op_range(p.node_affinity_prefix(self.conf.node), etcd.prefix_end(p.node_affinity_prefix(self.conf.node)),
-                          keys_only=True)]})
+            etcd.op_range(mine, etcd.prefix_end(mine), keys_only=True)]})
         parts = [etcd.kvs(r.get("response_range", {})) for r in resp.get("responses", ())]
         record = parts[0][0] if parts[0] else etcd.KV(record_key, None)
         self._check_meta(parts[1][0] if parts[1] else None)

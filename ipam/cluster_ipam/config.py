@@ -25,7 +25,7 @@ import re
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
-    from typing import Any, Optional
+    from typing import Any
 
 from cni_rdma import safefile
 from cni_rdma.errors import config_error

@@ -151,7 +151,7 @@ class Client:
         self.reads += 1
         resp = self.call("/v3/kv/txn", {"success": [op_range(k) for k in keys]})
         out = []
-        for k, r in zip(keys, resp.get("responses", ())):
+        for k, r in zip(keys, resp.get("responses", ()), strict=False):
             found = kvs(r.get("response_range", {}))
             out.append(found[0] if found else KV(k, None))
         return out
@@ -175,7 +175,7 @@ class Client:
             return True, []
         self.conflicts += 1
         out = []
-        for k, r in zip(failure_keys, resp.get("responses", ())):
+        for k, r in zip(failure_keys, resp.get("responses", ()), strict=False):
             found = kvs(r.get("response_range", {}))
             out.append(found[0] if found else KV(k, None))
         return False, out

@@ -92,7 +92,7 @@ def pool_keys(cluster: EtcdCluster, conf: dict, what: str = "") -> dict[str, byt
 def allocations(cluster: EtcdCluster, conf: dict) -> dict[str, str]:
     """ip -> owner over every block of the pool, asserting no address sits in two blocks."""
     out: dict[str, str] = {}
-    for key, value in pool_keys(cluster, conf, "blocks/").items():
+    for value in pool_keys(cluster, conf, "blocks/").values():
         for ip, owner in json.loads(value)["alloc"].items():
             assert ip not in out, f"{ip} in two blocks"
             out[ip] = owner

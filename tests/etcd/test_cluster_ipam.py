@@ -15,8 +15,8 @@ DUAL = {"ranges": [[{"subnet": "10.81.0.0/24", "rangeEnd": "10.81.0.60"}],
 
 
 def test_add_result_record_and_block(etcd_cluster):
-    c = netconf(etcd_cluster, {"ranges": [[{"subnet": "10.81.0.0/24", "gateway": "10.81.0.254", "rangeEnd": "10.81.0.63"}]],
-                               "routes": [{"dst": "0.0.0.0/0"}]})
+    rs = [{"subnet": "10.81.0.0/24", "gateway": "10.81.0.254", "rangeEnd": "10.81.0.63"}]
+    c = netconf(etcd_cluster, {"ranges": [rs], "routes": [{"dst": "0.0.0.0/0"}]})
     r = run("ADD", c, args="K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=pod-a")
     assert r.json == {"cniVersion": "1.1.0", "ips": [{"address": "10.81.0.1/24", "gateway": "10.81.0.254"}],
                       "routes": [{"dst": "0.0.0.0/0"}], "dns": {}}
@@ -150,7 +150,8 @@ def test_unreachable_etcd_is_code_11_naming_every_endpoint_within_the_bound(etcd
 
 
 def test_pool_shared_by_two_networks_and_block_size_fixed_by_the_first(etcd_cluster):
-    a = netconf(etcd_cluster, {"ranges": [[{"subnet": "10.86.0.0/24", "rangeEnd": "10.86.0.9"}]], "pool": "p"}, name="net-a")
+    a = netconf(etcd_cluster, {"ranges": [[{"subnet": "10.86.0.0/24", "rangeEnd": "10.86.0.9"}]], "pool": "p"},
+                name="net-a")
     b = json.loads(json.dumps(a))
     b["name"] = "net-b"
     assert ips(run("ADD", a, cid="x")) == ["10.86.0.2/24"]
@@ -161,25 +162,29 @@ def test_pool_shared_by_two_networks_and_block_size_fixed_by_the_first(etcd_clus
     assert code(r) == 7 and "ipam.blockSize" in r.json["msg"]
 
 
+R = {"ranges": [[{"subnet": "10.0.0.0/24"}]]}
+EP = {"endpoints": ["http://a:1"]}
+
+
 @pytest.mark.parametrize("ipam,field", [
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "pool": "bad/pool"}, "ipam.pool"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "blockSize": 40}, "ipam.blockSize"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "blockSizeV6": "x"}, "ipam.blockSizeV6"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "strictAffinity": "yes"}, "ipam.strictAffinity"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "exclude": ["10.0.0.x"]}, "ipam.exclude[0]"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "nodeName": ""}, None),
+    ({**R, "pool": "bad/pool"}, "ipam.pool"),
+    ({**R, "blockSize": 40}, "ipam.blockSize"),
+    ({**R, "blockSizeV6": "x"}, "ipam.blockSizeV6"),
+    ({**R, "strictAffinity": "yes"}, "ipam.strictAffinity"),
+    ({**R, "exclude": ["10.0.0.x"]}, "ipam.exclude[0]"),
+    ({**R, "nodeName": ""}, None),
     ({"ranges": [[{"subnet": "10.0.0.0/33"}]]}, "ipam.ranges[0][0].subnet"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"endpoints": []}}, "ipam.etcd.endpoints"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"endpoints": ["ftp://x:1"]}}, "ipam.etcd.endpoints[0]"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"endpoints": ["http://a:1"], "endpiont": 1}}, "ipam.etcd.endpiont"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"endpoints": ["http://a:1"], "caFile": "/x"}}, "ipam.etcd.endpoints"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"endpoints": ["https://a:1"], "certFile": "/x"}}, "ipam.etcd.keyFile"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"endpoints": ["http://a:1"], "timeout": 0}}, "ipam.etcd.timeout"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"endpoints": ["http://a:1"], "prefix": "no slash"}}, "ipam.etcd.prefix"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"endpoints": ["http://a:1"], "username": "u"}}, "ipam.etcd.passwordFile"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"configFile": "/nonexistent/x.json"}}, "ipam.etcd.configFile"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": {"configFile": "/etc/hostname", "endpoints": []}}, "ipam.etcd.endpoints"),
-    ({"ranges": [[{"subnet": "10.0.0.0/24"}]], "etcd": "http://a:1"}, "ipam.etcd"),
+    ({**R, "etcd": {"endpoints": []}}, "ipam.etcd.endpoints"),
+    ({**R, "etcd": {"endpoints": ["ftp://x:1"]}}, "ipam.etcd.endpoints[0]"),
+    ({**R, "etcd": {**EP, "endpiont": 1}}, "ipam.etcd.endpiont"),
+    ({**R, "etcd": {**EP, "caFile": "/x"}}, "ipam.etcd.endpoints"),
+    ({**R, "etcd": {"endpoints": ["https://a:1"], "certFile": "/x"}}, "ipam.etcd.keyFile"),
+    ({**R, "etcd": {**EP, "timeout": 0}}, "ipam.etcd.timeout"),
+    ({**R, "etcd": {**EP, "prefix": "no slash"}}, "ipam.etcd.prefix"),
+    ({**R, "etcd": {**EP, "username": "u"}}, "ipam.etcd.passwordFile"),
+    ({**R, "etcd": {"configFile": "/nonexistent/x.json"}}, "ipam.etcd.configFile"),
+    ({**R, "etcd": {"configFile": "/etc/hostname", "endpoints": []}}, "ipam.etcd.endpoints"),
+    ({**R, "etcd": "http://a:1"}, "ipam.etcd"),
 ])
 def test_bad_config_is_code_7_naming_the_key(etcd_cluster, ipam, field):
     c = netconf(etcd_cluster, ipam)
@@ -198,7 +203,8 @@ def test_config_file_holds_the_etcd_keys(etcd_cluster, tmp_path):
     f = tmp_path / "etcd.json"
     f.write_text(json.dumps(etcd_cluster.etcd_conf(prefix="/cfgfile")))
     f.chmod(0o600)
-    c = netconf(etcd_cluster, {"ranges": [[{"subnet": "10.87.0.0/24", "rangeEnd": "10.87.0.9"}]], "etcd": {"configFile": str(f)}})
+    c = netconf(etcd_cluster, {"ranges": [[{"subnet": "10.87.0.0/24", "rangeEnd": "10.87.0.9"}]],
+                               "etcd": {"configFile": str(f)}})
     assert ips(run("ADD", c)) == ["10.87.0.2/24"]
     assert "/cfgfile/pools/ci-net/records/ctr1/eth0" in etcd_cluster.range_prefix("/cfgfile/")
     link = tmp_path / "link.json"

@@ -74,7 +74,7 @@ def test_eight_nodes_fifty_adds_each_on_a_pool_too_small(etcd_cluster):
 
 
 def _leader(cluster) -> int:
-    for i, m in enumerate(cluster.members):
+    for i in range(len(cluster.members)):
         try:
             st = cluster.post("/v3/maintenance/status", {}, member=i, timeout=2)
         except RuntimeError:
