@@ -53,6 +53,10 @@ def _base(plugin: str, sandbox: str) -> dict:
     common = {"cniVersion": "1.0.0", "name": "fuzznet", "type": plugin}
     if plugin == "host-local":
         return {**common, "ipam": _ipam(data)}
+    if plugin == "cluster-ipam":  # etcd refused at once (port 1): every call ends in config checks or code 11
+        return {**common, "ipam": {"type": "cluster-ipam", "subnet": "10.97.0.0/24", "pool": "fuzzpool",
+                                   "nodeName": "fuzznode", "resolvConf": f"{sandbox}/resolv.conf",
+                                   "etcd": {"endpoints": ["http://127.0.0.1:1"], "prefix": "/fuzz", "timeout": 2}}}
     if plugin in ("macvlan", "ipvlan"):
         return {**common, "master": "eth0", "mode": "bridge" if plugin == "macvlan" else "l2", "ipam": _ipam(data)}
     if plugin == "sriov":
@@ -64,6 +68,8 @@ def _base(plugin: str, sandbox: str) -> dict:
 
 # Keys a NAD may carry beyond the base config, per plugin (dotted paths; digits index lists).
 EXTRA = {
+    "cluster-ipam": ["ipam.etcd.caFile", "ipam.etcd.certFile", "ipam.etcd.keyFile", "ipam.etcd.username",
+                     "ipam.etcd.passwordFile", "ipam.etcd.endpoints.0", "ipam.exclude.0", "args.cni.ips.0"],
     "host-local": ["ipam.rangeStart", "ipam.rangeEnd", "ipam.resolvConf", "ipam.routes.0.gw",
                    "ipam.ranges.0.0.subnet", "args.cni.ips.0", "runtimeConfig.ips.0"],
     "macvlan": ["mac", "runtimeConfig.mac", "ipam.resolvConf", "ipam.rangeStart", "args.cni.ips.0"],
@@ -162,7 +168,7 @@ def pod():
     topology.netns_del(p.name)
 
 
-@pytest.mark.parametrize("plugin", ["host-local", "macvlan", "ipvlan", "sriov", "rdma"])
+@pytest.mark.parametrize("plugin", ["host-local", "cluster-ipam", "macvlan", "ipvlan", "sriov", "rdma"])
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_hostile_strings_everywhere(plugin, node, pod, tmp_path_factory, data):
@@ -171,6 +177,8 @@ def test_hostile_strings_everywhere(plugin, node, pod, tmp_path_factory, data):
     os.mkdir(f"{sandbox}/dir")
     os.mkdir(f"{sandbox}/cwd")
     os.symlink("/etc/hostname", f"{sandbox}/link")
+    with open(f"{sandbox}/resolv.conf", "w") as f:
+        f.write("nameserver 10.97.0.53\n")
     base = _base(plugin, sandbox)
     fields = [("env", k) for k in ENV_KEYS] + [("key", k) for k in _keys(plugin)]
     chosen = data.draw(st.lists(st.sampled_from(fields), min_size=1, max_size=3, unique=True), label="fields")
@@ -194,7 +202,10 @@ def test_hostile_strings_everywhere(plugin, node, pod, tmp_path_factory, data):
     for command in ("ADD", "DEL"):
         _check_answer(topology.run_plugin(plugin, command, stdin, extra_env=env, **call), command)
     clean = topology.run_plugin(plugin, "DEL", base, **call)
-    assert clean.code == 0, clean.stdout + clean.stderr
+    if plugin == "cluster-ipam":  # its store is down: the clean DEL must say so (code 11), not succeed
+        assert clean.code == 1 and json.loads(clean.stdout)["code"] == 11, clean.stdout + clean.stderr
+    else:
+        assert clean.code == 0, clean.stdout + clean.stderr
     allowed.append(f"{sandbox}/data")
     new = {p for p in _listing(sandbox) - before if not any(p == a or p.startswith(a.rstrip("/") + "/")
                                                             for a in allowed)}
