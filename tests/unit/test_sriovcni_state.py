@@ -152,3 +152,21 @@ def test_lock_is_sriov_cnis_flock(tmp_path):
         holder.wait()
     with sriovcni.pci_lock("0000:3b:00.3", root, timeout=5):
         pass
+
+
+def test_sriov_cni_attachment_as_our_record_and_back():
+    """to_vf_state: our restore puts back exactly what sriov-cni's DEL would; from_vf_state: the cache we
+    write for our own record makes sriov-cni's DEL put back the same things."""
+    c = sriovcni.parse_cache(json.dumps(SRIOV_CNI_CACHE).encode())
+    st = sriovcni.to_vf_state(c, "cid1", "net1", "/var/run/netns/p", "0000:3b:00.0")
+    assert st.restore_pf() == {"vlan": 0, "qos": 0, "vlan_proto": "802.1Q", "spoofchk": True,
+                               "mac": "00:00:00:00:00:00", "trust": False, "min_tx_rate": 0, "max_tx_rate": 0}
+    assert (st.orig.host_ifname, st.orig.effective_mac, st.orig.mtu, st.orig.up) == ("ens1f0v1", "02:5a:00:00:00:11",
+                                                                                    1500, False)
+    assert st.known_macs() == {"02:5a:00:00:00:11", "02:00:00:00:00:aa"}  # how restore recognises the VF
+    back = sriovcni.from_vf_state(st)
+    assert back.pf_restore() == c.pf_restore() and back.netdev_restore() == c.netdev_restore()
+    assert (back.device_id, back.master, back.vf_id, back.vlan, back.vlan_proto) == ("0000:3b:00.3", "ens1f0", 1,
+                                                                                       100, "802.1ad")
+    dpdk = sriovcni.to_vf_state(c, "cid1", "net1", "/var/run/netns/p", dpdk=True)
+    assert dpdk.orig.host_ifname == "" and dpdk.dpdk
