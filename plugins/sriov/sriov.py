@@ -206,7 +206,9 @@ def _apply_ips(req: Request, result: Result) -> None:
 
 def _mark_ready(req: Request, st: VfState, store: Store, name: str) -> None:
     faults.point("result")
-    sriovcni.remember(st, req.raw, store.dir)  # so that sriov-cni's DEL can undo this pod after a rollback
+    why_not = sriovcni.remember(st, req.raw, store.dir)  # so that sriov-cni's DEL can undo this pod after a rollback
+    if why_not:
+        req.log.info(f"VF {st.device_id}: no sriov-cni cache written ({why_not})")
     st.phase = "ready"
     store.write(name, st.to_json())
     where = "DPDK, stays on the host" if st.dpdk else f"{st.orig.host_ifname} -> {req.ifname}"

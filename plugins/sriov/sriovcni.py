@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from .vfstate import VfState
 
-from cni_rdma.errors import CniError, IO_FAILURE, TRY_AGAIN_LATER
+from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER
 
 DATA_DIR = "/var/lib/cni/sriov"  # sriov-cni's config.DefaultCNIDir (not configurable there); our Store("sriov").dir
 MAX_CACHE = 1 << 20  # a NetConf is a few KB; anything bigger is not one
@@ -408,13 +408,22 @@ def from_vf_state(st: VfState) -> SriovCniConf:
         max_tx_rate=a.get("max_tx_rate"), ipam_type="", orig=orig)
 
 
-def remember(st: VfState, netconf: dict, root: str = DATA_DIR) -> None:
+def remember(st: VfState, netconf: dict, root: str = DATA_DIR) -> str:
     """After our ADD: what sriov-cni's DEL (and ADD's IsAllocated) needs. No cache for a DPDK VF:
     sriov-cni does not cache DPDKMode, so its DEL would look for a netdev in the pod; the claim
-    alone keeps it from handing the VF to another pod."""
-    if not st.dpdk:
-        save_cache(st.container_id, st.ifname, from_vf_state(st), netconf, root)
+    alone keeps it from handing the VF to another pod. Answers why no cache was written ("" if one was)."""
     save_claim(st.device_id, st.netns, root)
+    if st.dpdk:
+        return "a DPDK VF"
+    try:
+        save_cache(st.container_id, st.ifname, from_vf_state(st), netconf, root)
+    except CniError as e:
+        if e.code != INVALID_CONFIG:
+            raise
+        # a container ID / ifname our state layer refuses as a file name: the pod still works; only a
+        # rollback to sriov-cni would have to drain it
+        return f"no file name for it: {e.msg}"
+    return ""
 
 
 def forget(container_id: str, ifname: str, device_id: str, netns_path: Optional[str], root: str = DATA_DIR) -> None:

@@ -170,3 +170,16 @@ def test_sriov_cni_attachment_as_our_record_and_back():
                                                                                        100, "802.1ad")
     dpdk = sriovcni.to_vf_state(c, "cid1", "net1", "/var/run/netns/p", dpdk=True)
     assert dpdk.orig.host_ifname == "" and dpdk.dpdk
+
+
+def test_remember_writes_claim_and_cache_or_says_why_not(tmp_path):
+    c = sriovcni.parse_cache(json.dumps(SRIOV_CNI_CACHE).encode())
+    root = str(tmp_path / "sriov")
+    st = sriovcni.to_vf_state(c, "cid1", "net1", "/var/run/netns/p")
+    assert sriovcni.remember(st, {"cniVersion": "1.0.0", "name": "n", "type": "sriov"}, root) == ""
+    assert (tmp_path / "sriov" / "cid1-net1").is_file() and sriovcni.read_claim(st.device_id, root) == "/var/run/netns/p"
+    odd = sriovcni.to_vf_state(c, "cid2", "net@1", "/var/run/netns/q")
+    assert "no file name" in sriovcni.remember(odd, {}, root)
+    assert sriovcni.read_claim(st.device_id, root) == "/var/run/netns/q"  # the claim is still written
+    dpdk = sriovcni.to_vf_state(c, "cid3", "net1", "/var/run/netns/r", dpdk=True)
+    assert sriovcni.remember(dpdk, {}, root) == "a DPDK VF" and not (tmp_path / "sriov" / "cid3-net1").exists()
