@@ -40,20 +40,6 @@ def cni_error(run: topology.PluginRun) -> dict:
     return err
 
 
-@pytest.fixture
-def node():
-    n = topology.make_node()
-    yield n
-    topology.netns_del(n.name)
-
-
-@pytest.fixture
-def pod():
-    p = topology.make_pod()
-    yield p
-    topology.netns_del(p.name)
-
-
 def macvlan(command: str, node, netns: str, ifname: str = "net1", cid: str = "ctr1", ipam: dict | None = None,
             **kw) -> topology.PluginRun:
     conf = {"cniVersion": "1.0.0", "name": "secnet", "type": "macvlan", "master": "eth0"}
