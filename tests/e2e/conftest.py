@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import topology
 from tests.e2e import runtimes
+from tests.netns.conftest import node, pod  # noqa: F401  (the host tier's node/pod fixtures)
 
 if os.geteuid() != 0:
     pytest.skip("the e2e tier needs root (runtimes, namespaces)", allow_module_level=True)
@@ -73,20 +73,6 @@ def driver_exe():
 def driver(driver_exe, cni_bin, tmp_path):
     (tmp_path / "netconf").mkdir()
     return runtimes.Driver(driver_exe, tmp_path / "netconf", cni_bin, tmp_path / "cache")
-
-
-@pytest.fixture
-def node():
-    n = topology.make_node()
-    yield n
-    topology.netns_del(n.name)
-
-
-@pytest.fixture
-def pod():
-    p = topology.make_pod()
-    yield p
-    topology.netns_del(p.name)
 
 
 @pytest.fixture

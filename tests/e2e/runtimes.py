@@ -46,6 +46,18 @@ def stop_pid(proc: subprocess.Popen, timeout: float = 20) -> None:
         proc.wait(timeout)
 
 
+def wait_file(path: Path, proc: subprocess.Popen, timeout: float = 90.0) -> str:
+    """The text a container writes to a bind-mounted file (written then renamed: complete when it exists)."""
+    deadline = time.time() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"container exited early ({proc.returncode}): {proc.communicate()}")
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {path}")
+        time.sleep(0.1)
+    return path.read_text()
+
+
 def install_bundle(prefix: Path) -> Path:
     """`make install PREFIX=<prefix>`: the frozen bundle as an operator installs it; returns the bin dir.
 

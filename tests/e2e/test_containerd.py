@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
-import time
 
 from tests.e2e import runtimes
 
@@ -22,17 +21,6 @@ def conflist(master: str) -> dict:
     return {"cniVersion": "1.0.0", "name": NET, "plugins": [
         {"type": "macvlan", "master": master, "mode": "bridge",
          "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET}]]}}]}
-
-
-def _wait_file(path, proc, timeout=90.0) -> str:
-    deadline = time.time() + timeout
-    while not path.exists() or not path.read_text().endswith("\n"):
-        if proc.poll() is not None:
-            raise AssertionError(f"container exited early ({proc.returncode}): {proc.communicate()}")
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {path}")
-        time.sleep(0.1)
-    return path.read_text()
 
 
 def test_ctr_run_cni_two_containers_ping_and_release(containerd, jail, master, rootfs, tmp_path):
@@ -48,7 +36,7 @@ def test_ctr_run_cni_two_containers_ping_and_release(containerd, jail, master, r
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     b = None
     try:
-        line = _wait_file(shared / "a.addr", a)
+        line = runtimes.wait_file(shared / "a.addr", a)
         a_ip = line.split()[3].split("/")[0]
         assert ipaddress.ip_address(a_ip) in ipaddress.ip_network(SUBNET)
         assert jail.leases(NET) == {a_ip: f"{containerd.namespace}-ctr-a"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
-import time
 import uuid
 
 from tests import topology
@@ -30,16 +29,6 @@ def _in_range(ip: str, node: str) -> bool:
     return start <= ipaddress.ip_address(ip) <= end
 
 
-def _wait(path, proc, timeout=90.0) -> str:
-    deadline = time.time() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"container exited early ({proc.returncode}): {proc.communicate()}")
-        assert time.time() < deadline, f"timed out waiting for {path}"
-        time.sleep(0.1)
-    return path.read_text()
-
-
 def test_containerd_node_and_podman_node_share_one_l2(fabric, jail, containerd, podman, rootfs, tmp_path):
     node_a, node_b = fabric.add_node("192.0.2.1/24"), fabric.add_node("192.0.2.2/24")
     # ctr loads the first file of /etc/cni/net.d (go-cni WithDefaultConf); podman picks its network by name.
@@ -57,7 +46,7 @@ def test_containerd_node_and_podman_node_share_one_l2(fabric, jail, containerd, 
                                             net=node_a.path),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        a_ip = _wait(shared / "a.addr", a).split()[3].split("/")[0]
+        a_ip = runtimes.wait_file(shared / "a.addr", a).split()[3].split("/")[0]
         podman("run", "-d", "--network", "e2e-l2-b", "--name", "pod-b", "--rootfs", str(rootfs),
                "/bin/sleep", "600", net=node_b.path)
         b_ip = podman("exec", "pod-b", "ip", "-o", "-4", "addr", "show", "eth0").stdout.split()[3].split("/")[0]
@@ -66,7 +55,7 @@ def test_containerd_node_and_podman_node_share_one_l2(fabric, jail, containerd, 
         ping = podman("exec", "pod-b", "ping", "-c", "3", "-W", "2", a_ip, check=False)
         assert ping.returncode == 0 and " 0% packet loss" in ping.stdout, ping.stdout + ping.stderr
         (shared / "peer").write_text(b_ip)
-        result = _wait(shared / "a.ping", a)
+        result = runtimes.wait_file(shared / "a.ping", a)
         assert "rc=0" in result and " 0% packet loss" in result, result
         out, err = a.communicate(timeout=120)
         assert a.returncode == 0, err
