@@ -1,7 +1,8 @@
 """Hostile strings in every string-valued key and CNI_* variable of every plugin, run as real processes.
 
-One example = one plugin, one to three of its keys and CNI_* variables each set to a hostile string: newlines, NUL, lone surrogates,
-non-UTF-8 bytes (raw in stdin and env), shell and path tricks aimed at a private sandbox, very long values.
+One example = one plugin, one to three of its keys and CNI_* variables each set to a hostile string: newlines,
+NUL, lone surrogates, non-UTF-8 bytes (raw in stdin and env), shell and path tricks aimed at a private sandbox,
+very long values.
 It runs ADD and DEL with the hostile input, then a clean DEL, and asserts:
 - every answer is a result or one CNI error JSON line (int code, str msg), exit 0/1, no traceback, and every
   stderr line is one escaped log line;
@@ -194,7 +195,7 @@ def test_hostile_strings_everywhere(plugin, node, pod, tmp_path_factory, data):
             # A relative dataDir lands in the plugin's cwd (a relative logFile is refused).
             allowed.append(os.path.normpath(os.path.join(f"{sandbox}/cwd", value)))
     raw = data.draw(st.booleans(), label="raw bytes in stdin")
-    stdin = json.dumps(conf, ensure_ascii=not raw).encode() if not raw else _encode(json.dumps(conf, ensure_ascii=False))
+    stdin = _encode(json.dumps(conf, ensure_ascii=False)) if raw else json.dumps(conf).encode()
     before = _listing(sandbox)
     links = (link_names(pod.name), link_names(node.name))
     call = dict(netns=pod.path, ifname="net1", container_id="fuzz1", node=node, cwd=f"{sandbox}/cwd", timeout=60,

@@ -22,7 +22,7 @@ def test_stale_state_tmp_files_are_swept_and_never_block_a_write(tmp_path):
     dead = _dead_pid()
     stale = [d / f"rec.{dead}.tmp", d / f"rec.{dead}.0badc0de.tmp"]
     reused = d / f"rec.{os.getpid()}.tmp"  # a PID-reused (or planted) name of the writer's own PID
-    live = d / f"rec.1.0badc0de.tmp"  # PID 1 is alive: a concurrent writer's file stays
+    live = d / "rec.1.0badc0de.tmp"  # PID 1 is alive: a concurrent writer's file stays
     for p in (*stale, reused, live):
         p.write_text("{}")
     old = d / f"rec.{os.getpid()}.00000000.tmp"
