@@ -52,6 +52,11 @@ def dad_mode(raw: dict) -> str:
                           the next CHECK fails naming it, so the runtime replaces the pod. While
                           optimistic, the pod never overrides a neighbour's cache entry (no override
                           flag in its advertisements), so the address's rightful holder keeps working.
+                          Linux sends no neighbour solicitation from an optimistic (or tentative)
+                          address, so the link-local address (EUI-64 of the interface MAC) is added
+                          first without DAD: neighbour discovery then works at once instead of
+                          after DAD (measured: the first packet otherwise waits ~2 s). A MAC clash
+                          on the segment is fatal anyway, so its DAD adds nothing.
                           A kernel without CONFIG_IPV6_OPTIMISTIC_DAD gets "wait".
     wait                  Go's behaviour: ADD waits until DAD settles (about 1-2 s); a duplicate
                           fails the ADD (code 5) and rolls everything back.
@@ -177,6 +182,8 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad: str = DA
         dad = _ipv6_link_sysctls(ifname, dad)
     with Rtnl() as nl:
         link = _link(nl, ifname)
+        if v6 and dad == "optimistic":
+            _link_local_now(nl, link.index, link.mac)
         for ipc in ips:
             six = ipc.address.version == 6
             try:
@@ -211,6 +218,32 @@ def _wait_dad(nl: Rtnl, index: int, ifname: str, timeout: float) -> None:
         if e.errno == errno.EADDRNOTAVAIL:
             raise CniError(IO_FAILURE, f"duplicate address detection failed on {q(ifname)}", e.ext_ack) from None
         # Still tentative after the timeout (e.g. no carrier yet): not an error, as in Go.
+
+
+def eui64_link_local(mac: str | None) -> str | None:
+    """fe80::/64 with the modified EUI-64 of an Ethernet MAC (what the kernel's default addr_gen_mode
+    makes, so it does not add a second one); None for other hardware addresses (IPoIB)."""
+    parts = (mac or "").split(":")
+    if len(parts) != 6:
+        return None
+    b = bytes.fromhex("".join(parts))
+    eui = bytes([b[0] ^ 0x02]) + b[1:3] + b"\xff\xfe" + b[3:]
+    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui)) + "/64"
+
+
+def _link_local_now(nl: Rtnl, index: int, mac: str | None) -> None:
+    """The link-local address, usable before link up (nodad): the source of neighbour solicitations
+    while the IPAM addresses are still optimistic (see dad_mode)."""
+    import errno
+
+    ll = eui64_link_local(mac)
+    if ll is None:
+        return
+    try:
+        nl.addr_add(index, ll, nodad=True)
+    except NetlinkError as e:
+        if e.errno != errno.EEXIST:
+            raise CniError(IO_FAILURE, f"failed to add link-local address {ll}", e.details) from None
 
 
 def _no_dadfailed(nl: Rtnl, index: int, ifname: str) -> None:
