@@ -224,6 +224,33 @@ def _exec_options(f):
     return f
 
 
+def _complete_network(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Network names of the conf dir (--conf-dir, NETCONFPATH or the default) for shell completion."""
+    from .doctor import scan_confs
+
+    conf_dir = ctx.params.get("conf_dir") or os.environ.get("NETCONFPATH") or DEFAULT_CONF_DIR
+    try:
+        nets, _ = scan_confs(conf_dir)
+    except CliError:
+        return []
+    return sorted({str(n["name"]) for n in nets if n["name"] and str(n["name"]).startswith(incomplete)})
+
+
+def _complete_netns(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """`ip netns` names, and paths when a path is being typed."""
+    if "/" in incomplete:
+        base = os.path.dirname(incomplete)
+        try:
+            return sorted(os.path.join(base, e) for e in os.listdir(base or "/")
+                          if os.path.join(base, e).startswith(incomplete))
+        except OSError:
+            return []
+    try:
+        return sorted(e for e in os.listdir("/var/run/netns") if e.startswith(incomplete))
+    except OSError:
+        return []
+
+
 def _network(conf_dir: str, network: str):
     from .cniexec import load_network
 
@@ -255,8 +282,8 @@ def _exec_command(command: str):
     need = command in ("add", "check")
 
     @exec_group.command(command)
-    @click.argument("network")
-    @click.argument("netns")
+    @click.argument("network", shell_complete=_complete_network)
+    @click.argument("netns", shell_complete=_complete_netns)
     @_exec_options
     @click.option("--container-id", help="Default: cnitool's, derived from the netns path.")
     def run(network: str, netns: str, conf_dir: str, cni_path: str, cache_dir: str,
@@ -283,7 +310,7 @@ for _cmd in ("add", "check", "del"):
 
 
 @exec_group.command("status")
-@click.argument("network")
+@click.argument("network", shell_complete=_complete_network)
 @click.argument("netns", required=False)
 @_exec_options
 def exec_status(network: str, netns: Optional[str], conf_dir: str, cni_path: str, cache_dir: str) -> None:
@@ -296,7 +323,7 @@ def exec_status(network: str, netns: Optional[str], conf_dir: str, cni_path: str
 
 
 @exec_group.command("gc")
-@click.argument("network")
+@click.argument("network", shell_complete=_complete_network)
 @click.argument("netns", required=False)
 @_exec_options
 @click.option("--all", "collect_all", is_flag=True, help="No attachment is valid (cnitool's gc): DEL every one.")

@@ -96,3 +96,17 @@ def test_wanted_mode_from_conf_types():
     assert doctor.wanted_mode(nets[1:])[0] == "exclusive"
     assert doctor.wanted_mode(nets)[0] is None
     assert doctor.wanted_mode([])[0] is None
+
+
+def test_completion_of_network_names_and_netns(tmp_path):
+    (tmp_path / "a.conflist").write_text('{"cniVersion": "1.0.0", "name": "roce-a", "plugins": [{"type": "macvlan"}]}')
+    (tmp_path / "b.conf").write_text('{"cniVersion": "1.0.0", "name": "roce-b", "type": "ipvlan"}')
+    (tmp_path / "c.conf").write_text('{"cniVersion": "1.0.0", "name": "other", "type": "ipvlan"}')
+    env = {"_CNI_RDMA_COMPLETE": "bash_complete", "NETCONFPATH": str(tmp_path)}
+    r = cli(env={**env, "COMP_WORDS": "cni-rdma exec add roce", "COMP_CWORD": "3"})
+    assert r.stdout.split() == ["plain,roce-a", "plain,roce-b"], r
+    r = cli(env={**env, "NETCONFPATH": "/nonexistent", "COMP_WORDS": f"cni-rdma exec del --conf-dir {tmp_path} o",
+                 "COMP_CWORD": "5"})
+    assert r.stdout.split() == ["plain,other"], r
+    r = cli(env={**env, "COMP_WORDS": f"cni-rdma exec check roce-a {tmp_path}/a.c", "COMP_CWORD": "4"})
+    assert r.stdout.split() == [f"plain,{tmp_path}/a.conflist"], r
