@@ -1,8 +1,8 @@
-"""tests/cli: unit tests of the operator CLI plus its host tier (real namespaces, root, as CI is)."""
+"""tests/cli: unit tests of the operator CLI plus its host tier (real namespaces, root, as CI is).
+`node` (eth0 is the macvlan master) and `pod` come from tests/conftest.py; several pods per test from here."""
 import pytest
 
 from tests import topology
-from tests.netns.conftest import node  # noqa: F401  (the host tier's node netns: eth0 is the macvlan master)
 
 
 @pytest.fixture
