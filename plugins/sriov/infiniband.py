@@ -95,9 +95,9 @@ class IbConf:
 
 def load(raw: dict) -> IbConf:
     """ib-sriov-cni's keys from a network config (runtimeConfig.infinibandGUID first, then args.cni.guid)."""
-    rc = raw.get("runtimeConfig") if isinstance(raw.get("runtimeConfig"), dict) else {}
-    args = raw.get("args") if isinstance(raw.get("args"), dict) else {}
-    cni = args.get("cni") if isinstance(args.get("cni"), dict) else {}
+    rc: dict = raw["runtimeConfig"] if isinstance(raw.get("runtimeConfig"), dict) else {}
+    args: dict = raw["args"] if isinstance(raw.get("args"), dict) else {}
+    cni: dict = args["cni"] if isinstance(args.get("cni"), dict) else {}
     guid, guid_key = None, ""
     if rc.get("infinibandGUID") not in (None, ""):
         guid_key = "runtimeConfig.infinibandGUID"

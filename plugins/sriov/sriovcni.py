@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from .vfstate import VfState
 
-from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER
+from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CniError
 
 DATA_DIR = "/var/lib/cni/sriov"  # sriov-cni's config.DefaultCNIDir (not configurable there); our Store("sriov").dir
 MAX_CACHE = 1 << 20  # a NetConf is a few KB; anything bigger is not one
@@ -365,7 +365,8 @@ def to_vf_state(conf: SriovCniConf, container_id: str, ifname: str, netns: str, 
     """A sriov-cni attachment as our record, so VfManager.restore gives it back the way sriov-cni's
     DEL would: `applied` names exactly the PF settings ResetVFConfig restores, and the netdev returns
     to HostIFName with EffectiveMAC and MTU, down (sriov-cni never records whether it was up)."""
-    from .vfstate import OrigVfState as OurOrig, VfState
+    from .vfstate import OrigVfState as OurOrig
+    from .vfstate import VfState
 
     o = conf.orig
     back = conf.pf_restore()
@@ -373,12 +374,12 @@ def to_vf_state(conf: SriovCniConf, container_id: str, ifname: str, netns: str, 
                    pf_reported=True, admin_mac=o.admin_mac or None, vlan=o.vlan, qos=o.vlan_qos,
                    vlan_proto=back.get("vlan_proto", "802.1Q"), spoofchk=o.spoofchk, trust=o.trust,
                    link_state=back.get("link_state", "auto"), min_tx_rate=o.min_tx_rate, max_tx_rate=o.max_tx_rate)
-    applied: dict[str, Any] = {}  # what sriov-cni's ADD set, for the keys its DEL puts back
-    for key in back:
-        applied[key] = {"vlan": conf.vlan, "qos": conf.vlan_qos, "vlan_proto": "802.1ad" if conf.vlan_proto == "802.1ad" else "802.1Q",
-                        "spoofchk": conf.spoofchk == "on", "trust": conf.trust == "on", "mac": conf.mac or None,
-                        "min_tx_rate": conf.min_tx_rate or 0, "max_tx_rate": conf.max_tx_rate or 0,
-                        "link_state": conf.link_state or "auto"}[key]
+    proto = "802.1ad" if conf.vlan_proto == "802.1ad" else "802.1Q"
+    was_set = {"vlan": conf.vlan, "qos": conf.vlan_qos, "vlan_proto": proto,
+               "spoofchk": conf.spoofchk == "on", "trust": conf.trust == "on", "mac": conf.mac or None,
+               "min_tx_rate": conf.min_tx_rate or 0, "max_tx_rate": conf.max_tx_rate or 0,
+               "link_state": conf.link_state or "auto"}
+    applied = {key: was_set[key] for key in back}  # what sriov-cni's ADD set, for the keys its DEL puts back
     return VfState(container_id=container_id, ifname=ifname, netns=netns, device_id=conf.device_id, pf=conf.master,
                    pf_pci=pf_pci, vf_id=conf.vf_id, dpdk=dpdk, orig=orig, applied=applied, want_mac=conf.mac,
                    phase="ready", pod_mac=conf.mac, pod_mtu=conf.mtu or 0)

@@ -63,7 +63,7 @@ def sriov_cni_add(h: SriovHost, vf: int, pod, cid: str, ifname: str = "net1") ->
     return conf
 
 
-def test_our_del_gives_back_a_vf_sriov_cni_configured(host, pod):
+def test_our_del_gives_back_a_vf_sriov_cni_configured(host, pod):  # noqa: F811
     before = link_state(host.link(host.vf_netdev[1]))
     assert before["up"] is False  # sriov-cni leaves it down on the way back; start from that
     conf = sriov_cni_add(host, 1, pod, "legacy")
@@ -79,7 +79,7 @@ def test_our_del_gives_back_a_vf_sriov_cni_configured(host, pod):
     assert again.code == 0, again.stdout
 
 
-def test_del_without_device_id_finds_the_sriov_cni_cache(host, pod):
+def test_del_without_device_id_finds_the_sriov_cni_cache(host, pod):  # noqa: F811
     before = link_state(host.link(host.vf_netdev[1]))
     conf = sriov_cni_add(host, 1, pod, "nodev")
     del conf["deviceID"]  # a runtime's DEL from its own cache, without Multus' deviceID
@@ -88,7 +88,7 @@ def test_del_without_device_id_finds_the_sriov_cni_cache(host, pod):
     assert link_state(host.link(host.vf_netdev[1])) == before and sriovcni.read_claim(host.vfs[1]) is None
 
 
-def test_our_add_respects_a_live_sriov_cni_claim_and_drops_a_stale_one(host, pod, pod2):
+def test_our_add_respects_a_live_sriov_cni_claim_and_drops_a_stale_one(host, pod, pod2):  # noqa: F811
     conf = sriov_cni_add(host, 1, pod, "legacy")
     busy = host.run("ADD", host.config(1), netns=pod2.path, container_id="new")
     assert busy.code == 1 and busy.json["code"] == 11, busy.stdout
@@ -104,7 +104,7 @@ def test_our_add_respects_a_live_sriov_cni_claim_and_drops_a_stale_one(host, pod
     assert sriovcni.read_claim(host.vfs[0]) is None
 
 
-def test_our_add_writes_what_sriov_cni_needs_to_del_it(host, pod):
+def test_our_add_writes_what_sriov_cni_needs_to_del_it(host, pod):  # noqa: F811
     """Rollback direction: after our ADD, sriov-cni's files describe the attachment in its own format; with
     our own record gone (a node rolled back to sriov-cni ignores it), those files alone restore the VF."""
     before = link_state(host.link(host.vf_netdev[0]))
@@ -135,7 +135,7 @@ def test_our_add_writes_what_sriov_cni_needs_to_del_it(host, pod):
     assert not path.exists() and sriovcni.read_claim(host.vfs[0]) is None and pod.link("net1") is None
 
 
-def test_our_own_del_removes_the_sriov_cni_files_too(host, pod):
+def test_our_own_del_removes_the_sriov_cni_files_too(host, pod):  # noqa: F811
     before = link_state(host.link(host.vf_netdev[0]))
     conf = host.config(0)
     result_json(host.run("ADD", conf, netns=pod.path, container_id="both"))
@@ -146,7 +146,7 @@ def test_our_own_del_removes_the_sriov_cni_files_too(host, pod):
     assert not os.path.exists(DATA / f"vf-{host.vfs[0]}")
 
 
-def test_infiniband_guid_on_an_ethernet_vf_is_code_7_and_changes_nothing(host, pod):
+def test_infiniband_guid_on_an_ethernet_vf_is_code_7_and_changes_nothing(host, pod):  # noqa: F811
     """ib-sriov-cni's GUID keys need an InfiniBand PF (ifi_type 32, from the kernel's link answer); the
     veth "PF" here is Ethernet, so the ADD names the problem before touching the VF."""
     before = link_state(host.link(host.vf_netdev[0]))

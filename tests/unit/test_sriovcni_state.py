@@ -32,11 +32,11 @@ SRIOV_CNI_CACHE = {
 
 def test_parse_a_cache_as_sriov_cni_writes_it():
     c = sriovcni.parse_cache(json.dumps(SRIOV_CNI_CACHE, sort_keys=True).encode())
-    assert (c.device_id, c.master, c.vf_id, c.mac, c.mtu, c.ipam_type) == ("0000:3b:00.3", "ens1f0", 1,
-                                                                           "02:00:00:00:00:aa", 1500, "host-local")
+    assert (c.device_id, c.master, c.vf_id, c.mac, c.mtu, c.ipam_type) == (
+        "0000:3b:00.3", "ens1f0", 1, "02:00:00:00:00:aa", 1500, "host-local")
     assert (c.vlan, c.vlan_qos, c.vlan_proto, c.spoofchk, c.trust, c.link_state) == (100, 3, "802.1ad", "off", "on", "")
-    assert (c.orig.host_ifname, c.orig.effective_mac, c.orig.mtu, c.orig.vlan_proto) == ("ens1f0v1",
-                                                                                       "02:5a:00:00:00:11", 1500, 0x8100)
+    assert (c.orig.host_ifname, c.orig.effective_mac, c.orig.mtu, c.orig.vlan_proto) == (
+        "ens1f0v1", "02:5a:00:00:00:11", 1500, 0x8100)
     # ResetVFConfig: vlan (set), spoofchk (set), admin MAC (recorded), trust (set), rates (one was set); not link_state
     assert c.pf_restore() == {"vlan": 0, "qos": 0, "vlan_proto": "802.1Q", "spoofchk": True,
                               "mac": "00:00:00:00:00:00", "trust": False, "min_tx_rate": 0, "max_tx_rate": 0}
@@ -177,7 +177,8 @@ def test_remember_writes_claim_and_cache_or_says_why_not(tmp_path):
     root = str(tmp_path / "sriov")
     st = sriovcni.to_vf_state(c, "cid1", "net1", "/var/run/netns/p")
     assert sriovcni.remember(st, {"cniVersion": "1.0.0", "name": "n", "type": "sriov"}, root) == ""
-    assert (tmp_path / "sriov" / "cid1-net1").is_file() and sriovcni.read_claim(st.device_id, root) == "/var/run/netns/p"
+    assert (tmp_path / "sriov" / "cid1-net1").is_file()
+    assert sriovcni.read_claim(st.device_id, root) == "/var/run/netns/p"
     odd = sriovcni.to_vf_state(c, "cid2", "net@1", "/var/run/netns/q")
     assert "no file name" in sriovcni.remember(odd, {}, root)
     assert sriovcni.read_claim(st.device_id, root) == "/var/run/netns/q"  # the claim is still written

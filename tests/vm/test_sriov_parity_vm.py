@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from plugins.sriov import sriovcni
 from cni_rdma.sysfs import Sysfs
+from plugins.sriov import sriovcni
 from tests import topology
 from tests.topology import run_plugin
 from tests.vm import guest
@@ -43,7 +43,7 @@ def _pf_view(node, pf: str) -> dict:
             "spoofchk": v.get("spoofchk"), "trust": v.get("trust")}
 
 
-def test_our_del_restores_the_pf_side_of_a_sriov_cni_pod(vf_node, pod):
+def test_our_del_restores_the_pf_side_of_a_sriov_cni_pod(vf_node, pod):  # noqa: F811
     node, pf, pci, vf, _ = vf_node
     before_pf = _pf_view(node, pf)
     before_link = guest.link("ens1f0v0", node.name)
@@ -80,7 +80,7 @@ def test_our_del_restores_the_pf_side_of_a_sriov_cni_pod(vf_node, pod):
     assert not (data / f"{cid}-net1").exists() and sriovcni.read_claim(vf) is None
 
 
-def test_rdma_isolation_moves_the_rdma_device_with_the_vf(vf_node, pod):
+def test_rdma_isolation_moves_the_rdma_device_with_the_vf(vf_node, pod):  # noqa: F811
     node, pf, pci, vf, rxe = vf_node
     conf = {"cniVersion": "1.1.0", "name": "ib-net", "type": "sriov", "deviceID": vf, "rdmaIsolation": True}
     cid = topology.unique("iso")
