@@ -168,8 +168,20 @@ class Store:
         return removed
 
     def delete(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path(name))
+        """Remove a record, whatever a broken node left under its name (an empty directory too); code 5 if
+        it cannot be removed."""
+        path = self.path(name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            try:
+                os.rmdir(path)
+            except OSError as e:
+                raise CniError(IO_FAILURE, f"cannot remove state {name!r}", e.strerror or str(e)) from None
+        except OSError as e:
+            raise CniError(IO_FAILURE, f"cannot remove state {name!r}", e.strerror or str(e)) from None
 
     def names(self) -> list[str]:
         try:

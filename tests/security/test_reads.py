@@ -70,13 +70,15 @@ def _rdma_conf(tmp_path) -> dict:
     return {"cniVersion": "1.0.0", "name": "rdmanet", "type": "rdma", "dataDir": str(tmp_path)}
 
 
-@pytest.mark.parametrize("kind", ["fifo", "garbage"])
+@pytest.mark.parametrize("kind", ["fifo", "garbage", "dir"])
 def test_rdma_del_with_an_unreadable_record_finishes(tmp_path, kind):
     # rdma DEL blocked forever on a FIFO record; a record it cannot read is dropped (DEL must finish).
     rec = tmp_path / "rdma" / "rdmanet-ctr1-net1"
     rec.parent.mkdir(parents=True)
     if kind == "fifo":
         os.mkfifo(rec)
+    elif kind == "dir":
+        rec.mkdir()
     else:
         rec.write_bytes(b"\xff" * 100)
     r = topology.run_plugin("rdma", "DEL", _rdma_conf(tmp_path), netns="/var/run/netns/none", ifname="net1",
