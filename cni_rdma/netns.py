@@ -84,6 +84,16 @@ def is_plugin_netns(path: str) -> bool:
     return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
+def netns_alive(path: str) -> bool:
+    """Does path still name a network namespace? False for "", a missing path, and the leftover plain file
+    of a runtime that unmounted the netns but did not unlink its mount point (or anything else)."""
+    try:
+        os.close(open_netns(path))
+    except CniError:
+        return False
+    return True
+
+
 def in_netns(path: str, fn: Callable[..., T], *args, **kwargs) -> T:
     """Call fn(*args, **kwargs) inside the netns at path; return its value or re-raise its exception."""
     fd = open_netns(path)

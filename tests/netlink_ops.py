@@ -8,8 +8,8 @@ from __future__ import annotations
 import errno
 
 from cni_rdma.netlink.addresses import addr_msg
-from cni_rdma.netlink.core import NetlinkError, Record, a_be16, a_nest, a_str, a_u16, a_u32, a_u8, attr, attr_map, d_str, d_u32, d_u8
-from cni_rdma.netlink.errors import NetlinkDecodeError
+from cni_rdma.netlink.core import a_be16, a_nest, a_str, a_u16, a_u32, a_u8, attr, attr_map, d_str, d_u32, d_u8
+from cni_rdma.netlink.errors import NetlinkError
 from cni_rdma.netlink.links import IFLA_ALT_IFNAME, IFLA_IFNAME, IFLA_PROP_LIST, IFLA_VLAN_ID, IFLA_VLAN_PROTOCOL, VLAN_PROTOS, link_attrs
 from cni_rdma.netlink.rdma import (
     NETNS_EXCLUSIVE, NETNS_SHARED, PORT_STATES, RDMA_NLDEV_ATTR_DEV_INDEX, RDMA_NLDEV_ATTR_DEV_NAME,

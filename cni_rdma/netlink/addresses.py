@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import errno
 
-from .core import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NetlinkSocket, Record, a_u32, attr, attr_map, d_str, d_u32, unpack
+from ..record import Record
+from .core import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NetlinkSocket, a_u32, attr, attr_map, d_str, d_u32, unpack
 from .errors import NetlinkDecodeError, NetlinkError
 from .rtmsg import AF_INET, AF_INET6, AF_UNSPEC, IFADDRMSG, RTM_GETADDR, RTM_NEWADDR, family_of, ip_from
 

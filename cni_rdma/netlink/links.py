@@ -8,8 +8,9 @@ from __future__ import annotations
 import errno
 import struct
 
+from ..record import Record
 from .core import (
-    NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket, Record, a_nest, a_str, a_u16, a_u32, attr, attr_map, d_be16, d_str,
+    NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket, a_nest, a_str, a_u16, a_u32, attr, attr_map, d_be16, d_str,
     d_u16, d_u32, d_u8, mac_bytes, mac_str, parse_attrs, unpack,
 )
 from .errors import LinkNotFound, NetlinkDecodeError, NetlinkError

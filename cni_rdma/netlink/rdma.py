@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import errno
 
-from .core import NETLINK_RDMA, NetlinkSocket, Record, a_u32, attr_map, d_str, d_u32, d_u64, d_u8
+from ..record import Record
+from .core import NETLINK_RDMA, NetlinkSocket, a_u32, attr_map, d_str, d_u32, d_u64, d_u8
 from .errors import NetlinkDecodeError, NetlinkError, NotFound
 
 # include/uapi/rdma/rdma_netlink.h

@@ -7,8 +7,9 @@ from __future__ import annotations
 import errno
 import struct
 
+from ..record import Record
 from .core import (
-    NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NetlinkSocket, Record, a_nest, a_u32, attr, attr_map,
+    NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NetlinkSocket, a_nest, a_u32, attr, attr_map,
     d_u32, unpack,
 )
 from .errors import NetlinkDecodeError, NetlinkError

@@ -8,7 +8,8 @@ from __future__ import annotations
 import errno
 import struct
 
-from .core import BE16, NetlinkSocket, Record, a_nest, attr, attr_map, mac_bytes, mac_str, parse_attrs, unpack
+from ..record import Record
+from .core import BE16, NetlinkSocket, a_nest, attr, attr_map, mac_bytes, mac_str, parse_attrs, unpack
 from .errors import NetlinkDecodeError, NetlinkError
 from .links import IFLA_ADDRESS, IFLA_VFINFO_LIST, VLAN_PROTOS, LinkOps
 from .rtmsg import IFINFOMSG, RTM_NEWLINK, ifinfomsg, name_of

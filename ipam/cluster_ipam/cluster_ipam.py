@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 from cni_rdma.errors import CniError, INVALID_CONFIG, NOT_AVAILABLE, PLUGIN, TRY_AGAIN_LATER, config_error
 from cni_rdma.skel import Request
 from cni_rdma.types import DNS, IPConfig, Result
-from ipam.host_local.config import VALID_ATTACHMENTS, parse_resolv_conf, rangeset_for, rangeset_str, valid_attachments
+from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
+from ipam.host_local.config import parse_resolv_conf, rangeset_for, rangeset_str
 
 from . import etcd
 from .blocks import Block, Pool, ip_text, ip_value, parse_record, record_json
@@ -42,7 +43,7 @@ MAX_ATTEMPTS = 200  # conflicting txns per call before giving up (the deadline u
 
 
 # ---- config and connection ------------------------------------------------------------------------
-def _load(req: Request) -> ClusterConf:
+def load_conf(req: Request) -> ClusterConf:
     return load(req.raw, req.args({"IP"}), req.conf.cni_version, req.container_id)
 
 
@@ -281,7 +282,7 @@ def _record_addrs(conf: ClusterConf, rec: dict, handle: str) -> list[tuple[int, 
 
 # ---- the CNI commands -----------------------------------------------------------------------------
 def add(req: Request) -> Result:
-    conf = _load(req)
+    conf = load_conf(req)
     handle = f"{req.container_id}/{req.ifname}"
     client = connect(conf)
     try:
@@ -419,7 +420,7 @@ def release(s: Session, rkey: bytes, handle: str, only_if: Optional[dict] = None
 
 
 def delete(req: Request) -> None:
-    conf = _load(req)
+    conf = load_conf(req)
     client = connect(conf)
     try:
         s = Session(conf, client)
@@ -433,7 +434,7 @@ def delete(req: Request) -> None:
 
 
 def check(req: Request) -> None:
-    conf = _load(req)
+    conf = load_conf(req)
     handle = f"{req.container_id}/{req.ifname}"
     client = connect(conf)
     try:
@@ -463,7 +464,7 @@ def check(req: Request) -> None:
 
 
 def status(req: Request) -> None:
-    conf = _load(req)
+    conf = load_conf(req)
     client = connect(conf)
     try:
         s = Session(conf, client)
@@ -493,7 +494,7 @@ def _has_free(s: Session, rs: RangeSet) -> bool:
 
 def gc(req: Request) -> None:
     valid = valid_attachments(req.raw)
-    conf = _load(req)
+    conf = load_conf(req)
     if valid is None:
         req.log.info(f"GC: no {VALID_ATTACHMENTS} in the config; releasing nothing")
         return

@@ -25,7 +25,6 @@ from cni_rdma.types import DNS, Route
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 MAX_NAME = 255          # the network name is one directory entry
 MAX_CONTAINER_ID = 200  # runtimes use 64; a longer one is refused (CNI error) rather than carried around
-VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 
 
 def _ip_str(version: int, value: int) -> str:
@@ -338,26 +337,6 @@ def load(raw: dict, cni_args: dict[str, str], cni_version: str) -> Config:
         resolv_conf=resolv_conf,
         requested=_requested(raw, cni_args),
     )
-
-
-def valid_attachments(raw: dict) -> Optional[set[tuple[str, str]]]:
-    """GC's keep-list: None when the key is absent (release nothing), else {(containerID, ifname)}."""
-    x = raw.get(VALID_ATTACHMENTS)
-    if x is None:
-        return None
-    if not isinstance(x, list):
-        raise config_error(VALID_ATTACHMENTS, "expected a list of {containerID, ifname} objects")
-    out = set()
-    for i, d in enumerate(x):
-        if not isinstance(d, dict):
-            raise config_error(f"{VALID_ATTACHMENTS}[{i}]", "expected an object")
-        cid, ifname = d.get("containerID"), d.get("ifname")
-        if not isinstance(cid, str) or not cid:
-            raise config_error(f"{VALID_ATTACHMENTS}[{i}].containerID", "expected a non-empty string")
-        if not isinstance(ifname, str) or not ifname:
-            raise config_error(f"{VALID_ATTACHMENTS}[{i}].ifname", "expected a non-empty string")
-        out.add((cid, ifname))
-    return out
 
 
 def parse_resolv_conf(path: str) -> DNS:

@@ -11,6 +11,7 @@ Error codes: 7 bad config (the message names the field), 11 range exhausted or r
 """
 from __future__ import annotations
 
+from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
 from cni_rdma.errors import CniError, INVALID_CONFIG, NOT_AVAILABLE, PLUGIN
 from cni_rdma.skel import Request
 from cni_rdma.types import DNS, IPConfig, Result
@@ -24,7 +25,8 @@ DUPLICATE = PLUGIN
 NOT_FOUND = PLUGIN + 1
 
 
-def _load(req: Request) -> config.Config:
+def load_conf(req: Request) -> config.Config:
+    """The ipam keys (and CNI_ARGS IP=) of this call, validated; config.load is the raw-dict parser under it."""
     config.check_names(req.conf.name, req.container_id)
     return config.load(req.raw, req.args({"IP"}), req.conf.cni_version)
 
@@ -40,7 +42,7 @@ def _held(store: Store, cid: str, ifname: str) -> list[str]:
 
 
 def add(req: Request) -> Result:
-    conf = _load(req)
+    conf = load_conf(req)
     dns = config.parse_resolv_conf(conf.resolv_conf) if conf.resolv_conf else DNS()
     cid, ifname = req.container_id, req.ifname
     pending = {r.text: r for r in conf.requested}
@@ -81,7 +83,7 @@ def add(req: Request) -> Result:
 
 
 def delete(req: Request) -> None:
-    conf = _load(req)
+    conf = load_conf(req)
     cid, ifname = req.container_id, req.ifname
     with Store(conf.data_dir, conf.name, req.log) as store:
         owner = ifname
@@ -96,7 +98,7 @@ def delete(req: Request) -> None:
 
 
 def check(req: Request) -> None:
-    conf = _load(req)
+    conf = load_conf(req)
     cid, ifname = req.container_id, req.ifname
     with Store(conf.data_dir, conf.name, req.log) as store:
         held = _held(store, cid, ifname) + _held(store, cid, "")
@@ -112,7 +114,7 @@ def check(req: Request) -> None:
 
 
 def status(req: Request) -> None:
-    conf = _load(req)
+    conf = load_conf(req)
     import os
 
     store = Store(conf.data_dir, conf.name)
@@ -137,10 +139,10 @@ def status(req: Request) -> None:
 
 
 def gc(req: Request) -> None:
-    valid = config.valid_attachments(req.raw)
-    conf = _load(req)
+    valid = valid_attachments(req.raw)
+    conf = load_conf(req)
     if valid is None:
-        req.log.info(f"GC: no {config.VALID_ATTACHMENTS} in the config; releasing nothing")
+        req.log.info(f"GC: no {VALID_ATTACHMENTS} in the config; releasing nothing")
         return
     cids = {cid for cid, _ in valid}
     with Store(conf.data_dir, conf.name, req.log) as store:

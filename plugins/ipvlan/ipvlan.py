@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
 from cni_rdma.netlink.links import Link
 from cni_rdma.netlink.rtnl import Rtnl
 from cni_rdma.netns import NetnsNotFound, in_netns
+from cni_rdma.record import Record
 from cni_rdma.skel import Request
 from cni_rdma.state import Store
 from cni_rdma.types import Interface, Result
@@ -48,10 +49,8 @@ MODES = ("l2", "l3", "l3s")
 FLAGS = ("bridge", "private", "vepa")
 
 
-@dataclass(frozen=True)
-class Config:
-    """The ipvlan keys of the network config, validated (master from prevResult when chained)."""
-    """The ipvlan keys of a network config, validated."""
+class Config(Record):
+    """The ipvlan keys of a network config, validated (master from prevResult when chained)."""
 
     master: str
     mode: str
@@ -60,25 +59,26 @@ class Config:
     link_in_container: bool
     has_ipam: bool
 
-    @classmethod
-    def load(cls, req: Request, chained_master: bool = True) -> "Config":
-        raw = req.raw
-        master = get_str(raw, "master")
-        prev = req.conf.prev_result
-        if not master and prev is not None and chained_master:
-            named = [i for i in prev.interfaces if i.name]
-            if len(prev.interfaces) != 1 or not named:
-                raise CniError(INVALID_CONFIG, 'invalid "master": not set, and prevResult lacks a single named '
-                                               'interface to chain on (chained master failure)')
-            master = named[0].name
-        return cls(
-            master=master,
-            mode=get_choice(raw, "mode", MODES, "l2", "ipvlan mode"),
-            flag=get_choice(raw, "flag", FLAGS, "bridge", "ipvlan flag"),
-            mtu=get_int(raw, "mtu", 0, lo=0),
-            link_in_container=get_bool(raw, "linkInContainer"),
-            has_ipam=bool(req.conf.ipam_type),
-        )
+
+def load_conf(req: Request, chained_master: bool = True) -> Config:
+    """chained_master: take an unset master from prevResult's single named interface (ADD, not CHECK)."""
+    raw = req.raw
+    master = get_str(raw, "master")
+    prev = req.conf.prev_result
+    if not master and prev is not None and chained_master:
+        named = [i for i in prev.interfaces if i.name]
+        if len(prev.interfaces) != 1 or not named:
+            raise CniError(INVALID_CONFIG, 'invalid "master": not set, and prevResult lacks a single named '
+                                           'interface to chain on (chained master failure)')
+        master = named[0].name
+    return Config(
+        master=master,
+        mode=get_choice(raw, "mode", MODES, "l2", "ipvlan mode"),
+        flag=get_choice(raw, "flag", FLAGS, "bridge", "ipvlan flag"),
+        mtu=get_int(raw, "mtu", 0, lo=0),
+        link_in_container=get_bool(raw, "linkInContainer"),
+        has_ipam=bool(req.conf.ipam_type),
+    )
 
 
 # ------------------------------------------------------------------ one mode per master
@@ -145,7 +145,7 @@ def _conflict(conf: Config, master: Link, who: str) -> None:
 
 # ------------------------------------------------------------------ commands
 def add(req: Request) -> Result:
-    conf = Config.load(req)
+    conf = load_conf(req)
     ipconfig.dad_mode(req.raw)  # a bad value fails before anything is created
     master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
     childlink.check_mtu(conf.mtu, master)
@@ -201,7 +201,7 @@ def delete(req: Request) -> None:
 
 
 def check(req: Request) -> None:
-    conf = Config.load(req, chained_master=False)
+    conf = load_conf(req, chained_master=False)
     if conf.has_ipam:
         ipam.check(req)
     prev = req.conf.prev_result

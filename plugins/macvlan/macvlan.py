@@ -11,7 +11,7 @@ errors, except that every bad input is a code-7 error naming the key (Go: mostly
 master     parent NIC; default: the interface of the host's default route
 mode       bridge (default), private, vepa, passthru, source
 mtu        0 = the master's; at most the master's
-mac        precedence: "mac" < CNI_ARGS "MAC=" < runtimeConfig.mac
+mac        precedence: "mac" < CNI_ARGS "MAC=" < runtimeConfig.mac (cni_rdma.confkeys.mac)
 bcqueuelen broadcast/multicast receive queue length of the master (kernel default 1000)
 linkInContainer  the master lives in the pod netns (e.g. moved there by an earlier plugin)
 dad        IPv6 duplicate address detection: optimistic (default), wait (as Go), off (ipconfig.dad_mode)
@@ -19,40 +19,25 @@ ipam       optional: without it the interface is L2 only (up, no addresses)
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from cni_rdma import childlink, faults, ipam, ipconfig
+from cni_rdma import childlink, confkeys, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
 from cni_rdma.errors import CniError, INTERNAL, config_error
 from cni_rdma.netlink.links import Link
 from cni_rdma.netlink.rtmsg import ARPHRD_ETHER, ARPHRD_INFINIBAND, IFF_LOOPBACK
 from cni_rdma.netns import in_netns
+from cni_rdma.record import Record
 from cni_rdma.skel import Request
 from cni_rdma.types import Interface, Result
 
 ABOUT = "cni-rdma macvlan"
 KIND = "macvlan"
 MODES = ("bridge", "private", "vepa", "passthru", "source")
-_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
 
 
-def parse_mac(value: str, key: str) -> str:
-    """A unicast Ethernet MAC, normalised to lowercase with colons; the error names where it came from."""
-    if not _MAC_RE.match(value):
-        raise config_error(key, f"{q(value)} is not a MAC address (want xx:xx:xx:xx:xx:xx)")
-    mac = value.replace("-", ":").lower()
-    if int(mac[:2], 16) & 1:
-        raise config_error(key, f"{q(value)} is a multicast address; a link needs a unicast MAC")
-    if mac == "00:00:00:00:00:00":
-        raise config_error(key, "00:00:00:00:00:00 is not a usable MAC address")
-    return mac
-
-
-@dataclass(frozen=True)
-class Config:
-    """The macvlan keys of the network config, validated (MAC precedence already applied)."""
-    """The macvlan keys of a network config, validated (see the module docstring)."""
+class Config(Record):
+    """The macvlan keys of a network config, validated (see the module docstring; MAC precedence applied)."""
 
     master: str
     mode: str
@@ -62,28 +47,18 @@ class Config:
     link_in_container: bool
     has_ipam: bool
 
-    @classmethod
-    def load(cls, req: Request) -> "Config":
-        raw = req.raw
-        mac = get_str(raw, "mac")
-        if mac:
-            mac = parse_mac(mac, "mac")
-        if req.cni_args:
-            arg = req.args({"MAC"}).get("MAC", "")
-            if arg:
-                mac = parse_mac(arg, "MAC (CNI_ARGS)")
-        rt_mac = get_str(raw, "runtimeConfig.mac")
-        if rt_mac:
-            mac = parse_mac(rt_mac, "runtimeConfig.mac")
-        return cls(
-            master=get_str(raw, "master"),
-            mode=get_choice(raw, "mode", MODES, "bridge", "macvlan mode"),
-            mtu=get_int(raw, "mtu", 0, lo=0),
-            mac=mac,
-            bcqueuelen=get_int(raw, "bcqueuelen", 0, lo=0, hi=0xFFFFFFFF),
-            link_in_container=get_bool(raw, "linkInContainer"),
-            has_ipam=bool(req.conf.ipam_type),
-        )
+
+def load_conf(req: Request) -> Config:
+    raw = req.raw
+    return Config(
+        master=get_str(raw, "master"),
+        mode=get_choice(raw, "mode", MODES, "bridge", "macvlan mode"),
+        mtu=get_int(raw, "mtu", 0, lo=0),
+        mac=confkeys.mac(req),
+        bcqueuelen=get_int(raw, "bcqueuelen", 0, lo=0, hi=0xFFFFFFFF),
+        link_in_container=get_bool(raw, "linkInContainer"),
+        has_ipam=bool(req.conf.ipam_type),
+    )
 
 
 def require_ethernet(master: Link) -> None:
@@ -99,7 +74,7 @@ def require_ethernet(master: Link) -> None:
 
 
 def add(req: Request) -> Result:
-    conf = Config.load(req)
+    conf = load_conf(req)
     dad = ipconfig.dad_mode(req.raw)
     master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
     require_ethernet(master)
@@ -143,7 +118,7 @@ def delete(req: Request) -> None:
 
 
 def check(req: Request) -> None:
-    conf = Config.load(req)
+    conf = load_conf(req)
     master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
     childlink.check_mtu(conf.mtu, master)
     if conf.has_ipam:

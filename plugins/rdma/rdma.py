@@ -23,7 +23,8 @@ runtime's netns; the request is sent from *inside* the pod netns because the ker
 up in the caller's netns. A pod netns that is already gone needs nothing: the kernel returns its RDMA
 devices to the initial netns when the netns dies. CHECK verifies the device is in the pod and not in
 the host; STATUS answers code 50 unless RDMA netlink works and the mode is exclusive; GC drops the
-records of attachments the runtime no longer lists.
+records of attachments the runtime no longer lists (without `cni.dev/valid-attachments` it
+releases nothing, as every plugin here).
 
 Plugin error codes: 100 RDMA netlink unavailable, 101 netns mode not exclusive, 102 no single RDMA
 device for the attachment, 103 the kernel refused to move the device.
@@ -39,6 +40,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Optional
 
+from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
 from cni_rdma.errors import CniError, INVALID_CONFIG, NOT_AVAILABLE, UNKNOWN_CONTAINER, config_error
 from cni_rdma.netns import NetnsNotFound, in_netns, open_netns
 from cni_rdma.skel import Request
@@ -56,7 +58,6 @@ ERR_MOVE = 103
 STATE_PLUGIN = "rdma"
 STATE_VERSION = "1.0"  # rdma-cni's RdmaNetState version: records stay readable by either plugin
 HOST_NETNS = "/proc/self/ns/net"  # opened in the main thread: the runtime's (host) netns
-VALID_ATTACHMENTS = "cni.dev/valid-attachments"
 # After a pod netns is destroyed the kernel hands its RDMA devices back asynchronously (netns cleanup
 # runs from a workqueue); DEL waits this long for the device to show up in the host before moving on.
 RETURN_WAIT = 3.0
@@ -79,7 +80,7 @@ class RdmaConf:
         return Store(STATE_PLUGIN, self.data_dir)
 
 
-def parse_conf(req: Request) -> RdmaConf:
+def load_conf(req: Request) -> RdmaConf:
     raw = req.raw
     top = raw.get("deviceID")
     runtime = req.conf.runtime_config.get("deviceID")
@@ -246,7 +247,7 @@ def rdma_device_for(device_id: str, sysfs: Sysfs) -> str:
 
 # ---------------------------------------------------------------- commands
 def add(req: Request) -> Result:
-    conf = parse_conf(req)
+    conf = load_conf(req)
     prev = req.conf.prev_result
     if prev is None:
         raise CniError(INVALID_CONFIG, "the rdma plugin must be chained: no prevResult",
@@ -317,7 +318,7 @@ def _move_back(netns: str, name: str) -> bool:
 
 
 def delete(req: Request) -> None:
-    conf = parse_conf(req)
+    conf = load_conf(req)
     store = conf.store()
     key = state_name(conf.network, req.container_id, req.ifname)
     with store.lock():
@@ -373,7 +374,7 @@ def _wait_in_host(name: str, timeout: float) -> bool:
 
 
 def check(req: Request) -> None:
-    conf = parse_conf(req)
+    conf = load_conf(req)
     if req.conf.prev_result is None:
         raise CniError(INVALID_CONFIG, "the rdma plugin must be chained: no prevResult to check")
     ensure_exclusive()
@@ -389,7 +390,7 @@ def check(req: Request) -> None:
 
 
 def status(req: Request) -> None:
-    parse_conf(req)
+    load_conf(req)
     try:
         ensure_exclusive()
     except CniError as e:
@@ -399,11 +400,11 @@ def status(req: Request) -> None:
 
 
 def gc(req: Request) -> None:
-    conf = parse_conf(req)
-    valid = req.raw.get(VALID_ATTACHMENTS) or []
-    if not isinstance(valid, list) or not all(isinstance(a, dict) for a in valid):
-        raise config_error(VALID_ATTACHMENTS, "expected a list of {containerID, ifname} objects")
-    keep = {(a.get("containerID"), a.get("ifname")) for a in valid}
+    conf = load_conf(req)
+    keep = valid_attachments(req.raw)
+    if keep is None:  # without the list a leak cannot be told from a live attachment: release nothing
+        req.log.info(f"GC: no {VALID_ATTACHMENTS} in the config; releasing nothing")
+        return
     store = conf.store()
     for key in store.names():
         if not key.startswith(f"{conf.network}-"):

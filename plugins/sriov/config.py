@@ -11,7 +11,6 @@ ibKubernetesEnabled (a GUID is required)
 """
 from __future__ import annotations
 
-import re
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -24,7 +23,6 @@ from cni_rdma.sysfs import Sysfs, VfInfo, normalize_pci
 
 from . import infiniband
 
-_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _ON_OFF = {"on": True, "off": False}
 _PROTOS = {"802.1q": "802.1Q", "802.1ad": "802.1ad"}
 _LINK_STATES = ("auto", "enable", "disable")
@@ -76,10 +74,6 @@ class SriovConf:
         return out
 
 
-def _int(raw: dict, key: str, lo: int, hi: int) -> Optional[int]:
-    return None if raw.get(key) is None else confkeys.get_int(raw, key, lo=lo, hi=hi)
-
-
 def _on_off(raw: dict, key: str) -> Optional[bool]:
     v = raw.get(key)
     if v in (None, ""):
@@ -89,19 +83,6 @@ def _on_off(raw: dict, key: str) -> Optional[bool]:
     if isinstance(v, str) and v.lower() in _ON_OFF:
         return _ON_OFF[v.lower()]
     raise config_error(key, f'{confkeys.q(v)} is not "on" or "off"')
-
-
-def _mac(value: Any, key: str) -> str:
-    if not isinstance(value, str):
-        raise config_error(key, f"expected a MAC address string, got {confkeys.q(value)}")
-    mac = value.strip().lower().replace("-", ":")
-    if not _MAC_RE.fullmatch(mac):
-        raise config_error(key, f"{confkeys.q(value)} is not a MAC address (want xx:xx:xx:xx:xx:xx)")
-    if int(mac[:2], 16) & 1:
-        raise config_error(key, f"{confkeys.q(value)} is a multicast address; a VF needs a unicast MAC")
-    if mac == "00:00:00:00:00:00":
-        raise config_error(key, "the all-zero MAC cannot be assigned")
-    return mac
 
 
 def device_id_of(req: Request) -> str:
@@ -125,8 +106,8 @@ def load_conf(req: Request) -> SriovConf:
     """Parse and validate the sriov keys; every invalid value is code 7 naming its key."""
     raw = req.raw
     device_id = device_id_of(req)
-    vlan = _int(raw, "vlan", 0, 4094)
-    qos = _int(raw, "vlanQoS", 0, 7)
+    vlan = confkeys.get_opt_int(raw, "vlan", 0, 4094)
+    qos = confkeys.get_opt_int(raw, "vlanQoS", 0, 7)
     proto = raw.get("vlanProto")
     if proto is not None:
         if not isinstance(proto, str) or proto.lower() not in _PROTOS:
@@ -141,28 +122,20 @@ def load_conf(req: Request) -> SriovConf:
     if proto == "802.1ad" and not vlan:
         raise config_error("vlanProto", "802.1ad needs a non-zero vlan")
 
-    # MAC: config, then CNI_ARGS MAC=, then runtimeConfig.mac (the same precedence as sriov-cni).
-    mac = ""
-    if raw.get("mac") not in (None, ""):
-        mac = _mac(raw["mac"], "mac")
-    args = req.args({"MAC"})
-    if args.get("MAC"):
-        mac = _mac(args["MAC"], "CNI_ARGS MAC")
-    if req.conf.runtime_config.get("mac"):
-        mac = _mac(req.conf.runtime_config["mac"], "runtimeConfig.mac")
+    mac = confkeys.mac(req)  # config, then CNI_ARGS MAC=, then runtimeConfig.mac (as sriov-cni)
 
     link_state = raw.get("link_state")
     if link_state == "":
         link_state = None
     if link_state is not None and link_state not in _LINK_STATES:
         raise config_error("link_state", f"{confkeys.q(link_state)} is not one of {', '.join(_LINK_STATES)}")
-    min_rate = _int(raw, "min_tx_rate", 0, 0xFFFFFFFF)
-    max_rate = _int(raw, "max_tx_rate", 0, 0xFFFFFFFF)
+    min_rate = confkeys.get_opt_int(raw, "min_tx_rate", 0, 0xFFFFFFFF)
+    max_rate = confkeys.get_opt_int(raw, "max_tx_rate", 0, 0xFFFFFFFF)
     if min_rate and max_rate and max_rate < min_rate:
         raise config_error("max_tx_rate", f"{max_rate} is below min_tx_rate {min_rate}")
     return SriovConf(device_id, Sysfs.from_env(req.env), mac=mac, vlan=vlan, qos=qos, vlan_proto=proto,
                      spoofchk=_on_off(raw, "spoofchk"), trust=_on_off(raw, "trust"), link_state=link_state,
-                     min_tx_rate=min_rate, max_tx_rate=max_rate, mtu=_int(raw, "mtu", 68, 65535),
+                     min_tx_rate=min_rate, max_tx_rate=max_rate, mtu=confkeys.get_opt_int(raw, "mtu", 68, 65535),
                      ib=infiniband.load(raw))
 
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from cni_rdma.log import Logger
 
-from cni_rdma import faults, ipam, netns
+from cni_rdma import confkeys, faults, ipam, netns
 from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, config_error
 from cni_rdma.netlink.errors import NetlinkError
 from cni_rdma.skel import Request
@@ -51,7 +51,7 @@ from cni_rdma.types import Interface, Result
 
 from . import sriovcni
 from .config import SriovConf, device_id_of, discover, load_conf
-from .vfmanager import NetlinkVfManager, VfManager, netns_alive
+from .vfmanager import NetlinkVfManager, VfManager
 from .vfstate import ZERO_MAC, VfState
 
 ABOUT = "cni-rdma sriov"
@@ -130,7 +130,7 @@ def _take_over_stale(store: Store, name: str, mgr: VfManager, req: Request) -> s
     if st is None:
         return ""
     retried = st.phase == "adding" and st.owned_by(req.container_id, req.ifname)
-    if netns_alive(st.netns) and not retried:
+    if netns.netns_alive(st.netns) and not retried:
         raise CniError(TRY_AGAIN_LATER, f"VF {st.device_id} is already allocated",
                        f"to container {st.container_id} ({st.ifname} in {st.netns})")
     req.log.info(f"taking over stale allocation of {st.device_id} from container {st.container_id}")
@@ -146,7 +146,7 @@ def _take_over_sriov_cni(conf: SriovConf, vf: VfInfo, mgr: VfManager, req: Reque
     owner = sriovcni.read_claim(conf.device_id, root)
     if owner is None:
         return
-    if netns_alive(owner):
+    if netns.netns_alive(owner):
         raise CniError(TRY_AGAIN_LATER, f"VF {conf.device_id} is already allocated",
                        f"to {owner} (sriov-cni's claim {sriovcni.claim_path(conf.device_id, root)})")
     for cache, cached in sriovcni.caches_for_device(conf.device_id, root):
@@ -262,7 +262,7 @@ def _delete_sriov_cni(req: Request, store: Store) -> None:
         where = vf_manager(sysfs, req.log).restore(st, req.netns)
         sriovcni.drop_cache(req.container_id, req.ifname, store.dir)
         claim = sriovcni.read_claim(cached.device_id, store.dir)
-        if claim is not None and (claim == req.netns or not netns_alive(claim)):
+        if claim is not None and (claim == req.netns or not netns.netns_alive(claim)):
             sriovcni.drop_claim(cached.device_id, store.dir)
         req.log.info(f"VF {cached.device_id} configured by sriov-cni given back to the host (found: {where})")
 
@@ -335,7 +335,7 @@ def status(req: Request) -> None:
 def gc(req: Request) -> None:
     """Give back VFs whose attachment the runtime no longer lists and whose netns is gone; without a
     cni.dev/valid-attachments list, release nothing."""
-    keep = _valid_attachments(req.raw)
+    keep = confkeys.valid_attachments(req.raw)
     if keep is not None:
         store = store_of(req)
         mgr = vf_manager(Sysfs.from_env(req.env), req.log)
@@ -355,7 +355,7 @@ def _gc_one(store: Store, name: str, keep: set, mgr: VfManager, req: Request) ->
             return
         if st is None or (st.container_id, st.ifname) in keep:
             return
-        if netns_alive(st.netns):
+        if netns.netns_alive(st.netns):
             return  # still wired into a live pod: the runtime will DEL it
         try:
             mgr.restore(st, "")
@@ -364,13 +364,3 @@ def _gc_one(store: Store, name: str, keep: set, mgr: VfManager, req: Request) ->
             return
         store.delete(name)
         sriovcni.forget(st.container_id, st.ifname, st.device_id, st.netns, store.dir)
-
-
-def _valid_attachments(raw: dict) -> Optional[set]:
-    key = "cni.dev/valid-attachments"
-    valid = raw.get(key)
-    if valid is None:
-        return None
-    if not isinstance(valid, list) or not all(isinstance(a, dict) for a in valid):
-        raise config_error(key, "expected a list of {containerID, ifname} objects")
-    return {(a.get("containerID"), a.get("ifname")) for a in valid}

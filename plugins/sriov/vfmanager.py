@@ -97,17 +97,6 @@ class VfManager:
         raise NotImplementedError
 
 
-def netns_alive(path: str) -> bool:
-    """The path still names a namespace: an nsfs file, not a leftover plain file of a runtime that
-    unmounted the netns but did not unlink its mount point."""
-    if not path:
-        return False
-    try:
-        return os.stat(path).st_dev == os.stat(netns.current_netns_path()).st_dev  # nsfs: one device
-    except OSError:
-        return False
-
-
 def set_mac_with_retry(set_mac: Callable[[], None], read_mac: Callable[[], Optional[str]], mac: str, what: str,
                        fault: str, sleeps: tuple[float, ...] = MAC_RETRY_SLEEPS,
                        sleep: Optional[Callable[[float], None]] = None) -> int:
@@ -268,7 +257,7 @@ class NetlinkVfManager(VfManager):
             return "dpdk"
         where = "pod"
         index = None
-        if netns_alive(pod_netns):
+        if netns.netns_alive(pod_netns):
             host_fd = netns.open_netns(netns.current_netns_path())  # the main thread never leaves the host
             try:
                 name = netns.in_netns(pod_netns, _out_of_pod, st, host_fd)
@@ -300,7 +289,7 @@ class NetlinkVfManager(VfManager):
         A pod netns that is gone returns it by itself (the kernel, when the netns dies)."""
         from plugins.rdma import rdma
 
-        if not netns_alive(pod_netns):
+        if not netns.netns_alive(pod_netns):
             return
         try:
             rdma._move_back(pod_netns, st.rdma_dev)

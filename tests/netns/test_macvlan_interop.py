@@ -21,7 +21,7 @@ we answer a mistake in the config with 7 naming the key, a mistake in the enviro
 | no master, no default route               | 999 no default route interface found       | 7    | names "master"                         |
 | "mac": "zz"                               | 999 invalid args ... MAC                   | 7    |                                        |
 | "mac": multicast                          | 999 kernel EADDRNOTAVAIL at create         | 7    | caught before touching the kernel      |
-| CNI_ARGS MAC=zz                           | 999                                        | 7    | names "MAC (CNI_ARGS)"                 |
+| CNI_ARGS MAC=zz                           | 999                                        | 7    | names "CNI_ARGS MAC"                   |
 | CNI_ARGS unknown key, no IgnoreUnknown    | 999 ARGS: unknown args                     | 4    | an environment error                   |
 | ipam.type not in CNI_PATH                 | 999, and the macvlan link is LEAKED        | 7    | ours rolls the link back               |
 | ipam block with keys but no "type"        | ok (treated as no IPAM)                    | 7    | core NetConf: an ipam block needs type |

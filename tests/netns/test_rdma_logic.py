@@ -513,6 +513,18 @@ def test_gc_drops_only_stale_attachments_of_this_network(kernel, sysfs, tmp_path
             topology.netns_del(p.name)
 
 
+def test_gc_without_valid_attachments_releases_nothing(kernel, attached, sysfs, tmp_path):
+    """Issue 17 item 11: without the list a GC cannot tell a leak from a live pod, so it keeps every record
+    (as host-local); a later CHECK still finds the attachment and DEL still has something to move back."""
+    before = sorted(os.listdir(state_dir(tmp_path)))
+    assert call("GC", conf("1.1.0", prev=None), data_dir=tmp_path / "state").code == 0
+    assert sorted(os.listdir(state_dir(tmp_path))) == before
+    bad = dict(conf("1.1.0", prev=None), **{"cni.dev/valid-attachments": {"containerID": "c0"}})
+    r = call("GC", bad, data_dir=tmp_path / "state")
+    assert r.code == 7 and "cni.dev/valid-attachments" in r.json["msg"]
+    assert sorted(os.listdir(state_dir(tmp_path))) == before
+
+
 def test_repeated_add_is_a_no_op(kernel, attached, sysfs, tmp_path):
     r = call("ADD", conf(), netns=attached.path, sysroot=sysfs, data_dir=tmp_path / "state")
     assert r.code == 0, r.json

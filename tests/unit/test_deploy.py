@@ -27,9 +27,9 @@ def _parsers():
     from plugins.sriov import sriov
 
     return {
-        "macvlan": macvlan.Config.load,
+        "macvlan": macvlan.load_conf,
         "sriov": sriov.load_conf,
-        "rdma": rdma.parse_conf,
+        "rdma": rdma.load_conf,
         "host-local": lambda req: host_local.load(req.raw, req.args(), req.conf.cni_version),
     }
 
