@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 PYTEST  := $(VPY) -m pytest
 DEV_BIN := build/dev-bin
 
-.PHONY: dev deps test test-fast test-unit test-host test-etcd test-vm test-frozen test-e2e demo build install image uninstall bench clean
+.PHONY: dev deps lint test test-fast test-unit test-host test-etcd test-vm test-frozen test-e2e demo build install image uninstall bench clean
 
 dev: $(VENV)/.installed $(DEV_BIN)/cni-rdma
 
@@ -16,6 +16,11 @@ $(VENV)/.installed: requirements-dev.txt
 
 $(DEV_BIN)/cni-rdma: tools/make_dev_bin.py cni_rdma/registry.py $(VENV)/.installed
 	$(VPY) tools/make_dev_bin.py
+
+# The guide, enforced: ruff (lint + import order) and mypy over the product packages (config in pyproject.toml).
+lint: dev
+	$(VENV)/bin/ruff check cni_rdma plugins ipam
+	$(VENV)/bin/mypy
 
 # System packages the test tiers use (real peers and tools); installs only what is missing.
 deps:
@@ -45,7 +50,7 @@ VM_PYTEST_ARGS ?=
 test-vm: dev
 	$(VPY) -m tools.vm run -- $(PYTEST) tests/vm $(VM_PYTEST_ARGS)
 
-test: test-fast test-etcd test-vm test-frozen test-e2e
+test: lint test-fast test-etcd test-vm test-frozen test-e2e
 
 # --- Frozen bundle (build.spec), install, frozen-binary tier, benchmark ------------------------------
 BUNDLE      := build/cni-rdma/cni-rdma

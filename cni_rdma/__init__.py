@@ -7,7 +7,7 @@ import sys as _sys
 # (importlib.util.LazyLoader does not help: `import inspect` itself touches __spec__ and loads it.)
 
 
-class _Deferred(type(_sys)):
+class _Deferred(type(_sys)):  # type: ignore[misc]  # types.ModuleType, without importing types
     """A module placeholder that imports the real module, and becomes it, on its first attribute use."""
 
     def __getattr__(self, attr: str):

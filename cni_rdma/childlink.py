@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 from . import faults
 from .confkeys import q
-from .errors import CniError, INVALID_CONFIG, INVALID_ENV, IO_FAILURE, NOT_AVAILABLE
+from .errors import INVALID_CONFIG, INVALID_ENV, IO_FAILURE, NOT_AVAILABLE, CniError
 from .netlink.errors import LinkNotFound, NetlinkError
 from .netlink.links import Link
 from .netlink.routes import RT_TABLE_MAIN
@@ -51,7 +51,8 @@ def _lookup_master(name: str, where: str) -> Link:
         if not name:
             name = default_route_ifname(nl) or ""
             if not name:
-                raise CniError(INVALID_CONFIG, f'invalid "master": not set, and no default route interface found {where}')
+                raise CniError(INVALID_CONFIG,
+                               f'invalid "master": not set, and no default route interface found {where}')
         try:
             return nl.link_get(name=name)
         except LinkNotFound:

@@ -1,10 +1,11 @@
 """CNI_ARGS: "K=V;K=V" (SPEC.md "Parameters"), with Go's LoadArgs semantics for IgnoreUnknown."""
 from __future__ import annotations
 
-from .errors import CniError, INVALID_ENV
+from .errors import INVALID_ENV, CniError
 
 # Keys every caller may send: kubelet/Multus always pass the pod identity.
-COMMON_KEYS = frozenset({"IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"})
+COMMON_KEYS = frozenset({"IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID",
+                         "K8S_POD_UID"})
 
 
 def _bool(value: str) -> bool:

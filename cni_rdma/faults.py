@@ -1,9 +1,13 @@
 """Test-only fault injection: fail an ADD right after a named step, to prove the rollback.
 
 `CNI_RDMA_TEST_FAULT=<step>` in a plugin's environment makes `point(<step>)` raise; it is read once
-at import and each point costs one string comparison. Steps: "made" (child link in the pod under its temp
-name, not yet renamed), "created" (link in the pod),
-"ipam" (IPAM ADD done), "addresses", "routes" (ipconfig), "result" (just before the result).
+at import and each point costs one string comparison. The steps, in ADD order:
+  macvlan, ipvlan: "made" (child link in the pod under its temp name, not yet renamed), "created"
+                   (renamed, cni_rdma.childlink), "ipam" (IPAM ADD done),
+                   "addresses", "routes" (cni_rdma.ipconfig), "result" (just before the result)
+  sriov:           plugins.sriov.sriov.ADD_STEPS: "recorded", "pf", "moved", "created", "ipam",
+                   "addresses", "routes", "result"
+(`grep -rn "faults.point" cni_rdma plugins` lists them; tests/unit/test_sriov_commands.py walks sriov's.)
 Real failures (name clash, bad route, DAD, exhausted range) are tested too; this covers the steps
 that the kernel cannot be made to fail on demand.
 
@@ -14,7 +18,7 @@ it proves a retry loop. `CNI_RDMA_TEST_FAULT=<step>!kill` makes `point(<step>)` 
 """
 import os
 
-from .errors import CniError, INTERNAL
+from .errors import INTERNAL, CniError
 
 _STEP = os.environ.get("CNI_RDMA_TEST_FAULT", "")
 _TRANSIENT = _STEP.rpartition("*")

@@ -15,7 +15,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Iterator, Optional
 
-from .errors import CniError, DECODE_FAILURE, INTERNAL, INVALID_CONFIG
+from .errors import DECODE_FAILURE, INTERNAL, INVALID_CONFIG, CniError
 from .registry import PLUGINS
 from .skel import Request
 from .types import Result

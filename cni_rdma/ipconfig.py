@@ -28,9 +28,10 @@ has not failed DAD, every route exists with its gateway (as a plain or a multipa
 from __future__ import annotations
 
 import ipaddress
+
 from . import faults, sysctl
 from .confkeys import get_choice, q
-from .errors import CniError, INVALID_CONFIG, IO_FAILURE
+from .errors import INVALID_CONFIG, IO_FAILURE, CniError
 from .netlink.errors import LinkNotFound, NetlinkError
 from .netlink.routes import RT_TABLE_MAIN, Nexthop, NlRoute
 from .netlink.rtmsg import AF_INET, AF_INET6
@@ -74,7 +75,8 @@ def ips_for(ifname: str, result: Result) -> list[IPConfig]:
             continue
         idx = ipc.interface
         if idx < 0 or idx >= len(result.interfaces):
-            raise CniError(INVALID_CONFIG, f"failed to add IP addr {ipc.address} to {q(ifname)}: invalid interface index {idx}")
+            raise CniError(INVALID_CONFIG,
+                           f"failed to add IP addr {ipc.address} to {q(ifname)}: invalid interface index {idx}")
         if result.interfaces[idx].name == ifname:
             out.append(ipc)
     return out

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # a broken install must still answer in CNI's error format
-        from .errors import CniError, INTERNAL
+        from .errors import INTERNAL, CniError
         from .version import CURRENT
 
         err = CniError(INTERNAL, f"cni-rdma: plugin {name!r} failed to load: {type(e).__name__}: {e}")

@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Callable, TypeVar
 
-from .errors import CniError, IO_FAILURE
+from .errors import IO_FAILURE, CniError
 
 if TYPE_CHECKING:
     T = TypeVar("T")

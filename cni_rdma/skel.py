@@ -17,9 +17,18 @@ if TYPE_CHECKING:
     from typing import BinaryIO, Mapping, Optional, TextIO
 
 from . import cniargs
-from .errors import (CniError, DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, INVALID_ENV,
-                     IO_FAILURE, UNKNOWN_CONTAINER, config_error)
-from .log import Logger, LogFileError
+from .errors import (
+    DECODE_FAILURE,
+    INCOMPATIBLE_VERSION,
+    INTERNAL,
+    INVALID_CONFIG,
+    INVALID_ENV,
+    IO_FAILURE,
+    UNKNOWN_CONTAINER,
+    CniError,
+    config_error,
+)
+from .log import LogFileError, Logger
 from .netlink.errors import NetlinkError
 from .types import NetConf, Result
 from .version import CURRENT, SUPPORTED, at_least, version_json
@@ -29,7 +38,7 @@ _ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 MAX_IFNAME = 15  # bytes: IFNAMSIZ - 1, as Go's len() counts
 
 # Which env vars each command requires (Go pkg/skel getCmdArgsFromEnv).
-_ENV = (
+_ENV: tuple[tuple[str, set[str]], ...] = (
     ("CNI_COMMAND", {"ADD", "CHECK", "DEL", "GC", "STATUS"}),
     ("CNI_CONTAINERID", {"ADD", "CHECK", "DEL"}),
     ("CNI_NETNS", {"ADD", "CHECK"}),
@@ -153,7 +162,8 @@ def _check_version(cmd: str, v: str) -> None:
             raise CniError(INCOMPATIBLE_VERSION, f"plugin version does not allow {cmd}")
     if v not in SUPPORTED:
         quoted = " ".join(f'"{s}"' for s in SUPPORTED)
-        raise CniError(INCOMPATIBLE_VERSION, "incompatible CNI versions", f'config is "{v}", plugin supports [{quoted}]')
+        raise CniError(INCOMPATIBLE_VERSION, "incompatible CNI versions",
+                       f'config is "{v}", plugin supports [{quoted}]')
 
 
 def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[Result]:

@@ -1,4 +1,8 @@
-"""Plugin state under /var/lib/cni/<plugin>/: flock'd, atomically written, never following symlinks.
+"""Plugin state under <root>/<plugin>/: flock'd, atomically written, never following symlinks.
+
+The root is /var/lib/cni unless CNI_RDMA_STATE_ROOT names another directory (tests give every test its
+own; an operator may move all of our state at once). It moves every plugin's records together: ipvlan,
+sriov (and the sriov-cni files it shares), rdma without a dataDir, host-local without ipam.dataDir.
 
 A record is JSON in one file; a process killed mid-write leaves either the old or the new file
 (tmp + fsync + rename), and a stray temp file is ignored by readers and swept by the next writer.
@@ -17,9 +21,10 @@ if TYPE_CHECKING:
     from typing import Iterator, Optional
 
 from . import safefile
-from .errors import CniError, INVALID_CONFIG, IO_FAILURE
+from .errors import INVALID_CONFIG, IO_FAILURE, CniError
 
 DEFAULT_ROOT = "/var/lib/cni"
+ROOT_ENV = "CNI_RDMA_STATE_ROOT"
 _NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.:\-]*")  # fullmatch: "$" would accept a trailing newline
 TMP_SUFFIX = ".tmp"
 _HEX = frozenset("0123456789abcdef")
@@ -60,9 +65,15 @@ def check_name(name: str) -> str:
     return name
 
 
+def state_root() -> str:
+    """Where every plugin keeps its state: $CNI_RDMA_STATE_ROOT (absolute) or /var/lib/cni."""
+    root = os.environ.get(ROOT_ENV, "")
+    return root if os.path.isabs(root) else DEFAULT_ROOT
+
+
 class Store:
     def __init__(self, plugin: str, root: Optional[str] = None):
-        self.dir = os.path.join(root or DEFAULT_ROOT, check_name(plugin))
+        self.dir = os.path.join(root or state_root(), check_name(plugin))
 
     def _ensure_dir(self) -> None:
         try:

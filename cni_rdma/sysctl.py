@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import CniError, IO_FAILURE
+from .errors import IO_FAILURE, CniError
 
 ROOT = "/proc/sys"
 

@@ -12,7 +12,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Any, Optional, Union
 
-from .errors import CniError, DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG
+from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, CniError
 from .version import SUPPORTED
 
 if TYPE_CHECKING:
@@ -157,22 +157,24 @@ class Result:
             raise CniError(INCOMPATIBLE_VERSION, f"could not parse {where}: unsupported cniVersion {v!r}")
         try:
             if v in LEGACY:
-                ips, routes = [], []
+                ips: list[IPConfig] = []
+                routes: list[Route] = []
                 for key in ("ip4", "ip6"):
                     entry = d.get(key)
                     if entry is None:
                         continue
                     if not isinstance(entry, dict):
                         raise ValueError(f"{key}: expected an object")
-                    ips.append(IPConfig(_iface(entry.get("ip"), f"{key}.ip"), _addr(entry.get("gateway"), f"{key}.gateway")))
+                    ips.append(IPConfig(_iface(entry.get("ip"), f"{key}.ip"),
+                                        _addr(entry.get("gateway"), f"{key}.gateway")))
                     routes += [_route(r, f"{key}.routes") for r in _list(entry.get("routes"), f"{key}.routes")]
                 return cls(v, (), tuple(ips), tuple(routes), DNS.from_json(d.get("dns"), f"{where}.dns"))
             interfaces = tuple(_iface_from(i) for i in _list(d.get("interfaces"), "interfaces"))
-            ips = tuple(_ip_from(ip) for ip in _list(d.get("ips"), "ips"))
-            routes = tuple(_route(r, "routes") for r in _list(d.get("routes"), "routes"))
+            ips = [_ip_from(ip) for ip in _list(d.get("ips"), "ips")]
+            routes = [_route(r, "routes") for r in _list(d.get("routes"), "routes")]
         except (ValueError, TypeError, AttributeError) as e:
             raise CniError(DECODE_FAILURE, f"could not parse {where}: {e}") from None
-        return cls(v, interfaces, ips, routes, DNS.from_json(d.get("dns"), f"{where}.dns"))
+        return cls(v, interfaces, tuple(ips), tuple(routes), DNS.from_json(d.get("dns"), f"{where}.dns"))
 
 
 def _iface_json(i: Interface, v: str) -> dict:

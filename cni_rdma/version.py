@@ -11,7 +11,7 @@ BUILD_VERSION = "0.1.0"
 
 def parse(v: str) -> tuple[int, int, int]:
     """'1.0.0' -> (1, 0, 0); a malformed version is a decode failure as in Go's version.ParseVersion."""
-    from .errors import CniError, DECODE_FAILURE
+    from .errors import DECODE_FAILURE, CniError
 
     parts = v.split(".")
     if not 1 <= len(parts) <= 3:
@@ -32,7 +32,7 @@ def at_least(v: str, minimum: str) -> bool:
 def print_build_version(name: str) -> int:
     # Like rdma-cni's --version: build version, commit and the CNI versions spoken.
     try:
-        from . import _build  # written by the packaging step
+        from . import _build  # type: ignore[attr-defined]  # written by the packaging step
         commit = _build.COMMIT
     except ImportError:
         commit = "source"

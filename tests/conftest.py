@@ -21,3 +21,12 @@ def pod():
     p = topology.make_pod()
     yield p
     topology.netns_del(p.name)
+
+
+@pytest.fixture(autouse=True)
+def state_root(tmp_path_factory, monkeypatch):
+    """Every test gets its own state root (cni_rdma.state: CNI_RDMA_STATE_ROOT), which plugin processes
+    started by tests.topology.run_plugin inherit: no test reads or writes the node's /var/lib/cni."""
+    root = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("CNI_RDMA_STATE_ROOT", str(root))
+    return root

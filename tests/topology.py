@@ -163,6 +163,8 @@ def run_plugin(
         "CNI_IFNAME": ifname,
         "CNI_PATH": path if path is not None else str(bin_dir()),
     }
+    if os.environ.get("CNI_RDMA_STATE_ROOT"):  # the test's own state root (tests/conftest.py)
+        env["CNI_RDMA_STATE_ROOT"] = os.environ["CNI_RDMA_STATE_ROOT"]
     if cni_args is not None:
         env["CNI_ARGS"] = cni_args
     env.update(extra_env or {})
@@ -174,34 +176,51 @@ def run_plugin(
 
 
 _SNIFF_ARP = r"""
-import socket, sys, time
+import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
 s.bind((sys.argv[1], 0))
-s.settimeout(0.2)
 print("ready", flush=True)
-end = time.time() + float(sys.argv[2])
-while time.time() < end:
-    try:
-        print(s.recv(2048).hex(), flush=True)
-    except socket.timeout:
-        pass
+while True:
+    print(s.recv(2048).hex(), flush=True)
 """
 
 
 class ArpSniffer:
-    """Capture the ARP frames seen on a link in a netns for a few seconds (raw AF_PACKET socket)."""
+    """Capture the ARP frames seen on a link in a netns (raw AF_PACKET socket) until the test has seen
+    what it waits for: a handshake on the frames themselves, not a fixed capture time."""
 
-    def __init__(self, netns: str, ifname: str, seconds: float = 4.0):
+    def __init__(self, netns: str, ifname: str):
         import sys
 
-        self.proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _SNIFF_ARP, ifname,
-                                      str(seconds)], stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout.readline().strip() == "ready"
+        self.proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", _SNIFF_ARP, ifname],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        self.seen: list[bytes] = []
 
-    def frames(self) -> list[bytes]:
-        out = [bytes.fromhex(line.strip()) for line in self.proc.stdout if line.strip()]
+    def __enter__(self) -> "ArpSniffer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()  # also when the ADD under test failed before until()
         self.proc.wait()
-        return out
+
+    def until(self, done, limit: float = 60.0) -> list[bytes]:
+        """Frames until done(frames) is true; `limit` only bounds a failing test (the kernel sends its
+        gratuitous ARP as the link comes up, milliseconds after the ADD)."""
+        import select
+        import time
+
+        deadline = time.monotonic() + limit
+        try:
+            while not done(self.seen) and time.monotonic() < deadline:
+                ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+                line = self.proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+                if line.strip():
+                    self.seen.append(bytes.fromhex(line.strip()))
+        finally:
+            self.proc.kill()
+            self.proc.wait()
+        return self.seen
 
 
 def gratuitous_arps(frames: list[bytes], mac: str, ip: str) -> list[bytes]:

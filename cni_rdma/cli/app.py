@@ -12,8 +12,15 @@ from typing import Any, Optional
 import click
 
 from .common import (
-    DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, DEFAULT_IPAM_DIR, DEFAULT_STATE_ROOT, EXIT_FAILED, EXIT_WARN, CliError,
-    emit_json, table,
+    DEFAULT_BIN_DIR,
+    DEFAULT_CONF_DIR,
+    DEFAULT_IPAM_DIR,
+    DEFAULT_STATE_ROOT,
+    EXIT_FAILED,
+    EXIT_WARN,
+    CliError,
+    emit_json,
+    table,
 )
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}

@@ -95,7 +95,7 @@ def cache_netns(cache_dir: str) -> dict[tuple[str, str, str], str]:
 def reservations(ipam_dir: str, cache_dir: str, records: list[dict[str, Any]],
                  only: Optional[str] = None) -> dict[str, list[dict[str, Any]]]:
     """network -> host-local reservations with their owner and netns state."""
-    from ipam.host_local.store import Store, ip_key
+    from ipam.host_local.store import ReservationStore, ip_key
 
     cached = cache_netns(cache_dir)
     by_owner = {(r["container"], r["ifname"]): r["netns"] for r in records if r["netns"]}
@@ -106,7 +106,7 @@ def reservations(ipam_dir: str, cache_dir: str, records: list[dict[str, Any]],
         if os.path.islink(os.path.join(ipam_dir, network)) or not os.path.isdir(os.path.join(ipam_dir, network)):
             continue
         try:
-            with Store(ipam_dir, network) as store:  # under host-local's own lock: a consistent snapshot
+            with ReservationStore(ipam_dir, network) as store:  # under host-local's own lock: a consistent snapshot
                 found = store.scan()
         except Exception as e:  # CniError from the store: a broken network dir is reported, not fatal
             out[network] = [{"error": one_line(getattr(e, "msg", e))}]
@@ -145,10 +145,10 @@ def network_ranges(conf_dir: str, network: str) -> Optional[list[dict[str, Any]]
 
 def release(ipam_dir: str, network: str, ips: list[str]) -> list[str]:
     """Release the reservations named (only while their owner is still the one listed); returns the released."""
-    from ipam.host_local.store import Store
+    from ipam.host_local.store import ReservationStore
 
     done = []
-    with Store(ipam_dir, network) as store:
+    with ReservationStore(ipam_dir, network) as store:
         found = store.scan()
         for ip in ips:
             owner = found.get(ip)

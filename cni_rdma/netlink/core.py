@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py would pull in enum and selectors (~7 ms at start-up)
 import errno as _errno
-import os
 import struct
 
 from .errors import NetlinkDecodeError, NetlinkError, error_for
@@ -306,7 +305,7 @@ class NetlinkSocket:
                 reply_type: int | None = None) -> list[bytes]:
         """Send a request with NLM_F_ACK; return the payloads of replies received before the ack."""
         seq = self._send(kind, NLM_F_REQUEST | NLM_F_ACK | flags, body, op, dev)
-        replies = []
+        replies: list[bytes] = []
         while True:
             for mkind, mflags, mseq, payload in self._recv(op, dev):
                 if mseq != seq:

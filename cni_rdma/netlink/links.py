@@ -10,12 +10,36 @@ import struct
 
 from ..record import Record
 from .core import (
-    NLM_F_CREATE, NLM_F_EXCL, NetlinkSocket, a_nest, a_str, a_u16, a_u32, attr, attr_map, d_be16, d_str,
-    d_u16, d_u32, d_u8, mac_bytes, mac_str, parse_attrs, unpack,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NetlinkSocket,
+    a_nest,
+    a_str,
+    a_u16,
+    a_u32,
+    attr,
+    attr_map,
+    d_be16,
+    d_str,
+    d_u8,
+    d_u16,
+    d_u32,
+    mac_bytes,
+    mac_str,
+    parse_attrs,
+    unpack,
 )
 from .errors import LinkNotFound, NetlinkDecodeError, NetlinkError
 from .rtmsg import (
-    IFF_UP, IFINFOMSG, RTM_DELLINK, RTM_DELLINKPROP, RTM_GETLINK, RTM_NEWLINK, RTM_NEWLINKPROP, ifinfomsg, name_of,
+    IFF_UP,
+    IFINFOMSG,
+    RTM_DELLINK,
+    RTM_DELLINKPROP,
+    RTM_GETLINK,
+    RTM_NEWLINK,
+    RTM_NEWLINKPROP,
+    ifinfomsg,
+    name_of,
 )
 
 # IFLA_* (linux/if_link.h)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 
 from ..record import Record
-from .core import NETLINK_RDMA, NetlinkSocket, a_u32, attr_map, d_str, d_u32, d_u64, d_u8
+from .core import NETLINK_RDMA, NetlinkSocket, a_u32, attr_map, d_str, d_u8, d_u32, d_u64
 from .errors import NetlinkDecodeError, NetlinkError, NotFound
 
 # include/uapi/rdma/rdma_netlink.h
@@ -189,6 +189,7 @@ class Rdma(NetlinkSocket):
                 if d.name == name:
                     return d
             raise RdmaDeviceNotFound(name)
+        assert index is not None
         try:
             replies = self.request(nl_type(RDMA_NLDEV_CMD_GET), a_u32(RDMA_NLDEV_ATTR_DEV_INDEX, index),
                                    op="get RDMA device", dev=f"index {index}", reply_type=nl_type(RDMA_NLDEV_CMD_GET))

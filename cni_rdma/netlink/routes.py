@@ -9,8 +9,17 @@ import struct
 
 from ..record import Record
 from .core import (
-    NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NetlinkSocket, a_nest, a_u32, attr, attr_map,
-    d_u32, unpack,
+    NLM_F_APPEND,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REPLACE,
+    NetlinkSocket,
+    a_nest,
+    a_u32,
+    attr,
+    attr_map,
+    d_u32,
+    unpack,
 )
 from .errors import NetlinkDecodeError, NetlinkError
 from .rtmsg import AF_INET, AF_INET6, AF_UNSPEC, RTM_GETROUTE, RTM_NEWROUTE, RTMSG, family_of, ip_from

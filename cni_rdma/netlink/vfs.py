@@ -9,7 +9,7 @@ import errno
 import struct
 
 from ..record import Record
-from .core import BE16, NetlinkSocket, a_nest, attr, attr_map, mac_bytes, mac_str, parse_attrs, unpack
+from .core import BE16, attr, attr_map, mac_bytes, mac_str, parse_attrs, unpack
 from .errors import NetlinkDecodeError, NetlinkError
 from .links import IFLA_ADDRESS, IFLA_VFINFO_LIST, VLAN_PROTOS, LinkOps
 from .rtmsg import IFINFOMSG, RTM_NEWLINK, ifinfomsg, name_of

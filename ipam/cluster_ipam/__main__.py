@@ -91,7 +91,10 @@ def _pool(conf: ClusterConf, name: str, kvs: list[etcd.KV], node: str) -> dict:
         blocks.append({"cidr": b.cidr, "node": b.node, "used": used, "free": free})
         for ip, owner in b.alloc.items():
             alloc[ip] = owner
-    records, per_node, stale, unallocated = {}, defaultdict(int), [], []
+    records: dict = {}
+    per_node: defaultdict[str, int] = defaultdict(int)
+    stale: list = []
+    unallocated: list = []
     for kv in kvs:
         if not kv.key.startswith(pool.records_prefix):
             continue

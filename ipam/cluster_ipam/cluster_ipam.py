@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 
     from ipam.host_local.config import Range, RangeSet
 
-from cni_rdma.errors import CniError, INVALID_CONFIG, NOT_AVAILABLE, PLUGIN, TRY_AGAIN_LATER, config_error
+from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
+from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, PLUGIN, TRY_AGAIN_LATER, CniError, config_error
 from cni_rdma.skel import Request
 from cni_rdma.types import DNS, IPConfig, Result
-from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
 from ipam.host_local.config import parse_resolv_conf, rangeset_for, rangeset_str
 
 from . import etcd

@@ -11,14 +11,15 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Iterator, Optional
 
-from cni_rdma.errors import CniError, INVALID_CONFIG, TRY_AGAIN_LATER
+from cni_rdma.errors import INVALID_CONFIG, TRY_AGAIN_LATER, CniError
 
 from .config import Range, RangeSet, Requested, rangeset_for, rangeset_str
-from .store import Store
+from .store import ReservationStore
 
 
 def candidates(rs: RangeSet, last: Optional[tuple[int, int]]) -> Iterator[tuple[Range, int]]:
-    first_idx, first_val = 0, rs[0].start
+    first_idx: int = 0
+    first_val: Optional[int] = rs[0].start
     if last is not None:
         for i, r in enumerate(rs):
             if r.contains(*last):
@@ -39,7 +40,7 @@ def candidates(rs: RangeSet, last: Optional[tuple[int, int]]) -> Iterator[tuple[
                 yield r, value
 
 
-def allocate(store: Store, rs: RangeSet, idx: int, cid: str, ifname: str,
+def allocate(store: ReservationStore, rs: RangeSet, idx: int, cid: str, ifname: str,
              requested: Optional[Requested]) -> tuple[Range, int]:
     """Reserve one address of range set `idx` for (cid, ifname): the requested one, or the next free one."""
     if requested is not None:

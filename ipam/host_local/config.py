@@ -12,6 +12,7 @@ Addresses are handled as integers; a Range knows its family and prints as Go's "
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -19,10 +20,10 @@ if TYPE_CHECKING:
     from typing import Any, Optional
 
 from cni_rdma import safefile
-from cni_rdma.errors import CniError, INVALID_ENV, config_error
+from cni_rdma.errors import INVALID_ENV, CniError, config_error
+from cni_rdma.state import state_root
 from cni_rdma.types import DNS, Route
 
-DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 MAX_NAME = 255          # the network name is one directory entry
 MAX_CONTAINER_ID = 200  # runtimes use 64; a longer one is refused (CNI error) rather than carried around
 
@@ -302,7 +303,7 @@ def load(raw: dict, cni_args: dict[str, str], cni_version: str) -> Config:
         raise config_error("ipam", "missing IPAM configuration (the 'ipam' key)")
     name = raw.get("name", "")
     check_names(name)
-    data_dir = _string(ipam, "dataDir", "ipam.dataDir") or DEFAULT_DATA_DIR
+    data_dir = _string(ipam, "dataDir", "ipam.dataDir") or os.path.join(state_root(), "networks")
     resolv_conf = _string(ipam, "resolvConf", "ipam.resolvConf")
 
     sets: list[RangeSet] = []

@@ -12,13 +12,13 @@ Error codes: 7 bad config (the message names the field), 11 range exhausted or r
 from __future__ import annotations
 
 from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
-from cni_rdma.errors import CniError, INVALID_CONFIG, NOT_AVAILABLE, PLUGIN
+from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, PLUGIN, CniError
 from cni_rdma.skel import Request
 from cni_rdma.types import DNS, IPConfig, Result
 
 from . import config
 from .allocator import allocate, candidates
-from .store import Store, ip_key
+from .store import ReservationStore, ip_key
 
 ABOUT = "cni-rdma host-local IPAM"
 DUPLICATE = PLUGIN
@@ -36,7 +36,7 @@ def _in_set(rs: config.RangeSet, ip: str) -> bool:
     return key is not None and config.rangeset_for(rs, *key) is not None
 
 
-def _held(store: Store, cid: str, ifname: str) -> list[str]:
+def _held(store: ReservationStore, cid: str, ifname: str) -> list[str]:
     """What the index lists for the owner, confirmed against the reservation files themselves."""
     return [ip for ip in store.owned(cid, ifname) if store.holder(ip) == (cid, ifname)]
 
@@ -47,7 +47,7 @@ def add(req: Request) -> Result:
     cid, ifname = req.container_id, req.ifname
     pending = {r.text: r for r in conf.requested}
     ips: list[IPConfig] = []
-    with Store(conf.data_dir, conf.name, req.log) as store:
+    with ReservationStore(conf.data_dir, conf.name, req.log) as store:
         held = _held(store, cid, ifname)
         held_any = held + _held(store, cid, "")  # pre-0.7 one-line files count as this container's too
         reserved: list[str] = []
@@ -85,7 +85,7 @@ def add(req: Request) -> Result:
 def delete(req: Request) -> None:
     conf = load_conf(req)
     cid, ifname = req.container_id, req.ifname
-    with Store(conf.data_dir, conf.name, req.log) as store:
+    with ReservationStore(conf.data_dir, conf.name, req.log) as store:
         owner = ifname
         held = store.owned(cid, ifname)
         if not held:  # as Go: only when nothing matches exactly, release the legacy one-line files
@@ -100,7 +100,7 @@ def delete(req: Request) -> None:
 def check(req: Request) -> None:
     conf = load_conf(req)
     cid, ifname = req.container_id, req.ifname
-    with Store(conf.data_dir, conf.name, req.log) as store:
+    with ReservationStore(conf.data_dir, conf.name, req.log) as store:
         held = _held(store, cid, ifname) + _held(store, cid, "")
     if not held:
         raise CniError(NOT_FOUND, f"host-local: Failed to find address added by container {cid}",
@@ -117,7 +117,7 @@ def status(req: Request) -> None:
     conf = load_conf(req)
     import os
 
-    store = Store(conf.data_dir, conf.name)
+    store = ReservationStore(conf.data_dir, conf.name)
     try:
         store.open(lock=False)
     except CniError as e:
@@ -145,7 +145,7 @@ def gc(req: Request) -> None:
         req.log.info(f"GC: no {VALID_ATTACHMENTS} in the config; releasing nothing")
         return
     cids = {cid for cid, _ in valid}
-    with Store(conf.data_dir, conf.name, req.log) as store:
+    with ReservationStore(conf.data_dir, conf.name, req.log) as store:
         found = store.scan()
         released = []
         for ip, owner in sorted(found.items()):

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
 from cni_rdma import safefile
-from cni_rdma.errors import CniError, IO_FAILURE
+from cni_rdma.errors import IO_FAILURE, CniError
 
 LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."
@@ -95,7 +95,7 @@ def ip_key(name: str) -> Optional[tuple[int, int]]:
         return None
 
 
-class Store:
+class ReservationStore:
     """Use as a context manager: opens (creating) the directories, takes the lock, validates the index."""
 
     def __init__(self, data_dir: str, network: str, log=None):
@@ -126,7 +126,7 @@ class Store:
         self._fds.append(fd)
         return fd
 
-    def open(self, lock: bool = True) -> "Store":
+    def open(self, lock: bool = True) -> "ReservationStore":
         try:
             os.makedirs(self.data_dir, 0o755, exist_ok=True)
             data_fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -162,7 +162,7 @@ class Store:
                 pass
         self._fds = []
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> "ReservationStore":
         return self.open()
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -270,7 +270,8 @@ class Store:
     def _reserve_in_place(self, ip: str, data: bytes) -> bool:
         # Only when the network directory is its own mount: Go's O_EXCL create, then write.
         try:
-            fd = os.open(ip, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=self.net)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(ip, flags, 0o644, dir_fd=self.net)
         except FileExistsError:
             return False
         except OSError as e:

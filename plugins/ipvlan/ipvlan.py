@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 from cni_rdma import childlink, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
-from cni_rdma.errors import CniError, INTERNAL, INVALID_CONFIG
+from cni_rdma.errors import INTERNAL, INVALID_CONFIG, CniError
 from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
 from cni_rdma.netlink.links import Link
 from cni_rdma.netlink.rtnl import Rtnl
@@ -82,10 +82,12 @@ def load_conf(req: Request, chained_master: bool = True) -> Config:
 
 
 # ------------------------------------------------------------------ one mode per master
-STORE = Store("ipvlan")
+def _store() -> Store:
+    """The child records, under the state root (cni_rdma.state: CNI_RDMA_STATE_ROOT or /var/lib/cni)."""
+    return Store("ipvlan")
 
 
-def _record_name(req: Request) -> str:
+def _child_record(req: Request) -> str:
     # container IDs are validated by the skeleton; interface names may hold any byte but / : and blanks
     return f"{req.container_id}.{req.ifname.encode().hex()}"
 
@@ -127,13 +129,13 @@ def refuse_conflict(req: Request, conf: Config, master: Link) -> None:
     if conf.link_in_container:
         return  # a master inside the pod belongs to that pod alone: its siblings are all visible
     host = _host_ns()
-    for name in STORE.names():
-        rec = STORE.read(name) or {}
+    for name in _store().names():
+        rec = _store().read(name) or {}
         if (rec.get("master"), rec.get("hostns")) != (master.name, host) or (rec.get("mode"), rec.get("flag")) == want:
             continue
         live = _live_mode(str(rec.get("netns", "")), str(rec.get("ifname", "")))
         if live is None:
-            STORE.delete(name)  # the pod or its link is gone without a DEL
+            _store().delete(name)  # the pod or its link is gone without a DEL
         elif live != want:
             _conflict(conf, master, f"{rec.get('ifname')} of container {rec.get('containerID')} ({live[0]} {live[1]})")
 
@@ -153,7 +155,7 @@ def add(req: Request) -> Result:
     def make(nl, name, netns_fd):
         nl.link_add_ipvlan(name, master.index, conf.mode, conf.flag, mtu=conf.mtu or None, netns_fd=netns_fd)
 
-    with STORE.lock():
+    with _store().lock():
         refuse_conflict(req, conf, master)
         with childlink.created(req.netns, req.ifname, make, conf.link_in_container) as link:
             iface = Interface(name=req.ifname, mac=link.mac or "", mtu=link.mtu, sandbox=req.netns)
@@ -186,7 +188,7 @@ def _configure(req: Request, iface: Interface, source: Result) -> Result:
 def _remember(req: Request, conf: Config, master: Link) -> None:
     if conf.link_in_container:
         return
-    STORE.write(_record_name(req), {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
+    _store().write(_child_record(req), {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
                                     "master": master.name, "hostns": _host_ns(), "mode": conf.mode,
                                     "flag": conf.flag})
 
@@ -196,8 +198,8 @@ def delete(req: Request) -> None:
         ipam.delete(req)  # first: the addresses are released even when the netns is gone
     childlink.delete(req.netns, req.ifname, KIND)
     with contextlib.suppress(CniError):
-        with STORE.lock():
-            STORE.delete(_record_name(req))
+        with _store().lock():
+            _store().delete(_child_record(req))
 
 
 def check(req: Request) -> None:
@@ -228,8 +230,8 @@ def gc(req: Request) -> None:
         ipam.gc(req)
     # Forget children whose pod or link is gone (a DEL that never came); best effort.
     with contextlib.suppress(CniError, NetlinkError):
-        with STORE.lock():
-            for name in STORE.names():
-                rec = STORE.read(name) or {}
+        with _store().lock():
+            for name in _store().names():
+                rec = _store().read(name) or {}
                 if _live_mode(str(rec.get("netns", "")), str(rec.get("ifname", ""))) is None:
-                    STORE.delete(name)
+                    _store().delete(name)

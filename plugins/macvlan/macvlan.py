@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from cni_rdma import childlink, confkeys, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
-from cni_rdma.errors import CniError, INTERNAL, config_error
+from cni_rdma.errors import INTERNAL, CniError, config_error
 from cni_rdma.netlink.links import Link
 from cni_rdma.netlink.rtmsg import ARPHRD_ETHER, ARPHRD_INFINIBAND, IFF_LOOPBACK
 from cni_rdma.netns import in_netns
@@ -88,7 +88,7 @@ def add(req: Request) -> Result:
         iface = Interface(name=req.ifname, mac=link.mac or "", mtu=link.mtu, sandbox=req.netns)
         if not conf.has_ipam:
             in_netns(req.netns, ipconfig.configure, req.ifname, Result(interfaces=(iface,)))
-            return _finish(req, Result(interfaces=(iface,), dns=req.conf.dns))
+            return _checked_result(req, Result(interfaces=(iface,), dns=req.conf.dns))
         with ipam.allocated(req) as allocated:
             faults.point("ipam")
             if not allocated.ips:
@@ -96,14 +96,14 @@ def add(req: Request) -> Result:
             result = Result(interfaces=(iface,), ips=tuple(_on_first(ip) for ip in allocated.ips),
                             routes=allocated.routes, dns=req.conf.dns)
             in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=dad)
-            return _finish(req, result)
+            return _checked_result(req, result)
 
 
 def _on_first(ipc):
     return replace(ipc, interface=0)  # every address belongs to interfaces[0]
 
 
-def _finish(req: Request, result: Result) -> Result:
+def _checked_result(req: Request, result: Result) -> Result:
     # Convert now, inside the rollback scope: a result that cannot be printed in the requested
     # version (e.g. L2-only as 0.2.0) fails the ADD cleanly instead of leaking the link.
     result.to_json(req.conf.cni_version)

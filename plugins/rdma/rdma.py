@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
 from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
-from cni_rdma.errors import CniError, INVALID_CONFIG, NOT_AVAILABLE, UNKNOWN_CONTAINER, config_error
+from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, UNKNOWN_CONTAINER, CniError, config_error
 from cni_rdma.netns import NetnsNotFound, in_netns, open_netns
 from cni_rdma.skel import Request
 from cni_rdma.state import Store, UnreadableRecord

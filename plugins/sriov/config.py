@@ -11,13 +11,12 @@ ibKubernetesEnabled (a GUID is required)
 """
 from __future__ import annotations
 
-
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Any, Optional
 
 from cni_rdma import confkeys
-from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE, config_error
+from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, CniError, config_error
 from cni_rdma.skel import Request
 from cni_rdma.sysfs import Sysfs, VfInfo, normalize_pci
 

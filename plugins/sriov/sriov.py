@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from cni_rdma.log import Logger
 
 from cni_rdma import confkeys, faults, ipam, netns
-from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, config_error
+from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CniError
 from cni_rdma.netlink.errors import NetlinkError
 from cni_rdma.skel import Request
 from cni_rdma.state import Store

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from cni_rdma.netlink.rtnl import Rtnl
 
 from cni_rdma import faults, netns
-from cni_rdma.errors import CniError, INVALID_CONFIG, IO_FAILURE
+from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, CniError
 from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
 from cni_rdma.netlink.rtmsg import ARPHRD_INFINIBAND
 from cni_rdma.sysfs import Sysfs, VfInfo, normalize_pci

@@ -138,10 +138,10 @@ def test_dual_stack_ipam(node, pod, tmp_path):
 
 def test_gratuitous_arp_announces_the_new_address(node, pod, tmp_path):
     """arp_notify fires as the link comes up, so the addresses must already be on it."""
-    sniffer = topology.ArpSniffer(node.name, "peer0")
-    r = ok(run("ADD", conf(master="eth0", ipam=host_local(tmp_path)), node, pod))
-    frames = sniffer.frames()
-    mac, ip = r["interfaces"][0]["mac"], r["ips"][0]["address"].split("/")[0]
+    with topology.ArpSniffer(node.name, "peer0") as sniffer:
+        r = ok(run("ADD", conf(master="eth0", ipam=host_local(tmp_path)), node, pod))
+        mac, ip = r["interfaces"][0]["mac"], r["ips"][0]["address"].split("/")[0]
+        frames = sniffer.until(lambda seen: topology.gratuitous_arps(seen, mac, ip))
     assert topology.gratuitous_arps(frames, mac, ip), [f.hex() for f in frames]
 
 

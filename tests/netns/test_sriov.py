@@ -434,10 +434,10 @@ def test_unmounted_netns_file_counts_as_gone(host, pod, pod2):
 
 def test_gratuitous_arp_for_the_new_address(host, pod):
     topology.sh("ip", "-n", host.node.name, "link", "set", "vfpeer0", "up")
-    sniffer = topology.ArpSniffer(host.node.name, "vfpeer0")
     conf = host.config(0)
-    assert host.run("ADD", conf, netns=pod.path).code == 0
-    frames = sniffer.frames()
+    with topology.ArpSniffer(host.node.name, "vfpeer0") as sniffer:
+        assert host.run("ADD", conf, netns=pod.path).code == 0
+        frames = sniffer.until(lambda seen: topology.gratuitous_arps(seen, ORIG_MAC[0], "10.56.217.5"))
     assert topology.gratuitous_arps(frames, ORIG_MAC[0], "10.56.217.5"), [f.hex() for f in frames]
     assert host.run("DEL", conf, netns=pod.path).code == 0
 

@@ -17,12 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from cni_rdma.state import state_root
 from plugins.sriov import sriovcni
 from tests import topology
 from tests.netns.test_sriov import host, pod2  # noqa: F401  (fixtures: the fake PCI tree over veths, a 2nd pod)
 from tests.sriov_env import SriovHost, link_state, result_json
 
-DATA = Path(sriovcni.DATA_DIR)
+
+def data_dir() -> Path:
+    """sriov-cni's directory as our sriov sees it: <state root>/sriov (the test's own root, tests/conftest.py)."""
+    return Path(state_root()) / "sriov"
+
+
 POD_MAC = "02:00:00:00:00:aa"
 
 
@@ -30,7 +36,7 @@ POD_MAC = "02:00:00:00:00:aa"
 def no_claims_left(host):  # noqa: F811
     yield
     for addr in host.vfs.values():
-        sriovcni.drop_claim(addr)
+        sriovcni.drop_claim(addr, str(data_dir()))
 
 
 def sriov_cni_add(h: SriovHost, vf: int, pod, cid: str, ifname: str = "net1") -> dict:
@@ -56,10 +62,10 @@ def sriov_cni_add(h: SriovHost, vf: int, pod, cid: str, ifname: str = "net1") ->
         "max_tx_rate": None, "min_tx_rate": None, "name": conf["name"], "runtimeConfig": {}, "type": "sriov",
         "vlan": None, "vlanProto": None, "vlanQoS": None,
     }
-    DATA.mkdir(parents=True, exist_ok=True)
-    (DATA / f"{h.cid(cid)}-{ifname}").write_text(json.dumps(cache, sort_keys=True))
-    (DATA / "pci").mkdir(exist_ok=True)
-    (DATA / "pci" / h.vfs[vf]).write_text(pod.path)
+    data_dir().mkdir(parents=True, exist_ok=True)
+    (data_dir() / f"{h.cid(cid)}-{ifname}").write_text(json.dumps(cache, sort_keys=True))
+    (data_dir() / "pci").mkdir(exist_ok=True)
+    (data_dir() / "pci" / h.vfs[vf]).write_text(pod.path)
     return conf
 
 
@@ -72,8 +78,8 @@ def test_our_del_gives_back_a_vf_sriov_cni_configured(host, pod):  # noqa: F811
     assert r.code == 0, r.stdout + r.stderr
     assert link_state(host.link(host.vf_netdev[1])) == before  # name, MAC, MTU, down, in the host
     assert pod.link("net1") is None
-    assert not (DATA / f"{host.cid('legacy')}-net1").exists()
-    assert sriovcni.read_claim(host.vfs[1]) is None
+    assert not (data_dir() / f"{host.cid('legacy')}-net1").exists()
+    assert sriovcni.read_claim(host.vfs[1], str(data_dir())) is None
     assert host.ipam_calls() == ["DEL legacy"]
     again = host.run("DEL", conf, netns=pod.path, container_id="legacy")  # idempotent
     assert again.code == 0, again.stdout
@@ -85,7 +91,7 @@ def test_del_without_device_id_finds_the_sriov_cni_cache(host, pod):  # noqa: F8
     del conf["deviceID"]  # a runtime's DEL from its own cache, without Multus' deviceID
     r = host.run("DEL", conf, netns=pod.path, container_id="nodev")
     assert r.code == 0, r.stdout + r.stderr
-    assert link_state(host.link(host.vf_netdev[1])) == before and sriovcni.read_claim(host.vfs[1]) is None
+    assert link_state(host.link(host.vf_netdev[1])) == before and sriovcni.read_claim(host.vfs[1], str(data_dir())) is None
 
 
 def test_our_add_respects_a_live_sriov_cni_claim_and_drops_a_stale_one(host, pod, pod2):  # noqa: F811
@@ -93,15 +99,15 @@ def test_our_add_respects_a_live_sriov_cni_claim_and_drops_a_stale_one(host, pod
     busy = host.run("ADD", host.config(1), netns=pod2.path, container_id="new")
     assert busy.code == 1 and busy.json["code"] == 11, busy.stdout
     assert "sriov-cni" in busy.json["msg"] + busy.json.get("details", "") and pod2.link("net1") is None
-    assert sriovcni.read_claim(host.vfs[1]) == pod.path  # untouched
+    assert sriovcni.read_claim(host.vfs[1], str(data_dir())) == pod.path  # untouched
     host.run("DEL", conf, netns=pod.path, container_id="legacy")
     # a claim naming a netns that is gone (sriov-cni's IsAllocated drops it too)
-    (DATA / "pci" / host.vfs[0]).write_text("/var/run/netns/crn-gone-" + host.tag)
+    (data_dir() / "pci" / host.vfs[0]).write_text("/var/run/netns/crn-gone-" + host.tag)
     ok = host.run("ADD", host.config(0), netns=pod2.path, container_id="new")
     assert ok.code == 0, ok.stdout + ok.stderr
-    assert sriovcni.read_claim(host.vfs[0]) == pod2.path
+    assert sriovcni.read_claim(host.vfs[0], str(data_dir())) == pod2.path
     assert host.run("DEL", host.config(0), netns=pod2.path, container_id="new").code == 0
-    assert sriovcni.read_claim(host.vfs[0]) is None
+    assert sriovcni.read_claim(host.vfs[0], str(data_dir())) is None
 
 
 def test_our_add_writes_what_sriov_cni_needs_to_del_it(host, pod):  # noqa: F811
@@ -111,7 +117,7 @@ def test_our_add_writes_what_sriov_cni_needs_to_del_it(host, pod):  # noqa: F811
     conf = host.config(0, version="1.0.0", mtu=9000)  # no PF-side keys: a veth "PF" has no VFs (VM tier)
     res = result_json(host.run("ADD", conf, netns=pod.path, container_id="ours"))
     assert res["interfaces"][0]["name"] == "net1" and pod.link("net1")["mtu"] == 9000
-    path = DATA / f"{host.cid('ours')}-net1"
+    path = data_dir() / f"{host.cid('ours')}-net1"
     written = json.loads(path.read_text())
     assert set(written["OrigVfState"]) == {"HostIFName", "SpoofChk", "Trust", "AdminMAC", "EffectiveMAC", "Vlan",
                                            "VlanQoS", "VlanProto", "MinTxRate", "MaxTxRate", "LinkState", "MTU"}
@@ -123,7 +129,7 @@ def test_our_add_writes_what_sriov_cni_needs_to_del_it(host, pod):  # noqa: F811
     assert written["ipam"] == conf["ipam"]
     o = written["OrigVfState"]
     assert (o["HostIFName"], o["EffectiveMAC"], o["MTU"]) == (before["ifname"], before["address"], before["mtu"])
-    assert sriovcni.read_claim(host.vfs[0]) == pod.path
+    assert sriovcni.read_claim(host.vfs[0], str(data_dir())) == pod.path
     # sriov-cni would DEL from these files alone: so must we
     from cni_rdma.state import Store
 
@@ -132,18 +138,18 @@ def test_our_add_writes_what_sriov_cni_needs_to_del_it(host, pod):  # noqa: F811
     assert r.code == 0, r.stdout + r.stderr
     got = link_state(host.link(host.vf_netdev[0]))
     assert (got["ifname"], got["address"], got["mtu"]) == (before["ifname"], before["address"], before["mtu"])
-    assert not path.exists() and sriovcni.read_claim(host.vfs[0]) is None and pod.link("net1") is None
+    assert not path.exists() and sriovcni.read_claim(host.vfs[0], str(data_dir())) is None and pod.link("net1") is None
 
 
 def test_our_own_del_removes_the_sriov_cni_files_too(host, pod):  # noqa: F811
     before = link_state(host.link(host.vf_netdev[0]))
     conf = host.config(0)
     result_json(host.run("ADD", conf, netns=pod.path, container_id="both"))
-    assert (DATA / f"{host.cid('both')}-net1").exists()
+    assert (data_dir() / f"{host.cid('both')}-net1").exists()
     assert host.run("DEL", conf, netns=pod.path, container_id="both").code == 0
     assert link_state(host.link(host.vf_netdev[0])) == before
-    assert not (DATA / f"{host.cid('both')}-net1").exists() and sriovcni.read_claim(host.vfs[0]) is None
-    assert not os.path.exists(DATA / f"vf-{host.vfs[0]}")
+    assert not (data_dir() / f"{host.cid('both')}-net1").exists() and sriovcni.read_claim(host.vfs[0], str(data_dir())) is None
+    assert not os.path.exists(data_dir() / f"vf-{host.vfs[0]}")
 
 
 def test_infiniband_guid_on_an_ethernet_vf_is_code_7_and_changes_nothing(host, pod):  # noqa: F811
@@ -156,4 +162,4 @@ def test_infiniband_guid_on_an_ethernet_vf_is_code_7_and_changes_nothing(host, p
         assert r.code == 1 and r.json["code"] == 7, r.stdout
         assert "InfiniBand" in r.json["msg"] and "guid" in r.json["msg"].lower()
         assert link_state(host.link(host.vf_netdev[0])) == before and pod.link("net1") is None
-    assert sriovcni.read_claim(host.vfs[0]) is None and host.ipam_calls() == []
+    assert sriovcni.read_claim(host.vfs[0], str(data_dir())) is None and host.ipam_calls() == []

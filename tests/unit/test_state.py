@@ -3,7 +3,6 @@ import json
 import multiprocessing
 import os
 import stat
-import time
 
 import pytest
 
@@ -63,20 +62,42 @@ def test_temp_files_are_not_records(tmp_path):
     assert s.names() == ["x"]
 
 
-def _hold_lock(root, started, hold):
+def _hold_lock(root, started, release):
     s = Store("p", root)
     with s.lock("vf"):
         started.set()
-        time.sleep(hold)
+        release.wait(30)
 
 
 def test_lock_is_exclusive_across_processes(tmp_path):
-    started = multiprocessing.Event()
-    proc = multiprocessing.Process(target=_hold_lock, args=(str(tmp_path), started, 0.5))
+    """Handshakes, no clock: while another process holds the lock a non-blocking flock fails, and our
+    lock() returns only after that process let go."""
+    import fcntl
+    import threading
+
+    started, release = multiprocessing.Event(), multiprocessing.Event()
+    proc = multiprocessing.Process(target=_hold_lock, args=(str(tmp_path), started, release))
     proc.start()
-    started.wait(10)
-    t0 = time.monotonic()
-    with Store("p", str(tmp_path)).lock("vf"):
-        waited = time.monotonic() - t0
-    proc.join()
-    assert waited >= 0.3
+    try:
+        assert started.wait(30)
+        fd = os.open(os.path.join(str(tmp_path), "p", "vf.lock"), os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        order: list[str] = []
+
+        def take() -> None:
+            with Store("p", str(tmp_path)).lock("vf"):
+                order.append("ours")
+
+        t = threading.Thread(target=take)
+        t.start()
+        order.append("released")  # before the holder may let go: "ours" can only come after it
+        release.set()
+        t.join(30)
+        assert order == ["released", "ours"]
+    finally:
+        release.set()
+        proc.join(30)
