@@ -42,13 +42,17 @@ def _get(raw: dict, key: str) -> Any:
     return node
 
 
-def get_str(raw: dict, key: str, default: str = "") -> str:
+def _typed(raw: dict, key: str, default: Any, kind: type, expected: str) -> Any:
     v = _get(raw, key)
     if v is None:
         return default
-    if not isinstance(v, str):
-        raise config_error(key, f"expected a string, got {q(v)}")
+    if not isinstance(v, kind):
+        raise config_error(key, f"expected {expected}, got {q(v)}")
     return v
+
+
+def get_str(raw: dict, key: str, default: str = "") -> str:
+    return _typed(raw, key, default, str, "a string")
 
 
 def as_int(v: Any, key: str, lo: int | None = None, hi: int | None = None) -> int:
@@ -74,12 +78,7 @@ def get_opt_int(raw: dict, key: str, lo: int | None = None, hi: int | None = Non
 
 
 def get_bool(raw: dict, key: str, default: bool = False) -> bool:
-    v = _get(raw, key)
-    if v is None:
-        return default
-    if not isinstance(v, bool):
-        raise config_error(key, f"expected true or false, got {q(v)}")
-    return v
+    return _typed(raw, key, default, bool, "true or false")
 
 
 def get_choice(raw: dict, key: str, choices: tuple[str, ...], default: str, what: str) -> str:
@@ -138,3 +137,11 @@ def valid_attachments(raw: dict) -> set[tuple[str, str]] | None:
             raise config_error(f"{VALID_ATTACHMENTS}[{i}].ifname", "expected a non-empty string")
         out.add((cid, ifname))
     return out
+
+
+def gc_keep(req: Any) -> set[tuple[str, str]] | None:
+    """GC's keep-list of this request, or None, said once in the log, when there is none: release nothing."""
+    keep = valid_attachments(req.raw)
+    if keep is None:
+        req.log.info(f"GC: no {VALID_ATTACHMENTS} in the config; releasing nothing")
+    return keep

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ipam.host_local.config import Range, RangeSet
 
-from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
+from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, PLUGIN, TRY_AGAIN_LATER, CniError, config_error
 from cni_rdma.skel import Request
 from cni_rdma.types import DNS, IPConfig, Result
@@ -493,10 +493,9 @@ def _has_free(s: Session, rs: RangeSet) -> bool:
 
 
 def gc(req: Request) -> None:
-    valid = valid_attachments(req.raw)
     conf = load_conf(req)
+    valid = gc_keep(req)
     if valid is None:
-        req.log.info(f"GC: no {VALID_ATTACHMENTS} in the config; releasing nothing")
         return
     client = connect(conf)
     try:

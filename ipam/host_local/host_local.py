@@ -11,7 +11,7 @@ Error codes: 7 bad config (the message names the field), 11 range exhausted or r
 """
 from __future__ import annotations
 
-from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
+from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, PLUGIN, CniError
 from cni_rdma.skel import Request
 from cni_rdma.types import DNS, IPConfig, Result
@@ -139,10 +139,9 @@ def status(req: Request) -> None:
 
 
 def gc(req: Request) -> None:
-    valid = valid_attachments(req.raw)
     conf = load_conf(req)
+    valid = gc_keep(req)
     if valid is None:
-        req.log.info(f"GC: no {VALID_ATTACHMENTS} in the config; releasing nothing")
         return
     cids = {cid for cid, _ in valid}
     with ReservationStore(conf.data_dir, conf.name, req.log) as store:

@@ -40,7 +40,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Optional
 
-from cni_rdma.confkeys import VALID_ATTACHMENTS, valid_attachments
+from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, UNKNOWN_CONTAINER, CniError, config_error
 from cni_rdma.netns import NetnsNotFound, in_netns, open_netns
 from cni_rdma.skel import Request
@@ -401,9 +401,8 @@ def status(req: Request) -> None:
 
 def gc(req: Request) -> None:
     conf = load_conf(req)
-    keep = valid_attachments(req.raw)
-    if keep is None:  # without the list a leak cannot be told from a live attachment: release nothing
-        req.log.info(f"GC: no {VALID_ATTACHMENTS} in the config; releasing nothing")
+    keep = gc_keep(req)
+    if keep is None:  # without the list a leak cannot be told from a live attachment
         return
     store = conf.store()
     for key in store.names():

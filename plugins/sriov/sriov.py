@@ -335,7 +335,7 @@ def status(req: Request) -> None:
 def gc(req: Request) -> None:
     """Give back VFs whose attachment the runtime no longer lists and whose netns is gone; without a
     cni.dev/valid-attachments list, release nothing."""
-    keep = confkeys.valid_attachments(req.raw)
+    keep = confkeys.gc_keep(req)
     if keep is not None:
         store = store_of(req)
         mgr = vf_manager(Sysfs.from_env(req.env), req.log)
