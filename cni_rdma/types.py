@@ -12,6 +12,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Any, Optional, Union
 
+from .confkeys import as_int
 from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, CniError
 from .version import SUPPORTED
 
@@ -246,11 +247,13 @@ def _str_list(x: Any, where: str) -> tuple[str, ...]:
 
 
 def _int(x: Any, where: str, default: Any = 0) -> Any:
+    """confkeys' one integer check, as the ValueError result parsing turns into its own error."""
     if x is None:
         return default
-    if isinstance(x, bool) or not isinstance(x, int):
-        raise ValueError(f"{where}: expected an integer")
-    return x
+    try:
+        return as_int(x, where)
+    except CniError as e:
+        raise ValueError(e.msg) from None
 
 
 def _iface(x: Any, where: str) -> IPInterface:
