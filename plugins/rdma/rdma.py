@@ -409,7 +409,11 @@ def gc(req: Request) -> None:
         if not key.startswith(f"{conf.network}-"):
             continue
         with store.lock():
-            record = store.read(key)
+            try:
+                record = store.read(key)
+            except UnreadableRecord as e:  # a FIFO or garbage: not attributable; GC goes on (DEL drops it)
+                req.log.warning(f"gc: {e}; skipping it")
+                continue
             if not record or record.get("network") != conf.network:
                 continue  # another network sharing the prefix, or an rdma-cni record we cannot attribute
             if (record.get("containerID"), record.get("ifname")) in keep:

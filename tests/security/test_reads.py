@@ -117,3 +117,13 @@ def test_stdin_100_mb_deep_nesting_and_nan(tmp_path):
         if r.code:
             cni_error(r)
     host_local("DEL", nan)
+
+
+def test_rdma_gc_skips_an_unreadable_record(tmp_path):
+    rec = tmp_path / "rdma" / "rdmanet-ctr1-net1"
+    rec.parent.mkdir(parents=True)
+    os.mkfifo(rec)
+    conf = dict(_rdma_conf(tmp_path), cniVersion="1.1.0", **{"cni.dev/valid-attachments": []})
+    r = topology.run_plugin("rdma", "GC", conf, netns="", ifname="", container_id="", timeout=HANG)
+    assert r.code == 0, r.stdout + r.stderr
+    assert "skipping it" in r.stderr and os.path.lexists(rec)
