@@ -1,5 +1,4 @@
 """The one exception type of the project: a CNI error carrying its code (SPEC.md "Error")."""
-from __future__ import annotations
 
 # Well-known codes, CNI SPEC 1.1.0 section "Error".
 INCOMPATIBLE_VERSION = 1

@@ -1,17 +1,17 @@
-"""Entry point of the single executable: dispatch on the name it was invoked as (argv[0])."""
-from __future__ import annotations
+"""Entry point of the single executable: dispatch on the name it was invoked as (argv[0]).
 
-import importlib
-import json
+Imports only sys and os at the top: the about line, VERSION and CNI_* env errors are answered by
+cni_rdma/early.py before the plugin (and json, re, ...) is imported (tests/unit/test_startup.py).
+"""
 import os
 import sys
 
-from .registry import PLUGINS
+from .registry import ABOUT, PLUGINS
 
 CLI_NAME = "cni-rdma"  # the bundle's own name: with a subcommand it is the operator CLI
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: "list[str] | None" = None) -> int:
     argv = sys.argv if argv is None else argv
     name = os.path.basename(argv[0])
     if len(argv) > 1 and argv[1] == "--version":
@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     if module_name is None:
         sys.stderr.write(f"cni-rdma: invoked as {name!r}; install it under one of: {', '.join(sorted(PLUGINS))}\n")
         return 1
+    from . import early
+
+    answered = early.main(ABOUT[name])
+    if answered is not None:
+        return answered
+    import importlib
+
     try:
         module = importlib.import_module(module_name)
     except Exception as e:  # a broken install must still answer in CNI's error format
@@ -33,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         from .version import CURRENT
 
         err = CniError(INTERNAL, f"cni-rdma: plugin {name!r} failed to load: {type(e).__name__}: {e}")
-        sys.stdout.write(json.dumps(err.to_json(CURRENT)) + "\n")
+        sys.stdout.write(early.error_json(err, CURRENT) + "\n")
         return 1
     from . import skel
     return skel.run(module)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO, Mapping, Optional, TextIO
 
 from . import cniargs
+from .early import is_valid_id, read_env
 from .errors import (
     DECODE_FAILURE,
     INCOMPATIBLE_VERSION,
@@ -24,7 +24,6 @@ from .errors import (
     INVALID_CONFIG,
     INVALID_ENV,
     IO_FAILURE,
-    UNKNOWN_CONTAINER,
     CniError,
     config_error,
 )
@@ -33,58 +32,17 @@ from .netlink.errors import NetlinkError
 from .types import NetConf, Result
 from .version import CURRENT, SUPPORTED, at_least, version_json
 
-# fullmatch, never match + "$": "$" also matches before a trailing newline ("abc\n" would pass).
-_ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
-MAX_IFNAME = 15  # bytes: IFNAMSIZ - 1, as Go's len() counts
-
-# Which env vars each command requires (Go pkg/skel getCmdArgsFromEnv).
-_ENV: tuple[tuple[str, set[str]], ...] = (
-    ("CNI_COMMAND", {"ADD", "CHECK", "DEL", "GC", "STATUS"}),
-    ("CNI_CONTAINERID", {"ADD", "CHECK", "DEL"}),
-    ("CNI_NETNS", {"ADD", "CHECK"}),
-    ("CNI_IFNAME", {"ADD", "CHECK", "DEL"}),
-    ("CNI_ARGS", set()),
-    ("CNI_PATH", {"ADD", "CHECK", "DEL", "GC", "STATUS"}),
-)
 # Minimum config version per command (SPEC.md: CHECK since 0.4.0, GC and STATUS since 1.1.0).
 _MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
 _FUNCS = {"ADD": "add", "DEL": "delete", "CHECK": "check", "GC": "gc", "STATUS": "status"}
-
-
-def validate_container_id(cid: str) -> None:
-    if not cid:
-        raise CniError(UNKNOWN_CONTAINER, "missing containerID")
-    if not _ID_RE.fullmatch(cid):
-        raise CniError(INVALID_ENV, "invalid characters in containerID", cid)
-
-
-def validate_ifname(name: str) -> None:
-    """Go's ValidateInterfaceName, over the bytes the kernel sees (the environment arrives as bytes; Python
-    keeps undecodable ones as lone surrogates). Non-UTF-8 is refused here: the netlink layer speaks UTF-8."""
-    if not name:
-        raise CniError(INVALID_ENV, "interface name is empty")
-    raw = os.fsencode(name)
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CniError(INVALID_ENV, "interface name is not valid UTF-8", repr(raw)) from None
-    if len(raw) > MAX_IFNAME:
-        raise CniError(INVALID_ENV, "interface name is too long",
-                       f"interface name should be less than {MAX_IFNAME + 1} characters")
-    if name in (".", ".."):
-        raise CniError(INVALID_ENV, "interface name is . or ..")
-    if any(c in "/:" or c.isspace() for c in name):
-        raise CniError(INVALID_ENV, "interface name contains / or : or whitespace characters")
+# The CNI_* env checks (read_env) are cni_rdma/early.py's: a real process answers them before importing the plugin.
 
 
 def validate_network_name(name: str) -> None:
     if not name:
         raise CniError(INVALID_CONFIG, "missing network name")
-    if not _ID_RE.fullmatch(name):
+    if not is_valid_id(name):
         raise CniError(INVALID_CONFIG, "invalid characters found in network name", name)
-
-
-_VALIDATORS = {"CNI_CONTAINERID": validate_container_id, "CNI_IFNAME": validate_ifname}
 
 
 @dataclass(frozen=True)
@@ -113,23 +71,6 @@ class Request:
         env = dict(self.env)
         env["CNI_COMMAND"] = command
         return replace(self, command=command, env=env)
-
-
-def _read_env(env: Mapping[str, str]) -> dict[str, str]:
-    cmd = env.get("CNI_COMMAND", "")
-    values: dict[str, str] = {}
-    missing: list[str] = []
-    for name, required_for in _ENV:
-        val = env.get(name, "")
-        values[name] = val
-        if not val:
-            if cmd in required_for or name == "CNI_COMMAND":
-                missing.append(name)
-        elif cmd in required_for and name in _VALIDATORS:
-            _VALIDATORS[name](val)
-    if missing:
-        raise CniError(INVALID_ENV, f"required env variables [{','.join(missing)}] missing")
-    return values
 
 
 def _decode_config(stdin: bytes) -> dict:
@@ -168,7 +109,7 @@ def _check_version(cmd: str, v: str) -> None:
 
 def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[Result]:
     """Validate and run one command; return the ADD result. Raises CniError. Also the in-process IPAM path."""
-    values = _read_env(env)
+    values = read_env(env)
     cmd = values["CNI_COMMAND"]
     raw = _decode_config(stdin)
     if cmd not in _FUNCS:
@@ -242,7 +183,7 @@ def run(module: ModuleType, env: Optional[Mapping[str, str]] = None, stdin: Opti
             stderr.write(f"{about}\nCNI protocol versions supported: {', '.join(SUPPORTED)}\n")
             return 0
         if cmd == "VERSION":
-            _read_env(env)
+            read_env(env)
             stdout.write(version_json() + "\n")
             return 0
         try:

@@ -1,7 +1,7 @@
-"""CNI versions this project speaks (SPEC.md "Version considerations") and build identity."""
-from __future__ import annotations
+"""CNI versions this project speaks (SPEC.md "Version considerations") and build identity.
 
-import json
+Imported on every call, VERSION included (cni_rdma/early.py): no module imports here beyond sys.
+"""
 import sys
 
 SUPPORTED = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -9,7 +9,7 @@ CURRENT = "1.1.0"
 BUILD_VERSION = "0.1.0"
 
 
-def parse(v: str) -> tuple[int, int, int]:
+def parse(v: str) -> "tuple[int, int, int]":
     """'1.0.0' -> (1, 0, 0); a malformed version is a decode failure as in Go's version.ParseVersion."""
     from .errors import DECODE_FAILURE, CniError
 
@@ -42,4 +42,6 @@ def print_build_version(name: str) -> int:
 
 
 def version_json() -> str:
-    return json.dumps({"cniVersion": CURRENT, "supportedVersions": list(SUPPORTED)})
+    """json.dumps({"cniVersion": CURRENT, "supportedVersions": list(SUPPORTED)}), without json's import cost."""
+    versions = ", ".join(f'"{v}"' for v in SUPPORTED)
+    return f'{{"cniVersion": "{CURRENT}", "supportedVersions": [{versions}]}}'

@@ -87,3 +87,68 @@ def test_the_cli_probe_sees_click_when_the_cli_runs():
     # the guard above can fail: running the CLI itself does load them
     loaded = _cli_modules_loaded("main.main(['cni-rdma', 'devices', '--json', '--backend', 'udev'])")
     assert loaded == ["click", "pyudev"]
+
+
+# What a plugin process may import before it answers the about line, VERSION or a CNI_* env error
+# (cni_rdma/early.py), beyond what the bare interpreter (-I -S) imports on its own: os and its helpers, our five
+# small modules, and the C half of json for an error's JSON. json, re, enum, dataclasses, typing: never.
+EARLY_ALLOWED = {"os", "stat", "_stat", "posixpath", "genericpath", "_collections_abc", "cni_rdma",
+                 "cni_rdma.main", "cni_rdma.registry", "cni_rdma.early", "cni_rdma.errors", "cni_rdma.version",
+                 "_json"}
+
+
+def _imported(env: dict[str, str], launcher: str | None, stdin: bytes = b"") -> tuple[set[str], str]:
+    """Module names a dev launcher's process imports (-X importtime, on stderr), and its stdout."""
+    argv = [sys.executable, "-I", "-S", "-X", "importtime"] + ([launcher] if launcher else ["-c", "pass"])
+    p = subprocess.run(argv, env=dict(env, PATH="/usr/sbin:/usr/bin:/sbin:/bin"), input=stdin,
+                       capture_output=True, timeout=60)
+    names = {line.split("|")[2].strip() for line in p.stderr.decode().splitlines()
+             if line.startswith("import time:") and "self [us]" not in line}
+    return names, p.stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def dev_bin(tmp_path_factory):
+    # the launcher tools/make_dev_bin.py writes, run by this interpreter over this tree
+    d = tmp_path_factory.mktemp("devbin")
+    for plugin in PLUGINS:
+        (d / plugin).write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom cni_rdma.main import main\n"
+                                "sys.exit(main())\n")
+    return d
+
+
+EARLY_CALLS = {
+    "about": ({}, b""),
+    "VERSION": ({"CNI_COMMAND": "VERSION"}, b""),
+    "missing env": ({"CNI_COMMAND": "ADD"}, b'{"cniVersion": "0.4.0", "name": "n", "type": "macvlan"}'),
+    "bad containerID": ({"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "a b", "CNI_IFNAME": "net1", "CNI_PATH": "/x"},
+                        b'{"cniVersion": "1.0.0"}'),
+}
+
+
+@pytest.mark.parametrize("call", sorted(EARLY_CALLS))
+@pytest.mark.parametrize("plugin", sorted(PLUGINS))
+def test_early_answers_import_almost_nothing(dev_bin, plugin, call):
+    env, stdin = EARLY_CALLS[call]
+    bare, _ = _imported({}, None)
+    loaded, out = _imported(env, str(dev_bin / plugin), stdin)
+    assert "cni_rdma.early" in loaded  # the probe sees our modules
+    assert loaded - bare - EARLY_ALLOWED == set(), f"{plugin} {call} imports more than sys/os"
+
+
+def test_the_early_probe_sees_a_plugin_call(dev_bin):
+    # the guard above can fail: a call that reaches the plugin loads json and the plugin
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c", "CNI_NETNS": "/nonexistent", "CNI_IFNAME": "eth0",
+           "CNI_PATH": "/x"}
+    loaded, out = _imported(env, str(dev_bin / "macvlan"), b"{}")
+    assert {"json", "cni_rdma.skel"} <= loaded
+    assert '"code": 7' in out  # missing network name: answered by the skeleton after the early checks
+
+
+@pytest.mark.parametrize("plugin", sorted(PLUGINS))
+def test_registry_about_line_is_the_plugins(plugin):
+    import importlib
+
+    from cni_rdma.registry import ABOUT
+
+    assert ABOUT[plugin] == importlib.import_module(PLUGINS[plugin]).ABOUT
