@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 MAX_IFNAME = 15  # bytes: IFNAMSIZ - 1, as Go's len() counts
 
 # Which env vars each command requires (Go pkg/skel getCmdArgsFromEnv).
-ENV_VARS = (
+ENV_VARS: tuple[tuple[str, set[str]], ...] = (
     ("CNI_COMMAND", {"ADD", "CHECK", "DEL", "GC", "STATUS"}),
     ("CNI_CONTAINERID", {"ADD", "CHECK", "DEL"}),
     ("CNI_NETNS", {"ADD", "CHECK"}),
@@ -121,7 +121,8 @@ def error_version(data: bytes) -> str:
     try:
         s = data.decode("utf-8", "surrogatepass")
         start = len(s) - len(s.lstrip(_JSON_SPACE))
-        obj, end = make_scanner(_ScanContext())(s, start)
+        # typeshed wants a JSONDecoder; the C scanner reads only the attributes _ScanContext has
+        obj, end = make_scanner(_ScanContext())(s, start)  # type: ignore[arg-type]
         if s[end:].strip(_JSON_SPACE):
             return CURRENT  # trailing data: json.loads refuses it
         v = obj.get("cniVersion")
