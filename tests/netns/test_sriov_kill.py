@@ -82,6 +82,8 @@ def _spawn(h: SriovHost, conf: dict, pod_path: str, ifname: str, cid: str, comma
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CNI_COMMAND": command,
            "CNI_CONTAINERID": h.cid(cid), "CNI_NETNS": pod_path, "CNI_IFNAME": ifname,
            "CNI_PATH": h.path(), **h.pci.env}
+    if os.environ.get("CNI_RDMA_STATE_ROOT"):  # the test's own state root (tests/conftest.py)
+        env["CNI_RDMA_STATE_ROOT"] = os.environ["CNI_RDMA_STATE_ROOT"]
     p = subprocess.Popen(["nsenter", f"--net={h.node.path}", str(topology.bin_dir() / "sriov")], env=env,
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdin.write(json.dumps(conf).encode())
