@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import runtimes
-from tests.netns.conftest import node, pod  # noqa: F401  (the host tier's node/pod fixtures)
 
 if os.geteuid() != 0:
     pytest.skip("the e2e tier needs root (runtimes, namespaces)", allow_module_level=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from tests import topology
 
 ROOT = topology.ROOT
+STATE_ROOT_ENV = "CNI_RDMA_STATE_ROOT"  # cni_rdma.state: the tests' per-test state root
 GO_PLUGIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
 APPLETS = ("sh", "ping", "ip", "sleep", "cat", "ls", "touch", "echo", "grep", "sed", "ifconfig", "true", "hostname")
@@ -123,8 +124,10 @@ class Jail:
 
     def cmd(self, *args: str, net: str | None = None) -> list[str]:
         """A command line in the jail; `net` (a netns path) also enters that netns (a node's)."""
+        # Without CNI_RDMA_STATE_ROOT (tests/conftest.py sets one per test): in the jail our plugins keep their
+        # state where a node's do, /var/lib/cni, which here is the jail's own directory.
         return ["nsenter", f"--mount=/proc/{self.holder.pid}/ns/mnt", *([f"--net={net}"] if net else []), "--",
-                *args]
+                "env", "-u", STATE_ROOT_ENV, *args]
 
     def run(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return run(self.cmd(*args), **kw)
@@ -139,8 +142,8 @@ class Jail:
         plugins' state. Empty lists once every container has been DELeted."""
         found: dict[str, list[str]] = {}
         pool = self.var_dir / "networks" / network
-        found["leases"] = sorted(p.name for p in pool.iterdir()
-                                 if p.name != "lock" and not p.name.startswith("last_reserved_ip")) if pool.is_dir() else []
+        found["leases"] = sorted(p.name for p in pool.iterdir() if p.name != "lock"
+                                 and not p.name.startswith("last_reserved_ip")) if pool.is_dir() else []
         results = self.var_dir / "results"
         found["results"] = sorted(p.name for p in results.iterdir()) if results.is_dir() else []
         for plugin in ("macvlan", "ipvlan", "sriov", "rdma"):
@@ -350,6 +353,8 @@ class Driver:
                  env: dict | None = None) -> subprocess.CompletedProcess:
         e = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "NETCONFPATH": str(self.conf_dir),
              "CNI_PATH": str(self.bin_dir), "CNI_IFNAME": ifname, "CNI_CACHE_DIR": str(self.cache_dir)}
+        if os.environ.get(STATE_ROOT_ENV):  # libcni passes its environment on to the plugins
+            e[STATE_ROOT_ENV] = os.environ[STATE_ROOT_ENV]
         if container_id:
             e["CNI_CONTAINERID"] = container_id
         if cni_args:
