@@ -15,6 +15,8 @@ that the kernel cannot be made to fail on demand.
 of the process answer True (the caller then acts as if the kernel said EBUSY), the later ones False;
 it proves a retry loop. `CNI_RDMA_TEST_FAULT=<step>!kill` makes `point(<step>)` SIGKILL its own process
 (a kubelet timeout at exactly that step): proves that DEL finds what a killed call left.
+`<step>!stop` stops it there (SIGSTOP) instead: a test waits for the stop, a handshake, and kills it then.
+host-local's store has points inside its lock: "locked", "reserved", "last", "indexed", "released".
 """
 import os
 
@@ -29,10 +31,10 @@ def point(step: str) -> None:
     if _STEP and _STEP.startswith(step):
         if _STEP == step:
             raise CniError(INTERNAL, f"injected test fault after step {step!r}")
-        if _STEP == step + "!kill":
+        if _STEP in (step + "!kill", step + "!stop"):
             import signal
 
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL if _STEP.endswith("!kill") else signal.SIGSTOP)
 
 
 def transient(step: str) -> bool:

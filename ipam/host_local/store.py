@@ -34,7 +34,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Optional
 
-from cni_rdma import safefile
+from cni_rdma import faults, safefile
 from cni_rdma.errors import IO_FAILURE, CniError
 
 LOCK_NAME = "lock"
@@ -153,6 +153,7 @@ class ReservationStore:
             raise _io_error(f"cannot open lock file {os.path.join(self.path, LOCK_NAME)}", e) from None
         self._fds.append(fd)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        faults.point("locked")
 
     def close(self) -> None:
         for fd in reversed(self._fds):
@@ -253,6 +254,7 @@ class ReservationStore:
         tmp = self._stage(data)
         try:
             os.link(tmp, ip, src_dir_fd=self.side, dst_dir_fd=self.net, follow_symlinks=False)
+            faults.point("reserved")
             return True
         except FileExistsError:
             return False
@@ -297,6 +299,7 @@ class ReservationStore:
         self._touch()
         try:
             os.unlink(ip, dir_fd=self.net)
+            faults.point("released")
             return True
         except FileNotFoundError:
             return False
@@ -313,6 +316,7 @@ class ReservationStore:
         tmp = self._stage(ip.encode())
         try:
             os.rename(tmp, f"{LAST_PREFIX}{idx}", src_dir_fd=self.side, dst_dir_fd=self.net)
+            faults.point("last")
         except OSError as e:
             os.unlink(tmp, dir_fd=self.side)
             if e.errno != errno.EXDEV:
@@ -366,6 +370,7 @@ class ReservationStore:
             lines.append(key + " ".join(ips))
         if lines:
             self._write_side(name, ("\n".join(lines) + "\n").encode())
+            faults.point("indexed")
             return
         try:
             os.unlink(name, dir_fd=self.side)
