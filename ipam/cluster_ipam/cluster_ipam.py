@@ -106,17 +106,29 @@ def etcd_failure(conf: ClusterConf, err: etcd.EtcdError, code: int = TRY_AGAIN_L
 
 # ---- reading the pool -----------------------------------------------------------------------------
 class Session:
-    """One call's view of the pool: blocks read so far (by key) and the node's block index."""
+    """One call's connection and view of the pool: blocks read so far (by key), the node's block index.
+    `with Session(conf) as s:` closes the connection and turns etcd errors into CNI errors (code 11, or 50
+    for STATUS)."""
 
-    def __init__(self, conf: ClusterConf, client: etcd.Client):
+    def __init__(self, conf: ClusterConf, code: int = TRY_AGAIN_LATER):
         self.conf = conf
         self.pool = Pool(conf)
-        self.c = client
+        self.c = connect(conf)
+        self.code = code
         self.blocks: dict[bytes, Block] = {}
         self.mine: list[bytes] = []          # block keys with this node's affinity
         self.existing: Optional[set[bytes]] = None  # every block key of the pool (read on the first claim)
         self.all_read = False
         self.meta_rev = 0
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, kind, err, tb) -> bool:
+        self.c.close()
+        if isinstance(err, etcd.EtcdError):
+            raise etcd_failure(self.conf, err, self.code) from None
+        return False
 
     def start(self, record_key: bytes) -> etcd.KV:
         """The record, the pool's meta and the node's block index in one read; then the node's blocks."""
@@ -284,9 +296,8 @@ def _record_addrs(conf: ClusterConf, rec: dict, handle: str) -> list[tuple[int, 
 def add(req: Request) -> Result:
     conf = load_conf(req)
     handle = f"{req.container_id}/{req.ifname}"
-    client = connect(conf)
-    try:
-        s = Session(conf, client)
+    with Session(conf) as s:
+        client = s.c
         rkey = s.pool.record_key(req.container_id, req.ifname)
         record = s.start(rkey)
         for attempt in range(MAX_ATTEMPTS):
@@ -331,10 +342,6 @@ def add(req: Request) -> Result:
                 time.sleep(random.uniform(0, min(0.2, 0.01 * attempt, client.left())))  # many writers: spread them
         raise CniError(TRY_AGAIN_LATER, f"cluster-ipam pool {conf.pool!r}: {client.txns} conflicting updates in "
                        f"{conf.etcd.timeout:g} s (the pool is contended); try again")
-    except etcd.EtcdError as e:
-        raise etcd_failure(conf, e) from None
-    finally:
-        client.close()
 
 
 def _commit(s: Session, plan: Plan, req: Request, conf: ClusterConf, record: etcd.KV) -> tuple[bool, list[etcd.KV]]:
@@ -421,24 +428,16 @@ def release(s: Session, rkey: bytes, handle: str, only_if: Optional[dict] = None
 
 def delete(req: Request) -> None:
     conf = load_conf(req)
-    client = connect(conf)
-    try:
-        s = Session(conf, client)
+    with Session(conf) as s:
         handle = f"{req.container_id}/{req.ifname}"
         freed = release(s, s.pool.record_key(req.container_id, req.ifname), handle)
-        _stats(req, f"DEL released {', '.join(freed) or 'nothing'}", client)
-    except etcd.EtcdError as e:
-        raise etcd_failure(conf, e) from None
-    finally:
-        client.close()
+        _stats(req, f"DEL released {', '.join(freed) or 'nothing'}", s.c)
 
 
 def check(req: Request) -> None:
     conf = load_conf(req)
     handle = f"{req.container_id}/{req.ifname}"
-    client = connect(conf)
-    try:
-        s = Session(conf, client)
+    with Session(conf) as s:
         record = s.c.get([s.pool.record_key(req.container_id, req.ifname)])[0]
         rec = parse_record(record.value)
         if rec is None:
@@ -457,27 +456,17 @@ def check(req: Request) -> None:
             if any(rangeset_for(rs, version, value) for rs in conf.ranges) and ip not in held:
                 raise CniError(NOT_FOUND, f"cluster-ipam pool {conf.pool!r}: {ip} from prevResult is not held by "
                                f"{handle}", f"held: {', '.join(sorted(held))}")
-    except etcd.EtcdError as e:
-        raise etcd_failure(conf, e) from None
-    finally:
-        client.close()
 
 
 def status(req: Request) -> None:
     conf = load_conf(req)
-    client = connect(conf)
-    try:
-        s = Session(conf, client)
+    with Session(conf, NOT_AVAILABLE) as s:
         s.start(s.pool.record_key("-", "-"))
         for idx, rs in enumerate(conf.ranges):
             if not _has_free(s, rs):
                 how = " for this node (strictAffinity)" if conf.strict else ""
                 raise CniError(NOT_AVAILABLE, f"cluster-ipam pool {conf.pool!r} is exhausted{how}: range set {idx} "
                                f"({rangeset_str(rs)}) has no free address")
-    except etcd.EtcdError as e:
-        raise etcd_failure(conf, e, NOT_AVAILABLE) from None
-    finally:
-        client.close()
 
 
 def _has_free(s: Session, rs: RangeSet) -> bool:
@@ -497,11 +486,9 @@ def gc(req: Request) -> None:
     valid = gc_keep(req)
     if valid is None:
         return
-    client = connect(conf)
-    try:
-        s = Session(conf, client)
-        released = []
-        for kv in client.get_prefix(s.pool.records_prefix):
+    released = []
+    with Session(conf) as s:
+        for kv in s.c.get_prefix(s.pool.records_prefix):
             rec = parse_record(kv.value)
             if rec is None or rec.get("node") != conf.node or rec.get("network") != conf.base.name:
                 continue
@@ -509,9 +496,5 @@ def gc(req: Request) -> None:
             if (cid, ifname) in valid:
                 continue
             released += release(s, kv.key, f"{cid}/{ifname}", only_if=rec)
-    except etcd.EtcdError as e:
-        raise etcd_failure(conf, e) from None
-    finally:
-        client.close()
     if released:
         req.log.info(f"GC released {len(released)}: {', '.join(released)}")

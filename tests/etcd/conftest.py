@@ -101,3 +101,13 @@ def allocations(cluster: EtcdCluster, conf: dict) -> dict[str, str]:
 
 def records(cluster: EtcdCluster, conf: dict) -> dict[str, dict]:
     return {k.split("/records/", 1)[1]: json.loads(v) for k, v in pool_keys(cluster, conf, "records/").items()}
+
+
+def startup_seconds() -> float:
+    """How long a plugin process takes to start and answer VERSION here and now (a loaded machine's share
+    of any timing bound)."""
+    import time
+
+    t = time.monotonic()
+    topology.run_plugin("cluster-ipam", "VERSION", {})
+    return time.monotonic() - t
