@@ -124,11 +124,10 @@ class Session:
     def __enter__(self) -> "Session":
         return self
 
-    def __exit__(self, kind, err, tb) -> bool:
+    def __exit__(self, kind, err, tb) -> None:
         self.c.close()
         if isinstance(err, etcd.EtcdError):
             raise etcd_failure(self.conf, err, self.code) from None
-        return False
 
     def start(self, record_key: bytes) -> etcd.KV:
         """The record, the pool's meta and the node's block index in one read; then the node's blocks."""
