@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field, replace
 from types import ModuleType
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -27,6 +26,7 @@ from .errors import (
     CniError,
     config_error,
 )
+from .frozen import Frozen
 from .log import LogFileError, Logger
 from .netlink.errors import NetlinkError
 from .types import NetConf, Result
@@ -45,10 +45,10 @@ def validate_network_name(name: str) -> None:
         raise CniError(INVALID_CONFIG, "invalid characters found in network name", name)
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(Frozen):
     """One validated CNI call as a plugin sees it: the CNI_* environment, stdin and its parsed NetConf."""
 
+    __slots__ = ("command", "container_id", "netns", "ifname", "cni_args", "path", "stdin", "conf", "env", "log")
     command: str
     container_id: str
     netns: str
@@ -57,8 +57,15 @@ class Request:
     path: tuple[str, ...]
     stdin: bytes
     conf: NetConf
-    env: Mapping[str, str] = field(default_factory=dict)
-    log: Logger = field(default_factory=Logger)
+    env: Mapping[str, str]
+    log: Logger
+
+    def __init__(self, command: str, container_id: str, netns: str, ifname: str, cni_args: str,
+                 path: tuple[str, ...], stdin: bytes, conf: NetConf, env: Optional[Mapping[str, str]] = None,
+                 log: Optional[Logger] = None) -> None:
+        env = {} if env is None else env
+        log = Logger() if log is None else log
+        self._init(locals())
 
     @property
     def raw(self) -> dict:
@@ -70,7 +77,7 @@ class Request:
     def with_command(self, command: str) -> "Request":
         env = dict(self.env)
         env["CNI_COMMAND"] = command
-        return replace(self, command=command, env=env)
+        return self.replace(command=command, env=env)
 
 
 def _decode_config(stdin: bytes) -> dict:

@@ -6,7 +6,6 @@ version the caller asked for, and on the way in from whatever version a peer pri
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, replace
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
 
 from .confkeys import as_int
 from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, CniError
+from .frozen import Frozen
 from .version import SUPPORTED
 
 if TYPE_CHECKING:
@@ -25,52 +25,68 @@ LEGACY = ("0.1.0", "0.2.0")
 V04 = ("0.3.0", "0.3.1", "0.4.0")
 
 
-@dataclass(frozen=True)
-class Interface:
+class Interface(Frozen):
     """An entry of a result's "interfaces" (SPEC.md "Success"): sandbox is the netns path for pod links."""
 
+    __slots__ = ("name", "mac", "mtu", "sandbox", "socket_path", "pci_id")
     name: str
-    mac: str = ""
-    mtu: int = 0
-    sandbox: str = ""
-    socket_path: str = ""
-    pci_id: str = ""
+    mac: str
+    mtu: int
+    sandbox: str
+    socket_path: str
+    pci_id: str
+
+    def __init__(self, name: str, mac: str = "", mtu: int = 0, sandbox: str = "", socket_path: str = "",
+                 pci_id: str = "") -> None:
+        self._init(locals())
 
 
-@dataclass(frozen=True)
-class IPConfig:
+class IPConfig(Frozen):
     """An entry of a result's "ips"; interface indexes the result's interfaces."""
 
+    __slots__ = ("address", "gateway", "interface")
     address: IPInterface
-    gateway: Optional[IPAddress] = None
-    interface: Optional[int] = None
+    gateway: Optional[IPAddress]
+    interface: Optional[int]
+
+    def __init__(self, address: IPInterface, gateway: Optional[IPAddress] = None,
+                 interface: Optional[int] = None) -> None:
+        self._init(locals())
 
     @property
     def version(self) -> str:
         return str(self.address.version)
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(Frozen):
     """An entry of a result's (or an IPAM config's) "routes"; mtu..scope are the 1.1.0 route attributes."""
 
+    __slots__ = ("dst", "gw", "mtu", "advmss", "priority", "table", "scope")
     dst: IPNetwork
-    gw: Optional[IPAddress] = None
-    mtu: int = 0
-    advmss: int = 0
-    priority: int = 0
-    table: Optional[int] = None
-    scope: Optional[int] = None
+    gw: Optional[IPAddress]
+    mtu: int
+    advmss: int
+    priority: int
+    table: Optional[int]
+    scope: Optional[int]
+
+    def __init__(self, dst: IPNetwork, gw: Optional[IPAddress] = None, mtu: int = 0, advmss: int = 0,
+                 priority: int = 0, table: Optional[int] = None, scope: Optional[int] = None) -> None:
+        self._init(locals())
 
 
-@dataclass(frozen=True)
-class DNS:
+class DNS(Frozen):
     """The "dns" object of a config or a result."""
 
-    nameservers: tuple[str, ...] = ()
-    domain: str = ""
-    search: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()
+    __slots__ = ("nameservers", "domain", "search", "options")
+    nameservers: tuple[str, ...]
+    domain: str
+    search: tuple[str, ...]
+    options: tuple[str, ...]
+
+    def __init__(self, nameservers: tuple[str, ...] = (), domain: str = "", search: tuple[str, ...] = (),
+                 options: tuple[str, ...] = ()) -> None:
+        self._init(locals())
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {}
@@ -98,18 +114,23 @@ class DNS:
         )
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(Frozen):
     """A plugin's result in its newest form; to_json/from_json convert to and from every CNI version."""
 
-    cni_version: str = "1.1.0"
-    interfaces: tuple[Interface, ...] = ()
-    ips: tuple[IPConfig, ...] = ()
-    routes: tuple[Route, ...] = ()
-    dns: DNS = field(default_factory=DNS)
+    __slots__ = ("cni_version", "interfaces", "ips", "routes", "dns")
+    cni_version: str
+    interfaces: tuple[Interface, ...]
+    ips: tuple[IPConfig, ...]
+    routes: tuple[Route, ...]
+    dns: DNS
+
+    def __init__(self, cni_version: str = "1.1.0", interfaces: tuple[Interface, ...] = (),
+                 ips: tuple[IPConfig, ...] = (), routes: tuple[Route, ...] = (), dns: Optional[DNS] = None) -> None:
+        dns = DNS() if dns is None else dns
+        self._init(locals())
 
     def with_version(self, v: str) -> "Result":
-        return replace(self, cni_version=v)
+        return self.replace(cni_version=v)
 
     def to_json(self, version: Optional[str] = None) -> dict:
         """The result as the given version prints it (SPEC.md "Result types", per version)."""
@@ -310,20 +331,31 @@ def _route(d: Any, where: str) -> Route:
     )
 
 
-@dataclass(frozen=True)
-class NetConf:
+class NetConf(Frozen):
     """The keys every plugin shares (SPEC.md "Plugin configuration objects"); plugins read the rest from raw."""
 
+    __slots__ = ("cni_version", "name", "type", "raw", "ipam", "dns", "args", "runtime_config", "capabilities",
+                 "prev_result")
     cni_version: str
     name: str
     type: str
     raw: dict
-    ipam: dict = field(default_factory=dict)
-    dns: DNS = field(default_factory=DNS)
-    args: dict = field(default_factory=dict)
-    runtime_config: dict = field(default_factory=dict)
-    capabilities: dict = field(default_factory=dict)
-    prev_result: Optional[Result] = None
+    ipam: dict
+    dns: DNS
+    args: dict
+    runtime_config: dict
+    capabilities: dict
+    prev_result: Optional[Result]
+
+    def __init__(self, cni_version: str, name: str, type: str, raw: dict, ipam: Optional[dict] = None,
+                 dns: Optional[DNS] = None, args: Optional[dict] = None, runtime_config: Optional[dict] = None,
+                 capabilities: Optional[dict] = None, prev_result: Optional[Result] = None) -> None:
+        ipam = {} if ipam is None else ipam
+        dns = DNS() if dns is None else dns
+        args = {} if args is None else args
+        runtime_config = {} if runtime_config is None else runtime_config
+        capabilities = {} if capabilities is None else capabilities
+        self._init(locals())
 
     @property
     def ipam_type(self) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
 from cni_rdma import safefile
 from cni_rdma.errors import INVALID_ENV, CniError, config_error
+from cni_rdma.frozen import Frozen
 from cni_rdma.state import state_root
 from cni_rdma.types import DNS, Route
 
@@ -32,16 +32,19 @@ def _ip_str(version: int, value: int) -> str:
     return str(ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value))
 
 
-@dataclass(frozen=True)
-class Range:
+class Range(Frozen):
     """One range of a range set, addresses as integers."""
 
+    __slots__ = ("version", "network", "prefix", "start", "end", "gateway")
     version: int
     network: int      # subnet address as an integer
     prefix: int
     start: int        # first address handed out, inclusive
     end: int          # last address handed out, inclusive
     gateway: int
+
+    def __init__(self, version: int, network: int, prefix: int, start: int, end: int, gateway: int) -> None:
+        self._init(locals())
 
     @property
     def bits(self) -> int:
@@ -95,21 +98,24 @@ def rangeset_for(rs: RangeSet, version: int, value: int) -> Optional[Range]:
     return None
 
 
-@dataclass(frozen=True)
-class Requested:
+class Requested(Frozen):
     """An address the runtime asked for (CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips)."""
 
+    __slots__ = ("version", "value", "text", "source", "prefix")
     version: int
     value: int
     text: str     # canonical string, the map key Go uses
     source: str   # the field it came from, for error messages
-    prefix: Optional[int] = None  # the prefix length it was asked for with, if any
+    prefix: Optional[int]  # the prefix length it was asked for with, if any
+
+    def __init__(self, version: int, value: int, text: str, source: str, prefix: Optional[int] = None) -> None:
+        self._init(locals())
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Frozen):
     """A validated host-local IPAM config."""
 
+    __slots__ = ("name", "cni_version", "data_dir", "ranges", "routes", "resolv_conf", "requested")
     name: str
     cni_version: str
     data_dir: str
@@ -117,6 +123,10 @@ class Config:
     routes: tuple[Route, ...]
     resolv_conf: str
     requested: tuple[Requested, ...]
+
+    def __init__(self, name: str, cni_version: str, data_dir: str, ranges: tuple[RangeSet, ...],
+                 routes: tuple[Route, ...], resolv_conf: str, requested: tuple[Requested, ...]) -> None:
+        self._init(locals())
 
 
 def parse_ip(text: Any, field: str) -> tuple[int, int]:

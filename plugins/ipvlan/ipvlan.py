@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import replace
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -177,7 +176,7 @@ def add(req: Request) -> Result:
 
 
 def _configure(req: Request, iface: Interface, source: Result) -> Result:
-    result = Result(interfaces=(iface,), ips=tuple(replace(ip, interface=0) for ip in source.ips),
+    result = Result(interfaces=(iface,), ips=tuple(ip.replace(interface=0) for ip in source.ips),
                     routes=source.routes, dns=req.conf.dns)
     in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=ipconfig.dad_mode(req.raw))
     result.to_json(req.conf.cni_version)  # fail inside the rollback scope if it cannot be printed

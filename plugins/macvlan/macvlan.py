@@ -19,8 +19,6 @@ ipam       optional: without it the interface is L2 only (up, no addresses)
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 from cni_rdma import childlink, confkeys, faults, ipam, ipconfig
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
 from cni_rdma.errors import INTERNAL, CniError, config_error
@@ -100,7 +98,7 @@ def add(req: Request) -> Result:
 
 
 def _on_first(ipc):
-    return replace(ipc, interface=0)  # every address belongs to interfaces[0]
+    return ipc.replace(interface=0)  # every address belongs to interfaces[0]
 
 
 def _checked_result(req: Request, result: Result) -> Result:

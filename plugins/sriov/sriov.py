@@ -33,7 +33,6 @@ netdev), is idempotent, and leaves a VF that a newer pod owns alone.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -187,7 +186,7 @@ def _add(req: Request, conf: SriovConf, st: VfState, mgr: VfManager, store: Stor
             if not got.ips:
                 raise CniError(IO_FAILURE, f"IPAM plugin {req.conf.ipam_type!r} returned no IP addresses")
             result = Result(cni_version=req.conf.cni_version, interfaces=(iface,),
-                            ips=tuple(replace(ip, interface=0) for ip in got.ips), routes=got.routes, dns=got.dns)
+                            ips=tuple(ip.replace(interface=0) for ip in got.ips), routes=got.routes, dns=got.dns)
             if not st.dpdk:
                 _apply_ips(req, result)
                 mgr.announce(st, iface.mac, [ip.address.ip for ip in result.ips if ip.address.version == 4])
