@@ -238,9 +238,11 @@ def size_of(top: Path) -> int:
 def main(argv: list[str]) -> int:
     import fcntl
 
-    # Several people (and `make test` runs) share this build/: one build at a time.
-    (BUILD / "pyi").mkdir(parents=True, exist_ok=True)
-    with open(BUILD / "pyi" / ".lock", "w") as lock:
+    # Several people (and `make test` runs) share this build/: one build at a time (per output dir: the
+    # arm64 build writes only to its --out, the source tree is read-only there).
+    out = Path(argv[argv.index("--out") + 1]).resolve() if "--out" in argv else BUILD
+    (out / "pyi").mkdir(parents=True, exist_ok=True)
+    with open(out / "pyi" / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _build(argv)
 
