@@ -11,6 +11,8 @@ and `_defaults` are derived from the annotations by the metaclass. Creating a da
 """
 from __future__ import annotations
 
+from .frozen import Frozen
+
 
 class _RecordType(type):
     """Builds a record class from its annotations: `__slots__` and `_defaults` are derived, never listed."""
@@ -22,12 +24,12 @@ class _RecordType(type):
         return super().__new__(mcs, name, bases, ns)
 
 
-class Record(metaclass=_RecordType):
-    """A small immutable record (keyword construction, equality, hash, repr) without dataclasses.
+class Record(Frozen, metaclass=_RecordType):
+    """An immutable record whose fields are declared once, as annotations with optional defaults.
 
-    Each field is declared once, as an annotation with an optional default (`mtu: int = 0`); the
-    metaclass turns them into `__slots__` and `_defaults`. Importing `dataclasses` would cost more
-    than this whole layer's start-up budget.
+    The metaclass turns them into `__slots__` and `_defaults`; construction is by keyword (`Link(index=1,
+    name="lo")`). Immutability, equality, hash, repr and `replace()` are `Frozen`'s (cni_rdma.frozen), the
+    base of the records that spell out a typed `__init__` instead.
     """
 
     __slots__: tuple[str, ...] = ()
@@ -44,30 +46,6 @@ class Record(metaclass=_RecordType):
             object.__setattr__(self, name, v)
         if kw:
             raise TypeError(f"{type(self).__name__}: unknown field(s) {', '.join(kw)}")
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name):
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def _astuple(self) -> tuple:
-        return tuple(getattr(self, n) for n in self.__slots__)
-
-    def __eq__(self, other):
-        if type(other) is not type(self):
-            return NotImplemented
-        return self._astuple() == other._astuple()
-
-    def __hash__(self):
-        return hash((type(self).__name__,) + self._astuple())
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
-
-    def replace(self, **kw):
-        """A copy with some fields changed."""
-        return type(self)(**{**{n: getattr(self, n) for n in self.__slots__}, **kw})
 
     def asdict(self) -> dict:
         return {n: getattr(self, n) for n in self.__slots__}
