@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Mapping, Optional
+
+from .frozen import Frozen
 
 ENV_ROOT = "CNI_RDMA_SYSFS_ROOT"
 DEFAULT_ROOT = "/sys"
@@ -49,10 +50,10 @@ def normalize_pci(addr: str) -> Optional[str]:
     return f"{(domain or '0000').lower()}:{bus.lower()}:{dev.lower()}.{fn}"
 
 
-@dataclass(frozen=True)
-class VfInfo:
+class VfInfo(Frozen):
     """One SR-IOV virtual function as sysfs shows it right now."""
 
+    __slots__ = ("pci", "pf_pci", "vf_id", "driver", "netdevs", "pf_netdevs")
     pci: str            # the VF's own address
     pf_pci: str         # its physical function
     vf_id: int          # N in the PF's virtfnN
@@ -60,17 +61,24 @@ class VfInfo:
     netdevs: tuple[str, ...]     # the VF's netdevs in the host netns (empty for DPDK or when moved away)
     pf_netdevs: tuple[str, ...]  # the PF's netdevs
 
+    def __init__(self, pci: str, pf_pci: str, vf_id: int, driver: str, netdevs: tuple[str, ...],
+                 pf_netdevs: tuple[str, ...]) -> None:
+        self._init(locals())
+
     @property
     def userspace(self) -> bool:
         """Bound to vfio-pci/uio: no kernel netdev, configured only through the PF (DPDK mode)."""
         return self.driver in USERSPACE_DRIVERS
 
 
-@dataclass(frozen=True)
-class Sysfs:
+class Sysfs(Frozen):
     """sysfs lookups under a root: /sys, or CNI_RDMA_SYSFS_ROOT (a fake PCI tree in tests)."""
 
-    root: str = DEFAULT_ROOT
+    __slots__ = ("root",)
+    root: str
+
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self._init(locals())
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Sysfs":

@@ -34,7 +34,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import dataclass
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
 from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, UNKNOWN_CONTAINER, CniError, config_error
+from cni_rdma.frozen import Frozen
 from cni_rdma.netns import NetnsNotFound, in_netns, open_netns
 from cni_rdma.skel import Request
 from cni_rdma.state import Store, UnreadableRecord
@@ -68,13 +68,16 @@ FIX_MODE = ("switch the RDMA subsystem to exclusive mode: `rdma system set netns
 
 
 # ---------------------------------------------------------------- config
-@dataclass(frozen=True)
-class RdmaConf:
+class RdmaConf(Frozen):
     """The rdma keys of a network config: which RDMA device (deviceID) and where state is kept."""
 
+    __slots__ = ("network", "device_id", "data_dir")
     network: str
     device_id: str  # "" when neither deviceID nor runtimeConfig.deviceID is set
     data_dir: Optional[str]
+
+    def __init__(self, network: str, device_id: str, data_dir: Optional[str]) -> None:
+        self._init(locals())
 
     def store(self) -> Store:
         return Store(STATE_PLUGIN, self.data_dir)

@@ -155,9 +155,8 @@ def test_registry_about_line_is_the_plugins(plugin):
 
 
 # dataclasses costs 13-15 ms of a frozen plugin's start (it imports inspect, and each class ~0.5 ms): the hot
-# path's records are cni_rdma.frozen.Frozen classes. sriov and rdma still create dataclasses (cni_rdma/sysfs.py,
-# plugins/rdma/rdma.py): the next round converts them and drops them from this list.
-STILL_DATACLASSES = {"sriov", "rdma"}
+# path's records are cni_rdma.frozen.Frozen classes.
+STILL_DATACLASSES: set[str] = set()
 
 
 def _imports_dataclasses(modules: str) -> bool:
