@@ -10,9 +10,9 @@ cluster-wide pool and where its etcd is.
              "strictAffinity": false,    # true: a node allocates only inside its own blocks (no borrowing)
              "nodeName": "node-a",       # default: uname -n
              "etcd": {"endpoints": ["https://10.0.0.1:2379", ...], "caFile": ..., "certFile": ..., "keyFile": ...,
-                      "username": ..., "passwordFile": ..., "prefix": "/cni-rdma/ipam", "timeout": 10}}
-or `"etcd": {"configFile": "/etc/cni/net.d/cni-rdma-etcd.json"}` (a node-local file holding those keys; also the
-default when `etcd` is absent), so credentials never sit in the NAD.
+                      "prefix": "/cni-rdma/ipam", "timeout": 10}}
+or `"etcd": {"configFile": "/etc/cni/net.d/cni-rdma-etcd.json"}` (a node-local file holding those keys plus
+`username`/`passwordFile`; also the default when `etcd` is absent): credentials are refused in a NAD.
 
 Files named by a config are opened O_NOFOLLOW|O_NONBLOCK, must be regular and small: a NAD author may name any
 path, so a FIFO, a device or a symlink to a secret is refused with code 7 naming the key and the file.
@@ -185,6 +185,12 @@ def load_etcd(ipam: dict) -> EtcdConf:
         out.source = path
         etcd_keys(d, f"{path}:", out)
     else:
+        # The password file's content is sent to the endpoints: a NAD author naming both could read any one-line
+        # root-only file off the node. Credentials therefore come only from the node-local configFile.
+        for key in ("passwordFile", "username"):
+            if key in d:
+                raise config_error(f"ipam.etcd.{key}", "etcd credentials are read only from the node-local "
+                                   f"configFile (default {DEFAULT_ETCD_CONFIG}), never from a network config")
         etcd_keys(d, "ipam.etcd", out)
     return out
 
