@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cni_rdma.state import state_root
 from cni_rdma.sysfs import Sysfs
 from plugins.sriov import sriovcni
 from tests import topology
@@ -24,12 +25,17 @@ from tests.vm.test_rdma_vm import sriov_node  # noqa: F401  (fixture: netdevsim 
 POD_MAC = "02:00:00:00:00:aa"
 
 
+def data_dir() -> Path:
+    """sriov-cni's directory as our sriov sees it: <state root>/sriov (the test's own root, tests/conftest.py)."""
+    return Path(state_root()) / "sriov"
+
+
 @pytest.fixture
 def vf_node(sriov_node):  # noqa: F811
     node, pci, vf, rxe = sriov_node
     pf = Sysfs(str(pci.root)).vf(vf).pf_netdevs[0]
     yield node, pf, pci, vf, rxe
-    sriovcni.drop_claim(vf)
+    sriovcni.drop_claim(vf, str(data_dir()))
 
 
 def _set_vf(node, pf: str, *args: str) -> None:
@@ -65,7 +71,7 @@ def test_our_del_restores_the_pf_side_of_a_sriov_cni_pod(vf_node, pod):  # noqa:
              "deviceID": vf, "dns": {}, "name": "sriov-net", "type": "sriov", "vlan": 100, "vlanQoS": 3,
              "vlanProto": "802.1q", "spoofchk": "off", "trust": "on", "min_tx_rate": None, "max_tx_rate": None,
              "runtimeConfig": {}, "logLevel": "", "logFile": ""}
-    data = Path(sriovcni.DATA_DIR)
+    data = data_dir()
     (data / "pci").mkdir(parents=True, exist_ok=True)
     (data / f"{cid}-net1").write_text(json.dumps(cache, sort_keys=True))
     (data / "pci" / vf).write_text(pod.path)
@@ -77,7 +83,7 @@ def test_our_del_restores_the_pf_side_of_a_sriov_cni_pod(vf_node, pod):  # noqa:
     back = guest.link("ens1f0v0", node.name)
     assert back is not None and back["address"] == before_link["address"] and "UP" not in back["flags"]
     assert guest.link("net1", pod.name) is None
-    assert not (data / f"{cid}-net1").exists() and sriovcni.read_claim(vf) is None
+    assert not (data / f"{cid}-net1").exists() and sriovcni.read_claim(vf, str(data)) is None
 
 
 def test_rdma_isolation_moves_the_rdma_device_with_the_vf(vf_node, pod):  # noqa: F811
