@@ -96,5 +96,10 @@ class FakePci:
             (net / netdev / "device").symlink_to(f"../../../{addr}")
             (self.root / "class" / "net" / netdev).symlink_to(os.path.relpath(net / netdev, self.root / "class" / "net"))
 
+    def set_ids(self, addr: str, vendor: int, device: int) -> None:
+        """The function's PCI vendor and device IDs (what lspci -n and device plugin selectors read)."""
+        (self.dev_dir(addr) / "vendor").write_text(f"0x{vendor:04x}\n")
+        (self.dev_dir(addr) / "device").write_text(f"0x{device:04x}\n")
+
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -20,7 +20,9 @@ from .common import (
     EXIT_WARN,
     CliError,
     emit_json,
+    one_line,
     table,
+    warn,
 )
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -190,19 +192,65 @@ def nad_shared(name, namespace, subnet, range_start, range_end, gateway, routes,
 
 @nad.command("exclusive")
 @_nad_options
-@click.option("--resource-name", required=True,
-              help="SR-IOV device plugin resource of RDMA-capable VFs, e.g. nvidia.com/sriov_rdma.")
+@click.option("--resource-name",
+              help="SR-IOV device plugin resource of RDMA-capable VFs, e.g. nvidia.com/sriov_rdma "
+                   "(required without --from-node; with it, overrides the pick).")
 @click.option("--vlan", type=click.IntRange(0, 4094))
 @click.option("--trust/--no-trust", default=None)
 @click.option("--spoofchk/--no-spoofchk", default=None)
+@click.option("--from-node", is_flag=True,
+              help="Read this node: PFs with RDMA-capable VFs, their MTU (default --mtu), the RDMA netns mode, and "
+                   "the device plugin resource pooling those VFs (--resource-name).")
+@click.option("--device-plugin-config", default="/etc/pcidp/config.json", show_default=True,
+              help="sriov-network-device-plugin's config.json (--from-node), e.g. its ConfigMap's data saved "
+                   "to a file.")
+@click.option("--resource-prefix", default="intel.com", show_default=True,
+              help="The device plugin's --resource-prefix, for resources without resourcePrefix (--from-node).")
+@_sysfs_option
 def nad_exclusive(name, namespace, subnet, range_start, range_end, gateway, routes, ipam, etcd, pool, mtu,
-                  cni_version, output, resource_name, vlan, trust, spoofchk) -> None:
+                  cni_version, output, resource_name, vlan, trust, spoofchk, from_node, device_plugin_config,
+                  resource_prefix, sysfs_root) -> None:
     """Exclusive mode: sriov moves a VF into the pod, rdma moves its RDMA device after it."""
     from . import nad as n
 
+    if not from_node and not resource_name:
+        raise CliError("--resource-name is required (or --from-node to read it from the device plugin's config)")
     block = n.ipam_block(ipam, subnet, range_start, range_end, gateway, routes, etcd, pool=pool)
+    if from_node:
+        plan = _exclusive_from_node(sysfs_root, device_plugin_config, resource_prefix, resource_name)
+        resource_name, mtu = plan.resource, mtu or plan.mtu
     conf = n.exclusive_config(name, cni_version, vlan, mtu, trust, spoofchk, block)
-    _emit_nad(n.render(name, namespace, conf, resource_name), output)
+    text = n.render(name, namespace, conf, resource_name)
+    if from_node:
+        for line in plan.info:
+            click.echo(f"cni-rdma: node: {one_line(line)}", err=True)
+        for line in plan.warnings:
+            warn(line)
+    _emit_nad(text, output)
+
+
+def _exclusive_from_node(sysfs_root: str, config: str, prefix: str, resource_name: Optional[str]) -> Any:
+    from cni_rdma.sysfs import Sysfs
+
+    from . import devplugin
+    from . import nad as n
+    from .inventory import collect
+
+    sysfs = Sysfs(sysfs_root)
+    inv = collect(sysfs, "auto")
+    vfs = devplugin.node_vfs(sysfs, inv["sriov"])
+    pf_mtu = {}
+    for pf in inv["sriov"]:
+        mtus = [sysfs.read_int(os.path.join(sysfs.net_dir(d), "mtu")) for d in pf["netdevs"]]
+        pf_mtu[pf["device"]] = next((m for m in mtus if m), None)
+    try:
+        resources: Optional[list] = devplugin.load(config, prefix)
+    except CliError as e:
+        if not resource_name and any(v.rdma for v in vfs):
+            raise CliError(f"--from-node: {e.message} (save the device plugin's config.json and pass "
+                           "--device-plugin-config PATH, or pass --resource-name)") from None
+        resources = None
+    return n.exclusive_from_node(inv, vfs, pf_mtu, resources, resource_name, config)
 
 
 # --------------------------------------------------------------------------------- completion

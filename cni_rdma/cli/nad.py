@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any, Optional
 
-from .common import CliError
+from .common import EXIT_FAILED, CliError
 
 RESOURCE_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -135,3 +135,89 @@ def from_node(inv: dict[str, Any]) -> Optional[str]:
             if port["state"] == "active" and port["netdev"]:
                 return port["netdev"]
     return None
+
+
+class ExclusivePlan:
+    """What `nad exclusive --from-node` read off the node: the resource, the MTU, what to tell the operator."""
+
+    def __init__(self, resource: str, mtu: Optional[int], info: list[str], warnings: list[str]):
+        self.resource, self.mtu, self.info, self.warnings = resource, mtu, info, warnings
+
+
+def exclusive_from_node(inv: dict[str, Any], vfs: list, pf_mtu: dict[str, Optional[int]],
+                        resources: Optional[list], resource_name: Optional[str], config: str) -> ExclusivePlan:
+    """Pick the device plugin resource pooling this node's RDMA-capable VFs (`devplugin.Vf`/`Resource`), the
+    MTU of the PFs behind them, and check the RDMA netns mode; `resource_name` overrides the pick."""
+    info: list[str] = []
+    warnings: list[str] = []
+    rdma_vfs = [v for v in vfs if v.rdma]
+    if not rdma_vfs:
+        raise CliError("--from-node: no RDMA-capable VF on this node (" + _why_no_rdma_vf(inv, vfs) +
+                       "; see `cni-rdma doctor --mode exclusive`)", EXIT_FAILED)
+    for pf in inv["sriov"]:
+        mine = [v for v in rdma_vfs if v.pf_pci == pf["device"]]
+        if mine:
+            drivers = ", ".join(sorted({v.driver or "none" for v in mine}))
+            name = "/".join(pf["netdevs"]) or pf["device"]
+            mtu = pf_mtu.get(pf["device"]) or "?"
+            info.append(f"PF {name} ({pf['device']}, {pf['driver'] or 'no driver'}, MTU {mtu}): {len(mine)} of "
+                        f"{pf['numvfs']} VFs have an RDMA device (VF driver {drivers})")
+    mode, err = inv["rdma"]["netns_mode"], inv["rdma"]["error"]
+    if mode == "exclusive":
+        info.append("RDMA netns mode exclusive")
+    elif mode == "shared":
+        warnings.append("RDMA netns mode is shared; exclusive mode needs `rdma system set netns exclusive` before "
+                        "pods start (`cni-rdma doctor --mode exclusive` checks the boot setting too)")
+    else:
+        warnings.append(f"RDMA netns mode unknown ({err or 'no answer'}); exclusive mode needs it exclusive")
+    pooled = rdma_vfs
+    if resource_name:
+        chosen = next((r for r in resources or [] if r.name == resource_name), None)
+        if chosen is not None:
+            pooled = [v for v, _ in chosen.matching(rdma_vfs)] or rdma_vfs
+        elif resources is not None:
+            warnings.append(f"--resource-name {resource_name} is not a netDevice resource of {config}")
+    else:
+        resource_name, pooled = _pick_resource(rdma_vfs, resources or [], config, warnings)
+        info.append(f"resource {resource_name} (from {config}): " + ", ".join(v.pci for v in pooled))
+    mtus = {m for v in pooled if (m := pf_mtu.get(v.pf_pci)) is not None}
+    if len(mtus) > 1:
+        warnings.append(f"the PFs behind {resource_name} differ in MTU ({', '.join(map(str, sorted(mtus)))}): "
+                        "the NAD takes the smallest")
+    return ExclusivePlan(resource_name, min(mtus) if mtus else None, info, warnings)
+
+
+def _pick_resource(rdma_vfs: list, resources: list, config: str, warnings: list[str]) -> tuple[str, list]:
+    rdma_ready, without_rdma = [], []
+    for r in resources:
+        taken = r.matching(rdma_vfs)
+        if any(sel["isRdma"] for _, sel in taken):
+            rdma_ready.append((r, [v for v, sel in taken if sel["isRdma"]]))
+        elif taken:
+            without_rdma.append(r.name)
+    if len(rdma_ready) > 1:
+        listed = "; ".join(f"{r.name} ({', '.join(v.pci for v in vs)})" for r, vs in rdma_ready)
+        raise CliError(f"--from-node: {len(rdma_ready)} device plugin resources pool RDMA VFs here: {listed}; "
+                       "choose one with --resource-name")
+    if not rdma_ready:
+        if without_rdma:
+            raise CliError(f"--from-node: {', '.join(without_rdma)} in {config} pools RDMA-capable VFs without "
+                           "\"isRdma\": true (the pod would get no /dev/infiniband device): set it, or pass "
+                           "--resource-name")
+        looked = "; ".join(v.describe() for v in rdma_vfs)
+        raise CliError(f"--from-node: no netDevice resource in {config} with \"isRdma\": true selects an "
+                       f"RDMA-capable VF of this node (looked for: {looked}); add one, or pass --resource-name")
+    r, pooled = rdma_ready[0]
+    if r.unchecked:
+        warnings.append(f"{r.name}: selectors {', '.join(r.unchecked)} were not checked against this node")
+    return r.name, pooled
+
+
+def _why_no_rdma_vf(inv: dict[str, Any], vfs: list) -> str:
+    pci_pfs = [pf for pf in inv["sriov"] if pf["bus"] == "pci"]
+    if not pci_pfs:
+        return "no SR-IOV PCI PF"
+    if not vfs:
+        return "sriov_numvfs is 0 on " + ", ".join('/'.join(pf["netdevs"]) or pf["device"] for pf in pci_pfs)
+    drivers = ", ".join(sorted({v.driver or "none" for v in vfs}))
+    return f"{len(vfs)} VFs, none with an RDMA device (VF drivers: {drivers}; mlx5 VFs need mlx5_ib loaded)"
