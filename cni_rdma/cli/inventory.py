@@ -20,9 +20,13 @@ import re
 import subprocess
 from typing import Any, Optional
 
+from cni_rdma import safefile
 from cni_rdma.sysfs import USERSPACE_DRIVERS, Sysfs
 
+# pciutils' copy, then hwdata's (RHEL/Fedora; where misc/pci.ids is a symlink into hwdata, safefile skips the
+# link and the real file is read as the second path)
 PCI_IDS = ("/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids")
+PCI_IDS_MAX = 16 << 20  # Debian 12's is 1.3 MB
 _NETWORK_CLASS = 0x02  # PCI base class "network controller" (ethernet 0x0200, infiniband 0x0207)
 
 
@@ -136,26 +140,27 @@ class PciIds:
 
     @classmethod
     def load(cls, path: Optional[str] = None) -> "PciIds":
+        """The first of the paths that is a readable regular file (safefile: a symlink, FIFO or oversized file
+        is skipped like a missing one: names are a nicety, IDs remain); no file, no names."""
         vendors: dict[str, tuple[str, dict[str, str]]] = {}
         for p in ([path] if path else PCI_IDS):
             try:
-                f = open(p, encoding="utf-8", errors="replace")
+                text = safefile.read(p, PCI_IDS_MAX).decode("utf-8", errors="replace")
             except OSError:
                 continue
-            with f:
-                models: dict[str, str] = {}
-                for line in f:
-                    if line.startswith("C "):  # device classes follow the vendors: done
-                        break
-                    if not line.strip() or line.startswith("#"):
-                        continue
-                    if line[0] != "\t":
-                        vid, _, name = line.partition("  ")
-                        models = {}
-                        vendors[vid.strip().lower()] = (name.strip(), models)
-                    elif line[1] != "\t":
-                        did, _, name = line[1:].partition("  ")
-                        models[did.strip().lower()] = name.strip()
+            models: dict[str, str] = {}
+            for line in text.splitlines():
+                if line.startswith("C "):  # device classes follow the vendors: done
+                    break
+                if not line.strip() or line.startswith("#"):
+                    continue
+                if line[0] != "\t":
+                    vid, _, name = line.partition("  ")
+                    models = {}
+                    vendors[vid.strip().lower()] = (name.strip(), models)
+                elif line[1:2] != "\t":
+                    did, _, name = line[1:].partition("  ")
+                    models[did.strip().lower()] = name.strip()
             break
         return cls(vendors)
 

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -110,3 +113,33 @@ def test_completion_of_network_names_and_netns(tmp_path):
     assert r.stdout.split() == ["plain,other"], r
     r = cli(env={**env, "COMP_WORDS": f"cni-rdma exec check roce-a {tmp_path}/a.c", "COMP_CWORD": "4"})
     assert r.stdout.split() == [f"plain,{tmp_path}/a.conflist"], r
+
+
+def test_pci_ids_opened_safely(tmp_path, monkeypatch):
+    """The sysfs backend's names: pci.ids through safefile (no symlink, no FIFO, bounded), else IDs only."""
+    from cni_rdma.cli import inventory
+
+    ids = tmp_path / "pci.ids"
+    ids.write_text("# comment\n15b3  Mellanox Technologies\n\t1018  MT27800 Family [ConnectX-5 Virtual Function]\n"
+                   "\t\t15b3 0001  a subsystem line\nC 02  Network controller\n")
+    assert inventory.PciIds.load(str(ids)).lookup("0x15b3", "0x1018") == \
+        ("Mellanox Technologies", "MT27800 Family [ConnectX-5 Virtual Function]")
+    link = tmp_path / "link.ids"
+    link.symlink_to(ids)
+    assert inventory.PciIds.load(str(link)).vendors == {}
+    fifo = tmp_path / "fifo.ids"
+    os.mkfifo(fifo)
+    unblock = threading.Timer(30, lambda: open(fifo, "w").close())  # ends a blocking open, if there were one
+    unblock.start()
+    try:
+        t0 = time.monotonic()
+        assert inventory.PciIds.load(str(fifo)).vendors == {}
+        assert time.monotonic() - t0 < 5
+    finally:
+        unblock.cancel()
+    monkeypatch.setattr(inventory, "PCI_IDS_MAX", 64)
+    assert inventory.PciIds.load(str(ids)).vendors == {}  # larger than the bound: no names, no error
+    # the default list: a refused first path falls through to the next one
+    monkeypatch.setattr(inventory, "PCI_IDS", (str(link), str(ids)))
+    monkeypatch.setattr(inventory, "PCI_IDS_MAX", 1 << 20)
+    assert inventory.PciIds.load().lookup("0x15b3", "0x1018")[0] == "Mellanox Technologies"
