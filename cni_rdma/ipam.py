@@ -62,24 +62,10 @@ def delegate(req: Request, command: str) -> Optional[Result]:
     return _exec(exe, plugin, env, req, command)
 
 
-def child_env(env: dict) -> dict:
-    """The env a foreign plugin gets: the frozen bootloader's own variables taken out again. It re-execs
-    itself with LD_LIBRARY_PATH at the bundle (original kept in LD_LIBRARY_PATH_ORIG) and _PYI_* markers: a
-    dynamically linked IPAM would load the bundle's libraries, another PyInstaller program our archive."""
-    if not getattr(sys, "frozen", False):
-        return env
-    out = {k: v for k, v in env.items() if not k.startswith("_PYI_") and k != "LD_LIBRARY_PATH_ORIG"}
-    if "LD_LIBRARY_PATH_ORIG" in env:
-        out["LD_LIBRARY_PATH"] = env["LD_LIBRARY_PATH_ORIG"]
-    else:
-        out.pop("LD_LIBRARY_PATH", None)
-    return out
-
-
 def _exec(exe: str, plugin: str, env: dict, req: Request, command: str) -> Optional[Result]:
     import subprocess
 
-    p = subprocess.run([exe], input=req.stdin, env=child_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.run([exe], input=req.stdin, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if p.stderr:
         sys.stderr.write(p.stderr.decode(errors="replace"))
     if p.returncode != 0:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tools import rootfs  # noqa: E402
 
-PACKAGES = "python3,python3-venv,python3-pip,libpython3.11,binutils,patchelf,ca-certificates,iproute2"
+PACKAGES = "python3,python3-venv,python3-pip,libpython3.11,libpython3.11-dev,gcc,libc6-dev,binutils,patchelf,ca-certificates,iproute2"
 OUT = ROOT / "build" / "arm64"
 
 

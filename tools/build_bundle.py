@@ -1,7 +1,8 @@
 """`make build`: the frozen onedir bundle in build/cni-rdma/ and a symlink per plugin type in build/frozen-bin/.
 
 Generates, under build/pyi/gen (never in the source tree), the entry script and `_build.py` (version and git
-commit, bundled as `cni_rdma._build`), runs PyInstaller on build.spec, makes the bundle self-contained
+commit, bundled as `cni_rdma._build`), runs PyInstaller on build.spec, replaces PyInstaller's bootloader with
+our launcher (`build_launcher`: tools/launcher.c, needs cc and Python.h), makes the bundle self-contained
 (`self_contain`: glibc and every shared library inside, ELF interpreter and RPATHs pointing into it; needs
 patchelf), adds the TYPES file (plugin names, one a line, for the installers), then prints the bundle size
 and writes build/cni-rdma.files (the sorted file list: same sources -> same list).
@@ -13,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +31,9 @@ import sys
 from cni_rdma.main import main
 sys.exit(main())
 '''
+
+
+LAUNCHER = ROOT / "tools" / "launcher.c"
 
 
 class BuildError(Exception):
@@ -135,6 +140,33 @@ def self_contain(bundle: Path, final: Path) -> list[str]:
     set_interp(str(exe), loader)
     write_licences(bundle, shipped)
     return sorted(shipped)
+
+
+def build_launcher(bundle: Path, importtime: bool = False) -> None:
+    """Put tools/launcher.c in place of PyInstaller's bootloader as the bundle's executable.
+
+    The bootloader re-execs itself once to set LD_LIBRARY_PATH (our RPATHs make that needless) and runs a
+    Python-level bootstrap (its importers, a ctypes probe, zlib, struct) before our first line: ~9 ms CPU of
+    every CNI call here, a third of a VERSION (bench/README.md). PyInstaller still collects the modules and
+    libpython; the launcher links that libpython and starts it configured as the bootloader does."""
+    cc = shutil.which("cc")
+    if cc is None:
+        raise BuildError("no C compiler for tools/launcher.c (make deps installs gcc)")
+    include = Path(sysconfig.get_paths()["include"])
+    if not (include / "Python.h").exists():
+        raise BuildError(f"no Python.h in {include} for tools/launcher.c (the build Python's headers)")
+    internal = bundle / "_internal"
+    libpython = f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"
+    if not (internal / libpython).exists():
+        raise BuildError(f"PyInstaller collected no {libpython} in {internal}")
+    exe, tmp = bundle / "cni-rdma", bundle / ".cni-rdma.launcher"
+    cmd = [cc, "-O2", "-s", "-Wall", "-Wextra", "-Werror", "-I", str(include),
+           *(["-DCNI_RDMA_IMPORTTIME"] if importtime else []), "-o", str(tmp), str(LAUNCHER),
+           f"-L{internal}", f"-l:{libpython}", "-Wl,-rpath,$ORIGIN/_internal"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise BuildError(f"compiling tools/launcher.c failed: {p.stderr.strip()[-2000:]}")
+    os.replace(tmp, exe)
 
 
 def _loader_name(libdir: Path) -> str:
@@ -268,6 +300,7 @@ def _build(argv: list[str]) -> int:
     new_dist = out / "pyi" / "dist" / "cni-rdma"
     shipped: list[str] = []
     try:
+        build_launcher(new_dist, importtime=bool(os.environ.get("CNI_RDMA_IMPORTTIME")))
         # `--host-glibc`: the bundle as it was before issue 19 (the node's glibc), for bench/bundle_startup.py.
         if "--host-glibc" not in argv:
             shipped = self_contain(new_dist, dist)

@@ -10,9 +10,10 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed';
 # strace: the host tier compares our VF netlink requests with iproute2's byte for byte.
 # patchelf: make build (self-contained bundle); debootstrap: the bullseye root of the frozen tier;
 # buildah: make image (FROM scratch; podman runs it in the frozen tier).
+# gcc + libc6-dev: make build compiles the bundle's launcher (tools/launcher.c); bench/ its spawn helper.
 for pkg in iproute2 containernetworking-plugins containerd podman runc golang-go golang-github-appc-cni-dev \
            busybox-static rdma-core ibverbs-utils ibverbs-providers perftest rdmacm-utils \
-           etcd-server openssl udev pciutils strace patchelf debootstrap buildah; do
+           etcd-server openssl udev pciutils strace patchelf debootstrap buildah gcc libc6-dev; do
     have "$pkg" || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0

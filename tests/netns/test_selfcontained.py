@@ -78,7 +78,7 @@ def test_every_type_answers_version_in_the_root(kind, node, tmp_path, request):
 
 def test_the_loader_maps_only_bundled_objects_over_bullseye(node, tmp_path, bullseye):
     # bullseye's own glibc 2.31 and its /etc/ld.so.cache are in this root: the loader's trace shows which
-    # files it maps. Every one is in the bundle: the bootloader, then the re-exec'd Python process.
+    # files it maps. Every one is in the bundle: the launcher, libpython and the extension modules.
     assert (bullseye / "usr/lib" / bundle_arch()[1] / "libc-2.31.so").exists()
     root = install_root(tmp_path / "root")
     # bullseye's env sets LD_DEBUG for our program only (not for the host tools that set up the root).
@@ -102,9 +102,10 @@ def test_macvlan_host_local_add_check_del_in_the_root(kind, node, pod, tmp_path,
     add_check_del(call, root, pod, "10.219.0", "selfcontained")
 
 
-def test_a_foreign_ipam_gets_the_env_without_the_bootloaders_variables(node, pod, tmp_path):
-    # The bootloader re-execs itself with LD_LIBRARY_PATH at the bundle and _PYI_* markers; a delegated IPAM
-    # (here a shell script, dynamically linked against this machine's glibc) must not inherit them.
+def test_a_foreign_ipam_gets_the_callers_env_unchanged(node, pod, tmp_path):
+    # PyInstaller's bootloader re-exec'd itself with LD_LIBRARY_PATH at the bundle and _PYI_* markers; our
+    # launcher (tools/launcher.c) sets no variable at all, so a delegated IPAM (here a shell script, dynamically
+    # linked against this machine's glibc) sees the caller's environment, the node's LD_LIBRARY_PATH included.
     ipam_dir = tmp_path / "ipam"
     ipam_dir.mkdir()
     dump = tmp_path / "env.json"

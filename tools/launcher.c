@@ -1,0 +1,119 @@
+/* The bundle's executable: start the bundled CPython on the bundle's own modules and run cni_rdma.main.
+ *
+ * It takes the place of PyInstaller's bootloader (tools/build_bundle.py compiles it against the libpython
+ * PyInstaller collected). Start-up is every CNI call's latency, and the bootloader costs a re-exec of itself
+ * (to set LD_LIBRARY_PATH, which our RPATHs make needless) plus its Python-level bootstrap (its importers, a
+ * ctypes probe, zlib and struct) on every call. This does only what a plugin needs: the interpreter
+ * configured as PyInstaller configures it (isolated: no PYTHON* variables, no site, no user site, no
+ * bytecode writes, UTF-8 mode, sys.path = the bundle only), sys.frozen and sys._MEIPASS set, then
+ * `sys.exit(cni_rdma.main.main())`.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <limits.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define DYNLOAD "/python" STR(PY_MAJOR_VERSION) "." STR(PY_MINOR_VERSION) "/lib-dynload"
+
+static int fail(const char *what, PyStatus st)
+{
+    fprintf(stderr, "cni-rdma: %s: %s%s%s\n", what, st.func ? st.func : "", st.func ? ": " : "",
+            st.err_msg ? st.err_msg : "failed");
+    return 1;
+}
+
+static int set_str(PyConfig *c, wchar_t **field, const char *value, const char *what)
+{
+    PyStatus st = PyConfig_SetBytesString(c, field, value);
+    return PyStatus_Exception(st) ? fail(what, st) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* The bundle is the directory this executable lives in (symlinks, e.g. /opt/cni/bin/macvlan, resolved);
+     * without /proc (a bare chroot), argv[0] as the caller spelled it: runtimes exec plugins by path. */
+    char exe[PATH_MAX], home[PATH_MAX], dynload[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+    } else if (argc < 1 || strchr(argv[0], '/') == NULL || realpath(argv[0], exe) == NULL) {
+        fprintf(stderr, "cni-rdma: cannot find the bundle: /proc/self/exe unreadable and argv[0] is not a path\n");
+        return 1;
+    }
+    char *slash = strrchr(exe, '/');
+    int dir_len = slash ? (int)(slash - exe) : 0;
+    if (snprintf(home, sizeof home, "%.*s/_internal", dir_len, exe) >= (int)sizeof home ||
+        snprintf(dynload, sizeof dynload, "%s" DYNLOAD, home) >= (int)sizeof dynload) {
+        fprintf(stderr, "cni-rdma: bundle path too long\n");
+        return 1;
+    }
+
+    PyPreConfig pre;
+    PyPreConfig_InitIsolatedConfig(&pre);
+    pre.utf8_mode = 1; /* as PyInstaller: the environment's locale never changes how names are decoded */
+    PyStatus st = Py_PreInitialize(&pre);
+    if (PyStatus_Exception(st))
+        return fail("pre-initialize", st);
+
+    PyConfig c;
+    PyConfig_InitIsolatedConfig(&c);
+    c.site_import = 0;
+    c.write_bytecode = 0;
+    c.user_site_directory = 0;
+    c.safe_path = 1;
+    c.install_signal_handlers = 1;
+#ifdef CNI_RDMA_IMPORTTIME
+    c.import_time = 1; /* bench/: `CNI_RDMA_IMPORTTIME=1 make build` profiles imports inside the bundle */
+#endif
+    if (set_str(&c, &c.program_name, argv[0], "program name") || set_str(&c, &c.executable, exe, "executable") ||
+        set_str(&c, &c.home, home, "home") || set_str(&c, &c.prefix, home, "prefix") ||
+        set_str(&c, &c.exec_prefix, home, "exec prefix") || set_str(&c, &c.base_prefix, home, "base prefix") ||
+        set_str(&c, &c.base_exec_prefix, home, "base exec prefix"))
+        goto error;
+    c.module_search_paths_set = 1;
+    wchar_t *path;
+    const char *paths[] = {dynload, home};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        path = Py_DecodeLocale(paths[i], NULL);
+        if (path == NULL) {
+            fprintf(stderr, "cni-rdma: cannot decode %s\n", paths[i]);
+            goto error;
+        }
+        st = PyWideStringList_Append(&c.module_search_paths, path);
+        PyMem_RawFree(path);
+        if (PyStatus_Exception(st)) {
+            fail("module search path", st);
+            goto error;
+        }
+    }
+    st = PyConfig_SetBytesArgv(&c, argc, argv);
+    if (PyStatus_Exception(st)) {
+        fail("argv", st);
+        goto error;
+    }
+    st = Py_InitializeFromConfig(&c);
+    PyConfig_Clear(&c);
+    if (PyStatus_Exception(st))
+        return fail("initialize", st);
+
+    PyObject *meipass = PyUnicode_DecodeFSDefault(home);
+    if (meipass == NULL || PySys_SetObject("frozen", Py_True) || PySys_SetObject("_MEIPASS", meipass)) {
+        PyErr_Print();
+        return 1;
+    }
+    Py_DECREF(meipass);
+    /* sys.exit() ends the process here (PyErr_Print handles SystemExit: finalize, flush, exit with its code). */
+    PyRun_SimpleString("import sys\nfrom cni_rdma.main import main\nsys.exit(main())\n");
+    /* Only an exception other than SystemExit gets here; its traceback is printed on stderr. */
+    return Py_FinalizeEx() < 0 ? 120 : 1;
+
+error:
+    PyConfig_Clear(&c);
+    return 1;
+}
