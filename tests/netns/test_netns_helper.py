@@ -1,11 +1,16 @@
 """cni_rdma.netns against real namespaces: setns happens in a helper thread only; nothing is created."""
+import json
 import os
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
 from cni_rdma.errors import CniError
 from cni_rdma.netns import NetnsNotFound, in_netns
+from tests.topology import ROOT
 
 
 def own_netns():
@@ -27,9 +32,33 @@ def socket_if_names():
 
 
 def test_exception_propagates_and_thread_is_gone(pod):
+    before = set(os.listdir("/proc/self/task"))
     with pytest.raises(ZeroDivisionError):
         in_netns(pod.path, lambda: 1 / 0)
-    assert not any(t.name == "netns" for t in threading.enumerate())
+    # The helper thread released its caller as its last act; give the OS thread a moment to be reaped.
+    deadline = time.monotonic() + 10
+    while set(os.listdir("/proc/self/task")) - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not set(os.listdir("/proc/self/task")) - before
+
+
+ENTER_PROBE = """
+import json, os, sys
+sys.path.insert(0, {root!r})
+from cni_rdma.netns import in_netns
+inside = in_netns({path!r}, lambda: os.readlink("/proc/thread-self/ns/net"))
+print(json.dumps([inside, sorted(m for m in ("cni_rdma._setns", "ctypes", "threading") if m in sys.modules)]))
+"""
+
+
+def test_setns_goes_through_our_c_module_not_ctypes_or_threading(pod):
+    # cni_rdma/_setns.c (built by `make dev` / `make build`): ctypes and threading cost ~5 ms of start-up
+    code = ENTER_PROBE.format(root=str(ROOT), path=pod.path)
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    inside, loaded = json.loads(p.stdout)
+    assert inside == f"net:[{os.stat(pod.path).st_ino}]"
+    assert loaded == ["cni_rdma._setns"]
 
 
 def test_missing_netns_is_distinct_and_not_created(tmp_path):

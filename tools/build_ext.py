@@ -1,0 +1,46 @@
+"""Compile cni_rdma/_setns.c (setns(2) for Python 3.11) for the running interpreter.
+
+`make dev` builds it in place (cni_rdma/_setns<EXT_SUFFIX>, git-ignored) so the dev launchers and the tests
+use it; `make build` compiles its own copy into the build's gen dir for the bundle (build.spec). Needs cc and
+the interpreter's Python.h; cni_rdma/netns.py falls back to ctypes where the module was never built.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "cni_rdma" / "_setns.c"
+
+
+class ExtBuildError(Exception):
+    """The extension cannot be compiled here: the message names the missing tool or header."""
+
+
+def build_setns(out_dir: Path) -> Path:
+    """Compile into out_dir/_setns<EXT_SUFFIX> (atomically replaced) and return that path."""
+    cc = shutil.which("cc")
+    if cc is None:
+        raise ExtBuildError("no C compiler for cni_rdma/_setns.c (make deps installs gcc)")
+    include = Path(sysconfig.get_paths()["include"])
+    if not (include / "Python.h").exists():
+        raise ExtBuildError(f"no Python.h in {include} for cni_rdma/_setns.c (the build Python's headers)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"_setns{sysconfig.get_config_var('EXT_SUFFIX')}"
+    tmp = out.with_name(f".{out.name}.tmp")
+    p = subprocess.run([cc, "-O2", "-s", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-I", str(include),
+                        "-o", str(tmp), str(SOURCE)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise ExtBuildError(f"compiling cni_rdma/_setns.c failed: {p.stderr.strip()[-2000:]}")
+    tmp.replace(out)
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        print(build_setns(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "cni_rdma"))
+    except ExtBuildError as e:
+        sys.exit(f"build_ext: {e}")
