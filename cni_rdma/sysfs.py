@@ -11,6 +11,7 @@ Layout relied on (Documentation/ABI/testing/sysfs-bus-pci, sysfs-class-net):
     bus/pci/devices/<addr>/net/<ifname>/                      (netdevs of this function, host netns)
     bus/pci/devices/<addr>/driver        -> .../drivers/<name> (absent when unbound)
     bus/pci/devices/<addr>/sriov_numvfs, sriov_totalvfs       (on a PF)
+    bus/pci/devices/<addr>/sriov_offset, sriov_stride         (on a PF: where its VFs sit, see vf_id)
     class/net/<ifname>/device            -> the PCI function behind a netdev
     bus/pci/devices/<addr>/infiniband/<rdma dev>/             (RDMA devices of a function, this netns)
     bus/auxiliary/devices/<name>/infiniband/<rdma dev>/       (same for an auxiliary device, e.g. an SF)
@@ -35,6 +36,7 @@ DEFAULT_ROOT = "/sys"
 # domain:bus:device.function, as the SR-IOV device plugin hands it to Multus ("0000:af:00.2").
 _PCI_RE = re.compile(r"(?:([0-9a-fA-F]{4,8}):)?([0-9a-fA-F]{2}):([0-1][0-9a-fA-F])\.([0-7])")  # fullmatch
 _VIRTFN_RE = re.compile(r"virtfn(\d+)")  # fullmatch
+READ_MAX = 1 << 16  # bytes read of one attribute (sysfs attributes are at most a page)
 # Drivers that take a function away from the kernel's network stack (userspace / DPDK use).
 USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
 
@@ -48,6 +50,16 @@ def normalize_pci(addr: str) -> Optional[str]:
         return None
     domain, bus, dev, fn = m.groups()
     return f"{(domain or '0000').lower()}:{bus.lower()}:{dev.lower()}.{fn}"
+
+
+def _routing_id(addr: str) -> Optional[tuple[int, int]]:
+    """"0000:af:00.2" -> (domain, bus << 8 | device << 3 | function); None if it is not that shape."""
+    try:
+        domain, bus, devfn = addr.split(":")
+        dev, fn = devfn.split(".")
+        return int(domain, 16), int(bus, 16) << 8 | int(dev, 16) << 3 | int(fn, 16)
+    except ValueError:
+        return None
 
 
 class VfInfo(Frozen):
@@ -97,12 +109,26 @@ class Sysfs(Frozen):
 
     # --- small readers ---
     def read(self, path: str) -> Optional[str]:
-        """A sysfs attribute's text, stripped; None if it is missing or unreadable."""
+        """A sysfs attribute's text, stripped; None if it is missing or unreadable. One open and a bounded
+        read (an attribute is at most a page; READ_MAX bounds anything else), never blocking."""
         try:
-            with open(path, "r", errors="replace") as f:
-                return f.read().strip()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except (OSError, ValueError):
+            return None
+        try:
+            chunks = []
+            size = 0
+            while size < READ_MAX:
+                chunk = os.read(fd, READ_MAX - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
         except OSError:
             return None
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode(errors="replace").strip()
 
     def read_int(self, path: str) -> Optional[int]:
         text = self.read(path)
@@ -149,11 +175,29 @@ class Sysfs(Frozen):
         return out
 
     def vf_id(self, pf: str, vf: str) -> Optional[int]:
-        """N such that the PF's virtfnN points at vf; None if the PF does not list it."""
+        """N such that the PF's virtfnN points at vf; None if the PF does not list it.
+
+        The PF's sriov_offset and sriov_stride place VF N at routing ID PF + offset + N * stride (PCIe
+        SR-IOV), so N comes from the two addresses and one readlink confirms it, whatever the PF's VF
+        count; the PF's virtfn links are scanned only without those attributes or when they disagree."""
+        n = self._vf_index_from_rid(pf, vf)
+        if n is not None and self._link_name(os.path.join(self.pci_dir(pf), f"virtfn{n}")) == vf:
+            return n
         for n, addr in self.virtfns(pf).items():
             if addr == vf:
                 return n
         return None
+
+    def _vf_index_from_rid(self, pf: str, vf: str) -> Optional[int]:
+        pf_rid, vf_rid = _routing_id(pf), _routing_id(vf)
+        if pf_rid is None or vf_rid is None or pf_rid[0] != vf_rid[0]:
+            return None
+        offset = self.read_int(os.path.join(self.pci_dir(pf), "sriov_offset"))
+        stride = self.read_int(os.path.join(self.pci_dir(pf), "sriov_stride"))
+        if offset is None or not stride:
+            return None
+        n, rest = divmod(vf_rid[1] - pf_rid[1] - offset, stride)
+        return n if n >= 0 and not rest else None
 
     def netdevs(self, addr: str) -> tuple[str, ...]:
         """Netdev names of a PCI function (as seen from the host netns)."""

@@ -46,10 +46,16 @@ class FakePci:
             link.symlink_to(os.path.relpath(d, link.parent))
         return d
 
-    def add_pf(self, addr: str, netdev: str | None, driver: str = "fake_pf", totalvfs: int = 8) -> str:
+    def add_pf(self, addr: str, netdev: str | None, driver: str = "fake_pf", totalvfs: int = 8,
+               offset: int | None = None, stride: int | None = None) -> str:
+        """A PF; with offset/stride it also has sriov_offset/sriov_stride (VF N at routing ID PF + offset +
+        N * stride, as the kernel reports them), which the tree does not check against add_vf's addresses."""
         d = self._device(addr)
         (d / "sriov_totalvfs").write_text(f"{totalvfs}\n")
         (d / "sriov_numvfs").write_text("0\n")
+        for name, value in (("sriov_offset", offset), ("sriov_stride", stride)):
+            if value is not None:
+                (d / name).write_text(f"{value}\n")
         self.set_driver(addr, driver)
         if netdev:
             self.set_netdev(addr, netdev)

@@ -72,6 +72,13 @@ IFLA_INFO_SLAVE_KIND = 4
 RTEXT_FILTER_VF = 1 << 0
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 
+
+def _ext_mask(vfs: bool) -> int:
+    """IFLA_EXT_MASK of a link request. RTEXT_FILTER_VF only when asked: it adds IFLA_NUM_VF and the PF's
+    whole IFLA_VFINFO_LIST (one nest per VF) to the reply, so a plain lookup of a PF by name would carry
+    every VF's configuration, and a link dump every PF's on a node with many VFs."""
+    return RTEXT_FILTER_SKIP_STATS | (RTEXT_FILTER_VF if vfs else 0)
+
 # macvlan
 IFLA_MACVLAN_MODE = 1
 IFLA_MACVLAN_FLAGS = 2
@@ -115,7 +122,7 @@ class Link(Record):
     link_netnsid: int | None = None
     txqlen: int | None = None
     altnames: tuple = ()
-    num_vf: int | None = None
+    num_vf: int | None = None  #: only from VfOps.pf_get/pfs (RTEXT_FILTER_VF)
     carrier: bool | None = None
     perm_mac: str | None = None
     min_mtu: int | None = None
@@ -230,13 +237,11 @@ class LinkOps(NetlinkSocket):
         """One link by name (or alternative name) or by index; LinkNotFound when absent."""
         return decode_link(self.link_get_raw(name, index))
 
-    def link_get_raw(self, name: str | None, index: int | None) -> bytes:
-        """The undecoded RTM_NEWLINK payload of one link (with its VF list when it is a PF)."""
+    def link_get_raw(self, name: str | None, index: int | None, vfs: bool = False) -> bytes:
+        """The undecoded RTM_NEWLINK payload of one link; with vfs, a PF's whole VF table too."""
         if (name is None) == (index is None):
             raise TypeError("link_get needs exactly one of name= or index=")
-        # RTEXT_FILTER_VF also makes the kernel report IFLA_NUM_VF (else num_vf would always be None);
-        # for links that are not PFs it adds nothing.
-        body = ifinfomsg(index or 0) + a_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS | RTEXT_FILTER_VF)
+        body = ifinfomsg(index or 0) + a_u32(IFLA_EXT_MASK, _ext_mask(vfs))
         if name is not None:
             body += a_str(IFLA_IFNAME if len(name.encode()) < 16 else IFLA_ALT_IFNAME, name)
         dev = name if name is not None else f"ifindex {index}"
@@ -253,8 +258,12 @@ class LinkOps(NetlinkSocket):
             return False
 
     def links(self) -> list[Link]:
-        body = ifinfomsg() + a_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS | RTEXT_FILTER_VF)
-        return [decode_link(p) for p in self.dump(RTM_GETLINK, body, op="dump links", reply_type=RTM_NEWLINK)]
+        """Every link of this netns, without VF tables (num_vf stays None: see VfOps.pfs)."""
+        return [decode_link(p) for p in self.links_raw()]
+
+    def links_raw(self, vfs: bool = False) -> list[bytes]:
+        body = ifinfomsg() + a_u32(IFLA_EXT_MASK, _ext_mask(vfs))
+        return self.dump(RTM_GETLINK, body, op="dump links", reply_type=RTM_NEWLINK)
 
     def newlink(self, name: str, kind: str, data: bytes = b"", *, parent_index: int | None = None,
                 mac: str | None = None, mtu: int | None = None, txqlen: int | None = None,

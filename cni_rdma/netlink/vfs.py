@@ -11,7 +11,7 @@ import struct
 from ..record import Record
 from .core import BE16, attr, attr_map, mac_bytes, mac_str, parse_attrs, unpack
 from .errors import NetlinkDecodeError, NetlinkError
-from .links import IFLA_ADDRESS, IFLA_VFINFO_LIST, VLAN_PROTOS, LinkOps
+from .links import IFLA_ADDRESS, IFLA_VFINFO_LIST, VLAN_PROTOS, Link, LinkOps, decode_link
 from .rtmsg import IFINFOMSG, RTM_NEWLINK, ifinfomsg, name_of
 
 # IFLA_VFINFO_LIST > IFLA_VF_INFO > IFLA_VF_* (linux/if_link.h)
@@ -72,8 +72,9 @@ VF_ATTRS: dict = {
 }
 
 
-def decode_vfinfo_list(data: bytes, addr_len: int = 6) -> list[VfConfig]:
-    """The payload of IFLA_VFINFO_LIST → [VfConfig] (in VF order as reported)."""
+def decode_vfinfo_list(data: bytes, addr_len: int = 6, only: int | None = None) -> list[VfConfig]:
+    """The payload of IFLA_VFINFO_LIST → [VfConfig] (in VF order as reported); with `only`, just that VF
+    (the others are not decoded past their number)."""
     out = []
     for t, vfdata in parse_attrs(data):
         if t != IFLA_VF_INFO:
@@ -82,6 +83,8 @@ def decode_vfinfo_list(data: bytes, addr_len: int = 6) -> list[VfConfig]:
         if IFLA_VF_MAC not in a:
             raise NetlinkDecodeError("IFLA_VF_INFO without IFLA_VF_MAC")
         vf, mac = unpack(VF_MAC, a[IFLA_VF_MAC], "IFLA_VF_MAC")
+        if only is not None and vf != only:
+            continue
         kw: dict = {"mac": mac_str(mac[:addr_len])}
         if IFLA_VF_VLAN in a:
             _, kw["vlan"], kw["qos"] = unpack(VF_VLAN, a[IFLA_VF_VLAN], "IFLA_VF_VLAN")
@@ -139,15 +142,42 @@ def encode_vf_settings(vf: int, *, mac=None, vlan=None, qos=None, vlan_proto=Non
     return b"".join(sub)
 
 
+def vfs_of(payload: bytes, only: int | None = None) -> list[VfConfig]:
+    """The VF table in an RTM_NEWLINK payload asked with RTEXT_FILTER_VF ([] for a link without VFs)."""
+    a = attr_map(payload, IFINFOMSG.size)
+    addr_len = len(a[IFLA_ADDRESS]) if a.get(IFLA_ADDRESS) else 6
+    return decode_vfinfo_list(a[IFLA_VFINFO_LIST], addr_len, only) if IFLA_VFINFO_LIST in a else []
+
+
 class VfOps(LinkOps):
-    """The VF requests of `Rtnl` (sent to the PF)."""
+    """The VF requests of `Rtnl` (sent to the PF).
+
+    The kernel has no per-VF query: RTEXT_FILTER_VF returns the PF's whole VF table (its size grows with
+    the PF's VF count), so a caller asks for it once per decision and reads the PF's own link from the
+    same reply (`pf_get`); a plain `link_get` of a PF carries no VF table."""
+
+    def pf_get(self, name: str | None = None, index: int | None = None,
+               vf: int | None = None) -> tuple[Link, list[VfConfig]]:
+        """A PF and its VF table in one request (with `vf`: only that VF's entry decoded)."""
+        p = self.link_get_raw(name, index, vfs=True)
+        return decode_link(p), vfs_of(p, vf)
+
+    def vf_get(self, pf_index: int, vf: int) -> VfConfig | None:
+        """What the PF reports about one VF; None when it does not list it."""
+        return next(iter(self.pf_get(index=pf_index, vf=vf)[1]), None)
 
     def vfs(self, pf_index: int) -> list[VfConfig]:
         """The PF's VF configuration (IFLA_VFINFO_LIST, requested with RTEXT_FILTER_VF)."""
-        p = self.link_get_raw(None, pf_index)
-        a = attr_map(p, IFINFOMSG.size)
-        addr_len = len(a[IFLA_ADDRESS]) if a.get(IFLA_ADDRESS) else 6
-        return decode_vfinfo_list(a[IFLA_VFINFO_LIST], addr_len) if IFLA_VFINFO_LIST in a else []
+        return self.pf_get(index=pf_index)[1]
+
+    def pfs(self) -> list[tuple[Link, list[VfConfig]]]:
+        """Every link that has VFs, with its VF table: one dump (the admin-MAC search over the node)."""
+        out = []
+        for p in self.links_raw(vfs=True):
+            link = decode_link(p)
+            if link.num_vf:
+                out.append((link, vfs_of(p)))
+        return out
 
     def vf_set(self, pf_index: int, vf: int, *, mac: str | None = None, vlan: int | None = None,
                qos: int | None = None, vlan_proto: str | None = None, spoofchk: bool | None = None,
@@ -157,7 +187,7 @@ class VfOps(LinkOps):
         """Configure one VF through its PF; only the given settings are sent."""
         dev = f"ifindex {pf_index} vf {vf}"
         if (min_tx_rate is None) != (max_tx_rate is None):  # IFLA_VF_RATE sets both: keep the other
-            cur = next((v for v in self.vfs(pf_index) if v.vf == vf), None)
+            cur = self.vf_get(pf_index, vf)
             if cur is None:
                 raise NetlinkError(errno.EINVAL, "set vf rate", dev, "no such VF")
             min_tx_rate = cur.min_tx_rate if min_tx_rate is None else min_tx_rate

@@ -39,6 +39,8 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Optional
 
+    from cni_rdma.netlink.rdma import Rdma
+
 from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, UNKNOWN_CONTAINER, CniError, config_error
 from cni_rdma.frozen import Frozen
@@ -120,22 +122,25 @@ def _rdma_socket():
                        f"{e.details}; load ib_core and the driver of the RDMA device") from None
 
 
-def _netns_mode() -> str:
+def _netns_mode(nl: Rdma) -> str:
     """ "exclusive" or "shared", asked of the kernel (RDMA_NLDEV_CMD_SYS_GET)."""
     from cni_rdma.netlink.errors import NetlinkError
 
-    with _rdma_socket() as nl:
-        try:
-            return nl.netns_mode()
-        except NetlinkError as e:
-            if e.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # kernels before 5.2 have no netns modes at all
-                raise CniError(ERR_RDMA_UNAVAILABLE, "RDMA netlink cannot report the netns mode",
-                               f"{e.details}: the kernel is too old for RDMA network namespaces (needs 5.2+)") from None
-            raise
+    try:
+        return nl.netns_mode()
+    except NetlinkError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # kernels before 5.2 have no netns modes at all
+            raise CniError(ERR_RDMA_UNAVAILABLE, "RDMA netlink cannot report the netns mode",
+                           f"{e.details}: the kernel is too old for RDMA network namespaces (needs 5.2+)") from None
+        raise
 
 
-def ensure_exclusive() -> None:
-    mode = _netns_mode()
+def ensure_exclusive(nl: Optional[Rdma] = None) -> None:
+    """Code 101 unless the RDMA subsystem is in exclusive netns mode (on the caller's socket, or a new one)."""
+    if nl is None:
+        with _rdma_socket() as own:
+            return ensure_exclusive(own)
+    mode = _netns_mode(nl)
     if mode != "exclusive":
         raise CniError(ERR_NOT_EXCLUSIVE, f"the RDMA subsystem netns mode is {mode!r}, the rdma plugin needs "
                                           f"'exclusive'", FIX_MODE)
@@ -147,21 +152,27 @@ def _devices_here() -> dict[str, int]:
         return {d.name: d.index for d in nl.devices()}
 
 
-def _move_here_to(name: str, target_fd: int, where: str) -> bool:
-    """Move device `name` of the calling thread's netns to the netns of target_fd; False if not here."""
+def _move_here_to(name: str, target_fd: int, where: str, nl: Optional[Rdma] = None) -> bool:
+    """Move device `name` of the calling thread's netns to the netns of target_fd; False if not here.
+
+    The move needs the device's index and nldev looks devices up by index only (no query by name), so
+    this is one dump of the RDMA devices of this netns (iproute2's `rdma dev set` and rdma-cni do the
+    same); on the caller's socket when it has one (opened in this thread's netns)."""
     from cni_rdma.netlink.errors import NetlinkError
     from cni_rdma.netlink.rdma import RdmaDeviceNotFound
 
-    with _rdma_socket() as nl:
-        try:
-            index = nl.device(name=name).index
-        except RdmaDeviceNotFound:
-            return False
-        try:
-            nl.set_netns(index, target_fd)
-        except NetlinkError as e:
-            raise move_error(e, name, where) from None
-        return True
+    if nl is None:
+        with _rdma_socket() as own:
+            return _move_here_to(name, target_fd, where, own)
+    try:
+        index = nl.device(name=name).index
+    except RdmaDeviceNotFound:
+        return False
+    try:
+        nl.set_netns(index, target_fd)
+    except NetlinkError as e:
+        raise move_error(e, name, where) from None
+    return True
 
 
 def move_error(e, name: str, where: str) -> CniError:
@@ -210,13 +221,12 @@ def vf_by_admin_mac(mac: str, sysfs: Sysfs) -> str:
 
     found = []
     with Rtnl() as nl:
-        for link in nl.links():
-            if not link.num_vf:
-                continue
-            for vf in nl.vfs(link.index):
-                if vf.mac and vf.mac.lower() == mac:
-                    addr = sysfs.virtfn_of_netdev(link.name, vf.vf)
-                    found.append(addr or f"{link.name} vf {vf.vf} (no virtfn{vf.vf} in sysfs)")
+        pfs = nl.pfs()  # one dump: every PF with its VF table
+    for link, vfs in pfs:
+        for vf in vfs:
+            if vf.mac and vf.mac.lower() == mac:
+                addr = sysfs.virtfn_of_netdev(link.name, vf.vf)
+                found.append(addr or f"{link.name} vf {vf.vf} (no virtfn{vf.vf} in sysfs)")
     if len(found) != 1:
         what = "no VF" if not found else f"{len(found)} VFs ({', '.join(found)})"
         raise CniError(ERR_DEVICE, f"{what} with admin MAC {mac} on any PF of this node",
@@ -258,24 +268,25 @@ def add(req: Request) -> Result:
                        "VF that sriov gave the pod")
     pod_fd = open_netns(req.netns)
     try:
-        ensure_exclusive()
-        sysfs = Sysfs.from_env(req.env)
-        device_id = resolve_device_id(conf, req, sysfs)
-        store = conf.store()
-        key = state_name(conf.network, req.container_id, req.ifname)
-        with store.lock():
-            if _already_attached(req, store.read(key), device_id):
-                return prev
-            name = rdma_device_for(device_id, sysfs)
-            req.log.info(f"moving RDMA device {name} of {device_id} to {req.netns}")
-            if not _move_here_to(name, pod_fd, f"the pod netns {req.netns}"):
-                raise CniError(ERR_DEVICE, f"RDMA device {name!r} of {device_id} is not in the host netns",
-                               "sysfs lists it but RDMA netlink does not: is it moving right now?")
-            try:
-                store.write(key, _record(conf, req, device_id, name))
-            except CniError as e:
-                _undo_add(req, name, e)
-                raise
+        with _rdma_socket() as nl:  # one socket in the host netns: the mode, the lookup, the move
+            ensure_exclusive(nl)
+            sysfs = Sysfs.from_env(req.env)
+            device_id = resolve_device_id(conf, req, sysfs)
+            store = conf.store()
+            key = state_name(conf.network, req.container_id, req.ifname)
+            with store.lock():
+                if _already_attached(req, store.read(key), device_id):
+                    return prev
+                name = rdma_device_for(device_id, sysfs)  # sysfs: the VF's own infiniband/ entry
+                req.log.info(f"moving RDMA device {name} of {device_id} to {req.netns}")
+                if not _move_here_to(name, pod_fd, f"the pod netns {req.netns}", nl):
+                    raise CniError(ERR_DEVICE, f"RDMA device {name!r} of {device_id} is not in the host netns",
+                                   "sysfs lists it but RDMA netlink does not: is it moving right now?")
+                try:
+                    store.write(key, _record(conf, req, device_id, name))
+                except CniError as e:
+                    _undo_add(req, name, e)
+                    raise
     finally:
         os.close(pod_fd)
     return prev

@@ -188,19 +188,13 @@ def _add(req: Request, conf: SriovConf, st: VfState, mgr: VfManager, store: Stor
             result = Result(cni_version=req.conf.cni_version, interfaces=(iface,),
                             ips=tuple(ip.replace(interface=0) for ip in got.ips), routes=got.routes, dns=got.dns)
             if not st.dpdk:
-                _apply_ips(req, result)
-                mgr.announce(st, iface.mac, [ip.address.ip for ip in result.ips if ip.address.version == 4])
+                from cni_rdma import ipconfig
+
+                mgr.configure_pod(st, result, ipconfig.dad_mode(req.raw), iface.mac)
             _mark_ready(req, st, store, name)
     else:
         _mark_ready(req, st, store, name)
     return result
-
-
-def _apply_ips(req: Request, result: Result) -> None:
-    """Addresses and routes from the IPAM result on the pod interface (shared core: ipconfig)."""
-    from cni_rdma import ipconfig
-
-    return netns.in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=ipconfig.dad_mode(req.raw))
 
 
 def _mark_ready(req: Request, st: VfState, store: Store, name: str) -> None:

@@ -7,6 +7,7 @@ interface (`VfManager`), so the commands' ordering and rollback are unit-tested 
     move_in(st, pod_fd)                           host -> pod under st.tmp_name (down first)
     setup_in_pod(st, pod_fd, up) -> PodLink       altnames dropped, renamed to CNI_IFNAME, MTU, MAC, up
     restore(st, pod_netns)       -> str           everything back, from wherever an interrupted ADD/DEL left it
+    configure_pod(st, result, dad, mac)           addresses, routes, gratuitous ARP: one entry into the pod netns
     pf_view(st), pod_link(st)                     what CHECK compares
 
 `restore` depends on the VfState alone (not on how far ADD got), so a record read from another
@@ -15,6 +16,12 @@ plugin's state (sriov-cni's cache) restores through it as well. It looks for the
 the temporary name, CNI_IFNAME: a physical VF returns to the host when its netns dies), and only
 touches a link that is provably this VF (its PCI parent, or for stand-ins without one, a MAC the
 record knows).
+
+Per call, every lookup is targeted (a link by name or index, never a dump), one host rtnetlink socket
+serves the whole call, and the PF's VF table (IFLA_VFINFO_LIST: the kernel has no per-VF query, the
+reply grows with the PF's VF count) is read once where a decision needs it: the snapshot, the restore
+check, and the read-back of an admin MAC. A plain lookup of the PF carries no VF table. See
+bench/rails.md for the counts.
 
 MAC changes are retried on a bounded schedule like sriov-cni's (utils.Retry(20, 100ms) around
 SetVFHardwareMAC / SetVFEffectiveMAC): i40e/iavf apply a VF MAC asynchronously and answer EBUSY or
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
     from cni_rdma.log import Logger
     from cni_rdma.netlink.links import Link
     from cni_rdma.netlink.rtnl import Rtnl
+    from cni_rdma.types import Result
 
 from cni_rdma import faults, netns
 from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, CniError
@@ -84,8 +92,9 @@ class VfManager:
         """rdmaIsolation: move st.rdma_dev (the VF's RDMA device) into the pod netns; restore moves it back."""
         raise NotImplementedError
 
-    def announce(self, st: VfState, mac: str, v4: list) -> None:
-        """Gratuitous ARP for the pod's IPv4 addresses (best effort)."""
+    def configure_pod(self, st: VfState, result: Result, dad: str, mac: str) -> None:
+        """The IPAM result on the pod interface (cni_rdma.ipconfig.configure), then a gratuitous ARP for its
+        IPv4 addresses (best effort)."""
         raise NotImplementedError
 
     def pf_view(self, st: VfState) -> Optional[dict]:
@@ -152,40 +161,55 @@ class NetlinkVfManager(VfManager):
     def __init__(self, sysfs: Sysfs, log: Logger) -> None:
         self.sysfs = sysfs
         self.log = log
+        self._nl: Optional[Rtnl] = None
+        self._pf_index: dict[str, int] = {}  # PF netdev name -> ifindex, as this call found it
+
+    def _host(self) -> Rtnl:
+        """The call's rtnetlink socket in the host netns (opened here, in the main thread, on first use;
+        closed with the process)."""
+        if self._nl is None:
+            from cni_rdma.netlink.rtnl import Rtnl
+
+            self._nl = Rtnl()
+        return self._nl
+
+    def _pf(self, nl: Rtnl, name: str) -> int:
+        if name not in self._pf_index:
+            self._pf_index[name] = nl.link_get(name=name).index  # no VF table: just the index
+        return self._pf_index[name]
 
     # ------------------------------------------------------------------------------ snapshot
     def snapshot(self, vf: VfInfo, applied: dict, host_ifname: str = "") -> OrigVfState:
-        from cni_rdma.netlink.rtnl import Rtnl
-
         pf_name = vf.pf_netdevs[0]
-        with Rtnl() as nl:
-            try:
-                pf = nl.link_get(name=pf_name)
-            except LinkNotFound as e:
-                raise _context(f"PF netdev {pf_name} of VF {vf.pci}", e) from None
-            if "node_guid" in applied and pf.link_type != ARPHRD_INFINIBAND:
-                raise CniError(INVALID_CONFIG, "an InfiniBand GUID (runtimeConfig.infinibandGUID or args.cni.guid) "
-                                               f"needs an InfiniBand VF: VF {vf.pci} belongs to an Ethernet PF",
-                               f"PF {pf.name} has link type {pf.link_type}, not {ARPHRD_INFINIBAND} (InfiniBand)")
-            state = next((v for v in nl.vfs(pf.index) if v.vf == vf.vf_id), None)
-            if state is None and applied:
-                raise CniError(IO_FAILURE, f"PF {pf.name} does not report VF {vf.vf_id}",
-                               f"cannot apply {', '.join(sorted(applied))} through it (is sriov_numvfs set?)")
-            orig = OrigVfState()
-            if state is not None:
-                orig = OrigVfState(pf_reported=True, admin_mac=state.mac, vlan=state.vlan, qos=state.qos,
-                                   vlan_proto=state.vlan_proto, spoofchk=state.spoofchk, trust=state.trust,
-                                   link_state=state.link_state, min_tx_rate=state.min_tx_rate,
-                                   max_tx_rate=state.max_tx_rate, node_guid=state.node_guid,
-                                   port_guid=state.port_guid)
-            if vf.userspace:
-                _original_guids(orig, None, applied)
-                return orig
-            name = host_ifname or vf.netdevs[0]
-            try:
-                link = nl.link_get(name=name)
-            except LinkNotFound as e:  # only "not found" means that: EPERM and the like propagate as they are
-                raise _context(f"VF {vf.pci} netdev {name} (sysfs) is not in the host netns", e) from None
+        nl = self._host()
+        try:
+            pf, reported = nl.pf_get(name=pf_name, vf=vf.vf_id)  # the one read of the VF table in ADD
+        except LinkNotFound as e:
+            raise _context(f"PF netdev {pf_name} of VF {vf.pci}", e) from None
+        self._pf_index[pf_name] = pf.index
+        if "node_guid" in applied and pf.link_type != ARPHRD_INFINIBAND:
+            raise CniError(INVALID_CONFIG, "an InfiniBand GUID (runtimeConfig.infinibandGUID or args.cni.guid) "
+                                           f"needs an InfiniBand VF: VF {vf.pci} belongs to an Ethernet PF",
+                           f"PF {pf.name} has link type {pf.link_type}, not {ARPHRD_INFINIBAND} (InfiniBand)")
+        state = reported[0] if reported else None
+        if state is None and applied:
+            raise CniError(IO_FAILURE, f"PF {pf.name} does not report VF {vf.vf_id}",
+                           f"cannot apply {', '.join(sorted(applied))} through it (is sriov_numvfs set?)")
+        orig = OrigVfState()
+        if state is not None:
+            orig = OrigVfState(pf_reported=True, admin_mac=state.mac, vlan=state.vlan, qos=state.qos,
+                               vlan_proto=state.vlan_proto, spoofchk=state.spoofchk, trust=state.trust,
+                               link_state=state.link_state, min_tx_rate=state.min_tx_rate,
+                               max_tx_rate=state.max_tx_rate, node_guid=state.node_guid,
+                               port_guid=state.port_guid)
+        if vf.userspace:
+            _original_guids(orig, None, applied)
+            return orig
+        name = host_ifname or vf.netdevs[0]
+        try:
+            link = nl.link_get(name=name)
+        except LinkNotFound as e:  # only "not found" means that: EPERM and the like propagate as they are
+            raise _context(f"VF {vf.pci} netdev {name} (sysfs) is not in the host netns", e) from None
         orig.host_ifname, orig.host_index, orig.effective_mac = link.name, link.index, link.mac or ""
         orig.mtu, orig.up, orig.altnames = link.mtu, link.up, tuple(link.altnames)
         _original_guids(orig, link.mac, applied)
@@ -202,32 +226,29 @@ class NetlinkVfManager(VfManager):
 
     def _set_pf(self, st: VfState, settings: dict) -> None:
         """vf_set through the PF; the admin MAC last, retried until the PF reports it."""
-        from cni_rdma.netlink.rtnl import Rtnl
-
         if not settings:
             return
         rest = {k: v for k, v in settings.items() if k != "mac"}
-        with Rtnl() as nl:
-            pf_index = nl.link_get(name=st.pf).index
-            if rest:
-                nl.vf_set(pf_index, st.vf_id, **rest)
-            mac = settings.get("mac")
-            if mac is not None:
-                def read() -> Optional[str]:
-                    return next((v.mac for v in nl.vfs(pf_index) if v.vf == st.vf_id), None)
+        nl = self._host()
+        pf_index = self._pf(nl, st.pf)
+        if rest:
+            nl.vf_set(pf_index, st.vf_id, **rest)
+        mac = settings.get("mac")
+        if mac is not None:
+            def read() -> Optional[str]:
+                vf = nl.vf_get(pf_index, st.vf_id)
+                return None if vf is None else vf.mac
 
-                set_mac_with_retry(lambda: nl.vf_set(pf_index, st.vf_id, mac=mac), read, mac,
-                                   f"VF {st.vf_id} of {st.pf} admin", "vf-admin-mac")
+            set_mac_with_retry(lambda: nl.vf_set(pf_index, st.vf_id, mac=mac), read, mac,
+                               f"VF {st.vf_id} of {st.pf} admin", "vf-admin-mac")
 
     # ----------------------------------------------------------------------------- into the pod
     def move_in(self, st: VfState, pod_fd: int) -> None:
         """Down, then into the pod under the temporary name, in one message: the host never sees a rename."""
-        from cni_rdma.netlink.rtnl import Rtnl
-
-        with Rtnl() as nl:
-            index = self._host_index(nl, st)
-            nl.link_set(index, up=False)
-            nl.link_set(index, name=st.tmp_name, netns_fd=pod_fd)
+        nl = self._host()
+        index = self._host_index(nl, st)
+        nl.link_set(index, up=False)
+        nl.link_set(index, name=st.tmp_name, netns_fd=pod_fd)
 
     def _host_index(self, nl: Rtnl, st: VfState) -> int:
         """The VF netdev in the host now: the snapshot's, or, when a driver rebind (a new IB GUID) re-created
@@ -248,41 +269,42 @@ class NetlinkVfManager(VfManager):
     # ----------------------------------------------------------------------------------- restore
     def restore(self, st: VfState, pod_netns: str) -> str:
         """PF side first (some drivers refuse netdev changes under an admin MAC), then the netdev."""
-        from cni_rdma.netlink.rtnl import Rtnl
-
         if st.rdma_dev:
             self._return_rdma(st, pod_netns)
         self._restore_pf(st)
         if st.dpdk or not st.orig.host_ifname:
             return "dpdk"
         where = "pod"
-        index = None
-        if netns.netns_alive(pod_netns):
+        link = None
+        nl = self._host()
+        pod_fd = _open_alive(pod_netns)
+        if pod_fd is not None:
             host_fd = netns.open_netns(netns.current_netns_path())  # the main thread never leaves the host
             try:
-                name = netns.in_netns(pod_netns, _out_of_pod, st, host_fd)
+                name = netns.in_netns_fd(pod_fd, _out_of_pod, st, host_fd, _path=pod_netns)
             finally:
                 os.close(host_fd)
+                os.close(pod_fd)
             if name:
-                with Rtnl() as nl:
-                    index = nl.link_get(name=name).index
-        if index is None:
+                link = nl.link_get(name=name)
+        if link is None:
             where = "host"
-            index = self._find_in_host(st)
-        if index is None:
+            link = self._find_in_host(st)
+        if link is None:
             self.log.warning(f"VF {st.device_id} netdev not found in the pod or the host; nothing to restore")
             return "gone"
-        with Rtnl() as nl:
-            _restore_host_netdev(nl, index, st, self.log)
+        _restore_host_netdev(nl, link, st, self.log)
         return where
 
     # ----------------------------------------------------------------- rdmaIsolation (ib-sriov-cni)
     def isolate_rdma(self, st: VfState, pod_fd: int) -> None:
         from plugins.rdma import rdma
 
-        rdma.ensure_exclusive()  # ib-sriov-cni: EnsureRdmaSystemMode
-        if not rdma._move_here_to(st.rdma_dev, pod_fd, f"the pod netns {st.netns}"):
-            raise CniError(rdma.ERR_DEVICE, f"RDMA device {st.rdma_dev} of VF {st.device_id} is not in the host netns")
+        with rdma._rdma_socket() as nl:  # one RDMA socket for the mode check and the move
+            rdma.ensure_exclusive(nl)  # ib-sriov-cni: EnsureRdmaSystemMode
+            if not rdma._move_here_to(st.rdma_dev, pod_fd, f"the pod netns {st.netns}", nl):
+                raise CniError(rdma.ERR_DEVICE,
+                               f"RDMA device {st.rdma_dev} of VF {st.device_id} is not in the host netns")
 
     def _return_rdma(self, st: VfState, pod_netns: str) -> None:
         """First on the way back (ib-sriov-cni does it before ResetVFConfig): the RDMA device to the host.
@@ -297,57 +319,47 @@ class NetlinkVfManager(VfManager):
             self.log.warning(f"RDMA device {st.rdma_dev} of VF {st.device_id} not moved back: {e}")
 
     def _restore_pf(self, st: VfState) -> None:
-        from cni_rdma.netlink.rtnl import Rtnl
-
         back = st.restore_pf()
         if not back:
             return
-        with Rtnl() as nl:
-            try:
-                pf = nl.link_get(name=st.pf)
-            except LinkNotFound:
-                self.log.warning(f"PF {st.pf} is gone; nothing to reset for VF {st.vf_id}")
-                return
-            if not any(v.vf == st.vf_id for v in nl.vfs(pf.index)):
-                self.log.warning(f"PF {st.pf} no longer has VF {st.vf_id} (sriov_numvfs lowered?); nothing to reset")
-                return
+        try:
+            pf, reported = self._host().pf_get(name=st.pf, vf=st.vf_id)
+        except LinkNotFound:
+            self.log.warning(f"PF {st.pf} is gone; nothing to reset for VF {st.vf_id}")
+            return
+        if not reported:
+            self.log.warning(f"PF {st.pf} no longer has VF {st.vf_id} (sriov_numvfs lowered?); nothing to reset")
+            return
+        self._pf_index[st.pf] = pf.index
         self._set_pf(st, back)
         if "node_guid" in back and not st.dpdk:
             rebind_vf(self.sysfs, st.device_id)  # the netdev reappears in the host: found there by sysfs
 
-    def _find_in_host(self, st: VfState) -> Optional[int]:
+    def _find_in_host(self, st: VfState) -> Optional[Link]:
         """The VF netdev in the host: where sysfs says, or under any name an interrupted ADD or a dying
         netns left it (a physical VF returns to the host under its pod name when the netns goes)."""
-        from cni_rdma.netlink.rtnl import Rtnl
-
         candidates = (*self.sysfs.netdevs(st.device_id), st.orig.host_ifname, st.tmp_name, st.ifname)
-        with Rtnl() as nl:
-            for name in dict.fromkeys(candidates):
-                try:
-                    link = nl.link_get(name=name)
-                except LinkNotFound:
-                    continue
-                if _is_this_vf(link, st):
-                    return link.index
+        nl = self._host()
+        for name in dict.fromkeys(candidates):
+            try:
+                link = nl.link_get(name=name)
+            except LinkNotFound:
+                continue
+            if _is_this_vf(link, st):
+                return link
         return None
 
-    def announce(self, st: VfState, mac: str, v4: list) -> None:
-        """Gratuitous ARP for each IPv4 address, in the pod (best effort, as sriov-cni): a re-used address
-        moved to a new MAC. arp_notify only fires when a link comes up with addresses already on it;
-        IPv6 gets its unsolicited NA from ndisc_notify when DAD completes."""
-        if v4 and mac:
-            with contextlib.suppress(CniError, NetlinkError, OSError):
-                netns.in_netns(st.netns, _announce_here, st.ifname, mac, v4)
+    def configure_pod(self, st: VfState, result: Result, dad: str, mac: str) -> None:
+        """Addresses and routes, then the gratuitous ARP, in one thread inside the pod netns."""
+        v4 = [ip.address.ip for ip in result.ips if ip.address.version == 4]
+        netns.in_netns(st.netns, _configure_here, st.ifname, result, dad, mac, v4)
 
     # ------------------------------------------------------------------------------------- CHECK
     def pf_view(self, st: VfState) -> Optional[dict]:
-        from cni_rdma.netlink.rtnl import Rtnl
-
         from .vfstate import PF_KEYS
 
-        with Rtnl() as nl:
-            state = next((v for v in nl.vfs(nl.link_get(name=st.pf).index) if v.vf == st.vf_id), None)
-        return None if state is None else {k: getattr(state, k) for k in PF_KEYS}
+        _pf, reported = self._host().pf_get(name=st.pf, vf=st.vf_id)
+        return {k: getattr(reported[0], k) for k in PF_KEYS} if reported else None
 
     def pod_link(self, st: VfState) -> Optional[PodLink]:
         return netns.in_netns(st.netns, _pod_link_here, st.ifname)
@@ -372,6 +384,20 @@ def _setup_here(tmp: str, ifname: str, mac: str, mtu: int, up: bool, where: str)
             nl.link_set(index, up=True)
         link = nl.link_get(index=index)
         return PodLink(link.index, link.mac or "", link.mtu, link.up)
+
+
+def _configure_here(ifname: str, result: Result, dad: str, mac: str, v4: list) -> None:
+    """Pod side of ADD's addressing: ipconfig (the shared core), then the gratuitous ARP (best effort, as
+    sriov-cni): a re-used address moved to a new MAC. arp_notify only fires when a link comes up with
+    addresses already on it; IPv6 gets its unsolicited NA from ndisc_notify when DAD completes."""
+    from cni_rdma import ipconfig
+
+    ipconfig.configure(ifname, result, dad=dad)
+    if v4 and mac:
+        try:
+            _announce_here(ifname, mac, v4)
+        except (CniError, NetlinkError, OSError):
+            pass
 
 
 def _announce_here(ifname: str, mac: str, v4: list, wait: float = 0.2) -> None:
@@ -439,12 +465,21 @@ def _out_of_pod(st: VfState, host_fd: int) -> Optional[str]:
                    f"the host has devices named {st.orig.host_ifname} and {st.tmp_name}")
 
 
+def _open_alive(path: str) -> Optional[int]:
+    """An fd of the netns at path, None when it is gone (netns_alive and the entry share one open)."""
+    try:
+        return netns.open_netns(path)
+    except CniError:
+        return None
+
+
 # -------------------------------------------------------------------------- back in the host
-def _restore_host_netdev(nl: Rtnl, index: int, st: VfState, log: Logger) -> None:
-    """In the host netns: the VF netdev gets its original name, MTU, MAC, altnames and admin state back."""
+def _restore_host_netdev(nl: Rtnl, link: Link, st: VfState, log: Logger) -> None:
+    """In the host netns: the VF netdev (as just looked up) gets its original name, MTU, MAC, altnames and
+    admin state back."""
 
     orig = st.orig
-    link = nl.link_get(index=index)
+    index = link.index
     if link.up:
         nl.link_set(index, up=False)
     _drop_altnames(nl, link, keep=orig.altnames)
@@ -463,7 +498,7 @@ def _restore_host_netdev(nl: Rtnl, index: int, st: VfState, log: Logger) -> None
         mac = orig.effective_mac
         set_mac_with_retry(lambda: nl.link_set(index, mac=mac), lambda: nl.link_get(index=index).mac, mac,
                            f"VF netdev {orig.host_ifname}", "vf-mac")
-    have = set(nl.link_get(index=index).altnames)
+    have = set(nl.link_get(index=index).altnames) if orig.altnames else set()
     for alt in orig.altnames:
         if alt not in have:
             with contextlib.suppress(NetlinkError):  # taken meanwhile by another device: leave it

@@ -298,6 +298,9 @@ class FakeRtnl:
     def vfs(self, index):
         return sorted(self.vfs_by_pf.items())[index - 2][1]
 
+    def pfs(self):
+        return [(link, self.vfs(link.index)) for link in self.links() if link.num_vf]
+
 
 @pytest.fixture
 def rtnl(monkeypatch):

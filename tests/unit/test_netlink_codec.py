@@ -544,6 +544,35 @@ def test_recorded_vfinfo_list_decodes_like_ip():
     assert ours[1].vlan_proto == "802.1ad"
 
 
+def test_only_pf_lookups_ask_for_the_vf_table():
+    """RTEXT_FILTER_VF makes the kernel append the PF's whole VF table: asked by pf_get/vf_get/vfs only,
+    never by a plain link_get (a PF looked up for its index) or a link dump."""
+    payload = bytes.fromhex(VM["pf_link"])
+    sent: list[int] = []
+
+    class Recording(rtnl.Rtnl):
+        def __init__(self):  # no socket: requests are recorded and answered with the recorded PF
+            pass
+
+        def request(self, kind, body, flags=0, **kw):
+            sent.append(core.d_u32(core.attr_map(body, rtmsg.IFINFOMSG.size)[links.IFLA_EXT_MASK]))
+            return [payload]
+
+        def dump(self, kind, body, **kw):
+            return self.request(kind, body)
+
+    nl = Recording()
+    nl.link_get(name="pf")
+    nl.links()
+    link, one = nl.pf_get(name="pf", vf=1)
+    everything = vfs.vfs_of(payload)
+    assert link.num_vf == len(everything) > 1 and one == [everything[1]]
+    assert nl.vf_get(link.index, 1) == everything[1] and nl.vf_get(link.index, 4096) is None
+    assert [p for p, _ in nl.pfs()][0].num_vf == len(everything)
+    assert [bool(m & links.RTEXT_FILTER_VF) for m in sent] == [False, False, True, True, True, True]
+    assert all(m & links.RTEXT_FILTER_SKIP_STATS for m in sent)
+
+
 def test_recorded_vfinfo_list_truncations_are_clean():
     a = core.attr_map(bytes.fromhex(VM["pf_link"]), rtmsg.IFINFOMSG.size)
     full = a[links.IFLA_VFINFO_LIST]

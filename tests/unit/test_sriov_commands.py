@@ -78,7 +78,8 @@ class FakeVf(VfManager):
         self.vf.update(where="host", name=o.host_ifname, mac=o.effective_mac, mtu=o.mtu, up=o.up)
         return "pod"
 
-    def announce(self, st, mac, v4):
+    def configure_pod(self, st, result, dad, mac):
+        self._enter("addresses")
         self.calls.append("announce")
 
     def pf_view(self, st):
@@ -98,7 +99,6 @@ def env(tmp_path, monkeypatch):
     ipam_calls: list[str] = []
     monkeypatch.setattr(sriov, "store_of", lambda req: store)
     monkeypatch.setattr(sriov, "vf_manager", lambda sysfs, log: fake)
-    monkeypatch.setattr(sriov, "_apply_ips", lambda req, result: fake._enter("addresses"))
 
     def ipam_add(req):
         fake._enter("ipam-add")
@@ -348,3 +348,53 @@ def test_ib_guids_are_restored_when_add_set_them():
                  pf_pci="0000:3b:00.0", vf_id=0, dpdk=True, orig=orig,
                  applied={"node_guid": 0xAA, "port_guid": 0xBB})
     assert st.restore_pf() == {"node_guid": 0x1122334455667788}  # the port GUID was never reported
+
+
+def test_netlink_manager_reads_the_vf_table_once_and_keeps_one_socket(monkeypatch):
+    """Per call: one host rtnetlink socket; the PF's VF table (whose size grows with the PF's VF count)
+    read once by the snapshot and once more only to read back an admin MAC; the PF index not looked up
+    again, no link dump."""
+    from cni_rdma.netlink import rtnl
+    from cni_rdma.netlink.links import Link
+    from cni_rdma.netlink.vfs import VfConfig
+    from cni_rdma.sysfs import Sysfs, VfInfo
+
+    opened: list = []
+    calls: list[str] = []
+    admin = {"mac": "00:00:00:00:00:00"}
+
+    class Nl:
+        def __init__(self):
+            opened.append(self)
+
+        def pf_get(self, name=None, index=None, vf=None):
+            calls.append("pf_get")
+            return Link(index=3, name="pf0"), [VfConfig(vf=vf, mac=admin["mac"], vlan=7)]
+
+        def vf_get(self, pf_index, vf):
+            calls.append("vf_get")
+            return VfConfig(vf=vf, mac=admin["mac"])
+
+        def link_get(self, name=None, index=None):
+            calls.append("link_get")
+            return Link(index=9, name="ens1f0v0", mac="02:5a:00:00:00:10", mtu=1500)
+
+        def vf_set(self, pf_index, vf, **kw):
+            assert pf_index == 3
+            calls.append("vf_set")
+            admin.update({k: v for k, v in kw.items() if k == "mac"})
+
+        def links(self):
+            raise AssertionError("no link dump")
+
+    monkeypatch.setattr(rtnl, "Rtnl", Nl)
+    mgr = vfmanager.NetlinkVfManager(Sysfs("/nonexistent"), None)
+    vf = VfInfo("0000:3b:00.2", "0000:3b:00.0", 0, "fake_vf", ("ens1f0v0",), ("pf0",))
+    applied = {"vlan": 100, "qos": 0, "vlan_proto": "802.1Q", "mac": "02:aa:00:00:00:01"}
+    orig = mgr.snapshot(vf, applied)
+    assert (orig.vlan, orig.host_index, orig.admin_mac) == (7, 9, "00:00:00:00:00:00")
+    st = VfState(container_id="c", ifname="net1", netns=HOST_NS, device_id=vf.pci, pf="pf0", pf_pci=vf.pf_pci,
+                 vf_id=0, dpdk=False, orig=orig, applied=applied)
+    mgr.apply(st)
+    assert calls == ["pf_get", "link_get", "vf_set", "vf_set", "vf_get"] and len(opened) == 1
+    assert mgr.pf_view(st)["mac"] == "02:aa:00:00:00:01" and calls[-1] == "pf_get" and len(opened) == 1

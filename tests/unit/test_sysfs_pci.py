@@ -32,6 +32,35 @@ def test_vf_topology(tree):
     assert fs.vf(pf) is None
 
 
+def test_vf_index_from_offset_and_stride_without_scanning_the_pf(tree, monkeypatch):
+    """With sriov_offset/sriov_stride the VF index is computed (one readlink confirms it): the PF's
+    virtfn links are not listed, whatever its VF count. Wrong attributes fall back to the scan."""
+    pf = tree.add_pf(tree.addr(0xaf, 0, 0), "ens1f0", offset=2, stride=2, totalvfs=64)
+    vfs = {n: tree.add_vf(pf, n, tree.addr(0xaf, (2 + 2 * n) >> 3, (2 + 2 * n) & 7), None) for n in range(40)}
+    bad = tree.add_pf(tree.addr(0xb0, 0, 0), "ens2f0", offset=1, stride=1)
+    bad_vf = tree.add_vf(bad, 0, tree.addr(0xb0, 0, 4), None)  # not where offset/stride put VF 0
+    fs = Sysfs(str(tree.root))
+    assert fs.vf_id(bad, bad_vf) == 0 and fs.vf(bad_vf).vf_id == 0
+
+    def no_scan(self, pf):
+        raise AssertionError("virtfns scanned")
+
+    monkeypatch.setattr(Sysfs, "virtfns", no_scan)
+    assert [fs.vf_id(pf, vfs[n]) for n in (0, 1, 17, 39)] == [0, 1, 17, 39]
+    assert fs.vf(vfs[39]).vf_id == 39
+    with pytest.raises(AssertionError):  # the confirming readlink disagrees: only then the scan
+        fs.vf_id(bad, bad_vf)
+
+
+def test_sysfs_read_is_bounded_and_stripped(tree, tmp_path):
+    fs = Sysfs(str(tree.root))
+    (tmp_path / "attr").write_text(" 0x10\n")
+    (tmp_path / "big").write_bytes(b"7" * (1 << 17))
+    assert fs.read(str(tmp_path / "attr")) == "0x10" and fs.read_int(str(tmp_path / "attr")) == 16
+    assert len(fs.read(str(tmp_path / "big"))) == 1 << 16
+    assert fs.read(str(tmp_path / "missing")) is None and fs.read("bad\0path") is None
+
+
 def test_missing_things_are_none_or_empty(tree):
     fs = Sysfs(str(tree.root))
     assert not fs.pci_exists("0000:01:00.0")
