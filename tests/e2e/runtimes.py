@@ -17,6 +17,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from tests import topology
 
@@ -66,11 +67,17 @@ def install_bundle(prefix: Path) -> Path:
     the Go host-local, macvlan and ipvlan are *not*, so a type resolves to our plugin only."""
     run(["make", "-s", "-C", str(ROOT), "install", f"PREFIX={prefix}"], timeout=900)
     bin_dir = prefix / "bin"
+    link_go_plugins(bin_dir)
+    return bin_dir
+
+
+def link_go_plugins(bin_dir: Path) -> None:
+    """Debian's Go plugins next to ours in a CNI bin dir (loopback for go-cni, the metas a conflist chains),
+    each only where we have no plugin of that name."""
     ours = {p.name for p in bin_dir.iterdir()}
     for go in sorted(GO_PLUGIN_DIR.iterdir()):
         if go.name not in ours:
             (bin_dir / go.name).symlink_to(go)
-    return bin_dir
 
 
 def make_rootfs(path: Path) -> Path:
@@ -209,6 +216,39 @@ class Containerd:
             self.ctr("container", "delete", c, check=False)
         stop_pid(self.proc)
         self.log.close()
+
+
+def ctr_run_pair(containerd: Containerd, rootfs: Path, shared: Path, network: str, *, ping: str = "-c 3 -W 2",
+                 timeout: float = 120, on_a_up: Callable[[str], None] | None = None) -> tuple[str, str]:
+    """Two `ctr run --rm --cni` containers on the jail's conflist `network`: A publishes its eth0 address through
+    the bind-mounted `shared` dir and waits, `on_a_up(a_ip)` inspects the node meanwhile, B pings A and lets it
+    end. go-cni ADDs before each task starts and DELs after it exits (only in the foreground), so afterwards no
+    task, lease, cached result or plugin record is left. Returns (A's address, B's output: its eth0 line first)."""
+    mount = f"type=bind,src={shared},dst=/shared,options=rbind:rw"
+    script_a = ("ip -o -4 addr show eth0 > /shared/a.tmp && mv /shared/a.tmp /shared/a.addr; "
+                "while [ ! -e /shared/done ]; do sleep 0.1; done")
+    a = subprocess.Popen(containerd.ctr_cmd("run", "--rm", "--cni", "--mount", mount, "--rootfs", str(rootfs),
+                                            "ctr-a", "/bin/sh", "-c", script_a),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        a_ip = wait_file(shared / "a.addr", a, timeout=timeout).split()[3].split("/")[0]
+        if on_a_up is not None:
+            on_a_up(a_ip)
+        script_b = f"ip -o -4 addr show eth0; ping {ping} {a_ip}; echo rc=$? ; touch /shared/done"
+        b = subprocess.run(containerd.ctr_cmd("run", "--rm", "--cni", "--mount", mount, "--rootfs", str(rootfs),
+                                              "ctr-b", "/bin/sh", "-c", script_b),
+                           capture_output=True, text=True, timeout=2 * timeout)
+        assert b.returncode == 0 and "rc=0" in b.stdout, b.stdout + b.stderr
+        _, err = a.communicate(timeout=timeout)
+        assert a.returncode == 0, err
+    finally:
+        (shared / "done").touch()
+        if a.poll() is None:
+            stop_pid(a)
+    left = containerd.jail.leftovers(network)
+    assert all(v == [] for v in left.values()), left
+    assert containerd.ctr("task", "ls", "-q").stdout.strip() == ""
+    return a_ip, b.stdout
 
 
 class Podman:
