@@ -6,7 +6,6 @@ resolves to this very bundle, its code is called in-process with the same env an
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import sys
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Iterator, Optional
 
 from .errors import DECODE_FAILURE, INTERNAL, INVALID_CONFIG, CniError
-from .registry import PLUGINS
+from .registry import PLUGINS, load
 from .skel import Request
 from .types import Result
 
@@ -58,7 +57,7 @@ def delegate(req: Request, command: str) -> Optional[Result]:
     if module is not None:
         from . import skel
 
-        return skel.call(importlib.import_module(module), env, req.stdin)
+        return skel.call(load(module), env, req.stdin)
     return _exec(exe, plugin, env, req, command)
 
 

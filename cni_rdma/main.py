@@ -6,7 +6,7 @@ cni_rdma/early.py before the plugin (and json, re, ...) is imported (tests/unit/
 import os
 import sys
 
-from .registry import ABOUT, PLUGINS
+from .registry import ABOUT, PLUGINS, load
 
 CLI_NAME = "cni-rdma"  # the bundle's own name: with a subcommand it is the operator CLI
 
@@ -31,10 +31,8 @@ def main(argv: "list[str] | None" = None) -> int:
     answered = early.main(ABOUT[name])
     if answered is not None:
         return answered
-    import importlib
-
     try:
-        module = importlib.import_module(module_name)
+        module = load(module_name)
     except Exception as e:  # a broken install must still answer in CNI's error format
         from .errors import INTERNAL, CniError
         from .version import CURRENT
