@@ -7,7 +7,7 @@ Shell completion: `eval "$(_CNI_RDMA_COMPLETE=bash_source cni-rdma)"` (zsh_sourc
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 
@@ -24,6 +24,9 @@ from .common import (
     table,
     warn,
 )
+
+if TYPE_CHECKING:
+    from .nad import ExclusivePlan
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -229,7 +232,8 @@ def nad_exclusive(name, namespace, subnet, range_start, range_end, gateway, rout
     _emit_nad(text, output)
 
 
-def _exclusive_from_node(sysfs_root: str, config: str, prefix: str, resource_name: Optional[str]) -> Any:
+def _exclusive_from_node(sysfs_root: str, config: str, prefix: str,
+                         resource_name: Optional[str]) -> ExclusivePlan:
     from cni_rdma.sysfs import Sysfs
 
     from . import devplugin
@@ -244,7 +248,7 @@ def _exclusive_from_node(sysfs_root: str, config: str, prefix: str, resource_nam
         mtus = [sysfs.read_int(os.path.join(sysfs.net_dir(d), "mtu")) for d in pf["netdevs"]]
         pf_mtu[pf["device"]] = next((m for m in mtus if m), None)
     try:
-        resources: Optional[list] = devplugin.load(config, prefix)
+        resources: Optional[list[devplugin.Resource]] = devplugin.load(config, prefix)
     except CliError as e:
         if not resource_name and any(v.rdma for v in vfs):
             raise CliError(f"--from-node: {e.message} (save the device plugin's config.json and pass "

@@ -17,6 +17,7 @@ import re
 from typing import Any, Optional
 
 from .common import EXIT_FAILED, CliError
+from .devplugin import Resource, Vf
 
 RESOURCE_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -144,9 +145,10 @@ class ExclusivePlan:
         self.resource, self.mtu, self.info, self.warnings = resource, mtu, info, warnings
 
 
-def exclusive_from_node(inv: dict[str, Any], vfs: list, pf_mtu: dict[str, Optional[int]],
-                        resources: Optional[list], resource_name: Optional[str], config: str) -> ExclusivePlan:
-    """Pick the device plugin resource pooling this node's RDMA-capable VFs (`devplugin.Vf`/`Resource`), the
+def exclusive_from_node(inv: dict[str, Any], vfs: list[Vf], pf_mtu: dict[str, Optional[int]],
+                        resources: Optional[list[Resource]], resource_name: Optional[str],
+                        config: str) -> ExclusivePlan:
+    """Pick the device plugin resource pooling this node's RDMA-capable VFs, the
     MTU of the PFs behind them, and check the RDMA netns mode; `resource_name` overrides the pick."""
     info: list[str] = []
     warnings: list[str] = []
@@ -187,8 +189,10 @@ def exclusive_from_node(inv: dict[str, Any], vfs: list, pf_mtu: dict[str, Option
     return ExclusivePlan(resource_name, min(mtus) if mtus else None, info, warnings)
 
 
-def _pick_resource(rdma_vfs: list, resources: list, config: str, warnings: list[str]) -> tuple[str, list]:
-    rdma_ready, without_rdma = [], []
+def _pick_resource(rdma_vfs: list[Vf], resources: list[Resource], config: str,
+                   warnings: list[str]) -> tuple[str, list[Vf]]:
+    rdma_ready: list[tuple[Resource, list[Vf]]] = []
+    without_rdma: list[str] = []
     for r in resources:
         taken = r.matching(rdma_vfs)
         if any(sel["isRdma"] for _, sel in taken):
@@ -213,7 +217,7 @@ def _pick_resource(rdma_vfs: list, resources: list, config: str, warnings: list[
     return r.name, pooled
 
 
-def _why_no_rdma_vf(inv: dict[str, Any], vfs: list) -> str:
+def _why_no_rdma_vf(inv: dict[str, Any], vfs: list[Vf]) -> str:
     pci_pfs = [pf for pf in inv["sriov"] if pf["bus"] == "pci"]
     if not pci_pfs:
         return "no SR-IOV PCI PF"
