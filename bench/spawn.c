@@ -4,7 +4,7 @@
  * mark, which the kernel carries into ru_maxrss across exec; this small helper has a ~1 MB footprint, so
  * the plugin's own peak shows. The helper's own start-up is outside the measured interval.
  *
- * usage: spawn STDIN_FILE STDOUT_FILE STDERR_FILE EXE   (environment passed through unchanged)
+ * usage: spawn STDIN_FILE STDOUT_FILE STDERR_FILE EXE [ARG...]   (environment passed through unchanged)
  * prints: wall_ns cpu_us maxrss_kb exit_status
  */
 #define _GNU_SOURCE
@@ -19,8 +19,8 @@
 extern char **environ;
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s STDIN STDOUT STDERR EXE\n", argv[0]);
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s STDIN STDOUT STDERR EXE [ARG...]\n", argv[0]);
         return 2;
     }
     int in = open(argv[1], O_RDONLY), out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0600),
@@ -36,8 +36,7 @@ int main(int argc, char **argv) {
         dup2(in, 0);
         dup2(out, 1);
         dup2(err, 2);
-        char *args[] = {argv[4], NULL};
-        execve(argv[4], args, environ);
+        execve(argv[4], &argv[4], environ); /* argv[0] of the child is EXE, then the ARGs */
         _exit(127);
     }
     int status;

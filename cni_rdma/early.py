@@ -1,11 +1,11 @@
 """What a plugin process answers before it imports its plugin: the about line, VERSION and the CNI_* env errors.
 
 Every caller probes plugins with VERSION, and a bad environment is refused before any config is read, so these
-answers come from here, with nothing imported beyond sys, os and the C half of json (_json): no json, re or
-enum (tests/unit/test_startup.py keeps the import set). The output is byte for byte what cni_rdma.skel prints,
-which uses the same checks (read_env) for the calls that go on to the plugin.
+answers come from here, with nothing imported beyond sys, posix and the C half of json (_json): not even os,
+and no json, re or enum (tests/unit/test_startup.py keeps the import set). The output is byte for byte what
+cni_rdma.skel prints, which uses the same checks (read_env) for the calls that go on to the plugin.
 """
-import os
+import posix  # the os module's C half: the answers here never import os (~2 ms with stat, posixpath, ...)
 import sys
 
 from .errors import INVALID_ENV, IO_FAILURE, UNKNOWN_CONTAINER, CniError
@@ -49,7 +49,7 @@ def validate_ifname(name: str) -> None:
     keeps undecodable ones as lone surrogates). Non-UTF-8 is refused here: the netlink layer speaks UTF-8."""
     if not name:
         raise CniError(INVALID_ENV, "interface name is empty")
-    raw = os.fsencode(name)
+    raw = name.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())  # os.fsencode
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -156,5 +156,11 @@ def answer(about: str, env: "Mapping[str, str]", stdin: "BinaryIO", stdout: "Tex
     return 1
 
 
+def environ() -> "dict[str, str]":
+    """os.environ's contents, decoded as os decodes them (the filesystem encoding, surrogateescape)."""
+    enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    return {k.decode(enc, errors): v.decode(enc, errors) for k, v in posix.environ.items()}
+
+
 def main(about: str) -> "int | None":
-    return answer(about, os.environ, sys.stdin.buffer, sys.stdout, sys.stderr)
+    return answer(about, environ(), sys.stdin.buffer, sys.stdout, sys.stderr)
