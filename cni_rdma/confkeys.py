@@ -12,12 +12,11 @@ expected type. One reader per kind of value, shared by every plugin:
 """
 from __future__ import annotations
 
-import json
-
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Any
 
+from . import jsonc
 from .errors import config_error
 
 VALID_ATTACHMENTS = "cni.dev/valid-attachments"
@@ -28,7 +27,7 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 def q(value: Any) -> str:
     """A value quoted for a message the way Go's %q / JSON shows it: "eth0", 5, true."""
     try:
-        return json.dumps(value)
+        return jsonc.dumps(value)
     except (TypeError, ValueError):
         return repr(value)
 

@@ -1,9 +1,10 @@
 """What a plugin process answers before it imports its plugin: the about line, VERSION and the CNI_* env errors.
 
 Every caller probes plugins with VERSION, and a bad environment is refused before any config is read, so these
-answers come from here, with nothing imported beyond sys, posix and the C half of json (_json): not even os,
-and no json, re or enum (tests/unit/test_startup.py keeps the import set). The output is byte for byte what
-cni_rdma.skel prints, which uses the same checks (read_env) for the calls that go on to the plugin.
+answers come from here, with nothing imported beyond sys, posix and the C half of json (_json, through
+cni_rdma.jsonc): not even os, and no json, re or enum (tests/unit/test_startup.py keeps the import set). The
+output is byte for byte what cni_rdma.skel prints, which uses the same checks (read_env) for the calls that go
+on to the plugin.
 """
 import posix  # the os module's C half: the answers here never import os (~2 ms with stat, posixpath, ...)
 import sys
@@ -86,7 +87,7 @@ def read_env(env: "Mapping[str, str]") -> "dict[str, str]":
 
 def error_json(err: CniError, cni_version: str) -> str:
     """json.dumps(err.to_json(cni_version)), byte for byte, through _json's C string encoder."""
-    from _json import encode_basestring_ascii as quote  # what json.dumps uses (ensure_ascii)
+    from .jsonc import quote  # _json's encode_basestring_ascii: what json.dumps uses (ensure_ascii)
 
     fields = [f'"cniVersion": {quote(cni_version)}', f'"code": {int(err.code)!r}', f'"msg": {quote(err.msg)}']
     if err.details:
@@ -94,40 +95,15 @@ def error_json(err: CniError, cni_version: str) -> str:
     return "{" + ", ".join(fields) + "}"
 
 
-class _ScanContext:
-    """The attributes _json.make_scanner reads: json.JSONDecoder's defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
-
-
-_JSON_SPACE = " \t\n\r"
-
-
 def error_version(data: bytes) -> str:
-    """skel._error_version without json: stdin's cniVersion when it is one we speak, else CURRENT."""
+    """The cniVersion an error is printed in: stdin's when it is JSON naming one we speak, else CURRENT (skel's
+    errors use it too)."""
     if not data:
         return CURRENT
-    if b"\x00" in data[:4] or data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:3] == b"\xef\xbb\xbf":
-        # UTF-16/32 or a BOM: json.loads' encoding detection; rare enough to pay for json
-        from .skel import _error_version
-        return _error_version(data)
-    from _json import make_scanner
+    from .jsonc import try_loads  # the C half of json (imports json only for a BOM / UTF-16/32 stdin)
 
-    try:
-        s = data.decode("utf-8", "surrogatepass")
-        start = len(s) - len(s.lstrip(_JSON_SPACE))
-        # typeshed wants a JSONDecoder; the C scanner reads only the attributes _ScanContext has
-        obj, end = make_scanner(_ScanContext())(s, start)  # type: ignore[arg-type]
-        if s[end:].strip(_JSON_SPACE):
-            return CURRENT  # trailing data: json.loads refuses it
-        v = obj.get("cniVersion")
-    except Exception:
-        return CURRENT
+    obj = try_loads(data)
+    v = obj.get("cniVersion") if isinstance(obj, dict) else None
     return v if isinstance(v, str) and v in SUPPORTED else CURRENT
 
 

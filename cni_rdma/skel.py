@@ -5,17 +5,16 @@ add/delete/check/status/gc over a parsed Request and raises CniError for anythin
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
-from types import ModuleType
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import BinaryIO, Mapping, Optional, TextIO
 
-from . import cniargs
-from .early import is_valid_id, read_env
+from . import cniargs, jsonc
+from .early import error_version, is_valid_id, read_env
 from .errors import (
     DECODE_FAILURE,
     INCOMPATIBLE_VERSION,
@@ -30,7 +29,7 @@ from .frozen import Frozen
 from .log import LogFileError, Logger
 from .netlink.errors import NetlinkError
 from .types import NetConf, Result
-from .version import CURRENT, SUPPORTED, at_least, version_json
+from .version import SUPPORTED, at_least, version_json
 
 # Minimum config version per command (SPEC.md: CHECK since 0.4.0, GC and STATUS since 1.1.0).
 _MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
@@ -82,7 +81,7 @@ class Request(Frozen):
 
 def _decode_config(stdin: bytes) -> dict:
     try:
-        raw = json.loads(stdin)
+        raw = jsonc.loads(stdin)
     except (ValueError, RecursionError) as e:
         raise CniError(DECODE_FAILURE, f"error unmarshall network config: {str(e).splitlines()[0][:200]}") from None
     if not isinstance(raw, dict):
@@ -167,14 +166,6 @@ def _check_not_own_netns(cmd: str, path: str, env: Mapping[str, str]) -> None:
         raise CniError(INVALID_NETNS, OWN_NETNS_MSG)
 
 
-def _error_version(stdin: bytes) -> str:
-    try:
-        v = json.loads(stdin).get("cniVersion")
-    except Exception:
-        return CURRENT
-    return v if isinstance(v, str) and v in SUPPORTED else CURRENT
-
-
 def run(module: ModuleType, env: Optional[Mapping[str, str]] = None, stdin: Optional[BinaryIO] = None,
         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
     """The process-level entry: print a result or a CNI error JSON on stdout; exit 0 or 1."""
@@ -199,7 +190,7 @@ def run(module: ModuleType, env: Optional[Mapping[str, str]] = None, stdin: Opti
             raise CniError(IO_FAILURE, f"error reading from stdin: {e}") from None
         result = call(module, env, data)
         if result is not None:
-            stdout.write(json.dumps(result.to_json(_config_version(json.loads(data)))) + "\n")
+            stdout.write(jsonc.dumps(result.to_json(_config_version(jsonc.loads(data)))) + "\n")
         return 0
     except CniError as e:
         err = e
@@ -212,13 +203,10 @@ def run(module: ModuleType, env: Optional[Mapping[str, str]] = None, stdin: Opti
             log.error(traceback.format_exc() if log.to_file else err.msg)
         except Exception:
             pass
-    stdout.write(json.dumps(err.to_json(_error_version(data))) + "\n")
+    stdout.write(jsonc.dumps(err.to_json(error_version(data))) + "\n")
     return 1
 
 
 def _safe_raw(data: bytes) -> dict:
-    try:
-        raw = json.loads(data)
-    except Exception:
-        return {}
+    raw = jsonc.try_loads(data)
     return raw if isinstance(raw, dict) else {}

@@ -23,7 +23,6 @@ flag with the live children it knows of and with those visible next to the maste
 """
 from __future__ import annotations
 
-import contextlib
 import os
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -196,9 +195,11 @@ def delete(req: Request) -> None:
     if req.conf.ipam_type:
         ipam.delete(req)  # first: the addresses are released even when the netns is gone
     childlink.delete(req.netns, req.ifname, KIND)
-    with contextlib.suppress(CniError):
+    try:
         with _store().lock():
             _store().delete(_child_record(req))
+    except CniError:
+        pass
 
 
 def check(req: Request) -> None:
@@ -228,9 +229,11 @@ def gc(req: Request) -> None:
     if req.conf.ipam_type:
         ipam.gc(req)
     # Forget children whose pod or link is gone (a DEL that never came); best effort.
-    with contextlib.suppress(CniError, NetlinkError):
+    try:
         with _store().lock():
             for name in _store().names():
                 rec = _store().read(name) or {}
                 if _live_mode(str(rec.get("netns", "")), str(rec.get("ifname", ""))) is None:
                     _store().delete(name)
+    except (CniError, NetlinkError):
+        pass

@@ -30,7 +30,6 @@ EINVAL/EPERM fail at once.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 
@@ -151,8 +150,10 @@ def _drop_altnames(nl: Rtnl, link: Link, keep: tuple[str, ...] = ()) -> None:
 
     for alt in link.altnames:
         if alt not in keep:
-            with contextlib.suppress(NetlinkError):  # gone meanwhile: fine
+            try:
                 nl.link_altname_del(link.index, alt)
+            except NetlinkError:  # gone meanwhile: fine
+                pass
 
 
 class NetlinkVfManager(VfManager):
@@ -253,13 +254,17 @@ class NetlinkVfManager(VfManager):
     def _host_index(self, nl: Rtnl, st: VfState) -> int:
         """The VF netdev in the host now: the snapshot's, or, when a driver rebind (a new IB GUID) re-created
         it under a new index and maybe a new name, the one sysfs names for the VF."""
-        with contextlib.suppress(LinkNotFound):
+        try:
             link = nl.link_get(index=st.orig.host_index)
             if _is_this_vf(link, st):
                 return link.index
+        except LinkNotFound:
+            pass
         for name in self.sysfs.netdevs(st.device_id):
-            with contextlib.suppress(LinkNotFound):
+            try:
                 return nl.link_get(name=name).index
+            except LinkNotFound:
+                pass
         raise CniError(IO_FAILURE, f"VF {st.device_id}: its netdev {st.orig.host_ifname} is no longer in the host")
 
     def setup_in_pod(self, st: VfState, pod_fd: int, up: bool) -> PodLink:
@@ -401,7 +406,7 @@ def _configure_here(ifname: str, result: Result, dad: str, mac: str, v4: list) -
 
 
 def _announce_here(ifname: str, mac: str, v4: list, wait: float = 0.2) -> None:
-    import socket
+    import _socket  # the C module: socket.py pulls in enum and selectors (~6 ms)
     import struct
     import time
 
@@ -413,11 +418,19 @@ def _announce_here(ifname: str, mac: str, v4: list, wait: float = 0.2) -> None:
         while not nl.link_get(name=ifname).carrier and time.monotonic() < deadline:
             time.sleep(0.02)
     hw = mac_bytes(mac)
-    with contextlib.suppress(OSError), socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+    try:
+        s = _socket.socket(_socket.AF_PACKET, _socket.SOCK_RAW)
+    except OSError:
+        return
+    try:
         s.bind((ifname, 0))
         for ip in v4:
             arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, hw, ip.packed, b"\0" * 6, ip.packed)
             s.send(b"\xff" * 6 + hw + struct.pack("!H", 0x0806) + arp)
+    except OSError:
+        pass
+    finally:
+        s.close()
 
 
 def _pod_link_here(ifname: str) -> Optional[PodLink]:
@@ -501,8 +514,10 @@ def _restore_host_netdev(nl: Rtnl, link: Link, st: VfState, log: Logger) -> None
     have = set(nl.link_get(index=index).altnames) if orig.altnames else set()
     for alt in orig.altnames:
         if alt not in have:
-            with contextlib.suppress(NetlinkError):  # taken meanwhile by another device: leave it
+            try:
                 nl.link_altname_add(index, alt)
+            except NetlinkError:  # taken meanwhile by another device: leave it
+                pass
     if orig.up:
         nl.link_set(index, up=True)
 

@@ -26,7 +26,7 @@ NEVER = {
     "logging", "tempfile", "shutil", "random", "hashlib", "datetime", "traceback", "copy", "string",
 }
 # Still imported while the rewrite of issue 13 lands piece by piece (each one leaves this set as it goes).
-PENDING = {"json", "re", "enum", "ipaddress", "collections", "contextlib", "functools", "operator", "socket", "selectors"}
+PENDING = {"ipaddress", "collections", "functools", "operator"}
 
 
 def traced(plugin: str, command: str, conf: dict, node: topology.Node, pod_path: str, env: dict | None = None,

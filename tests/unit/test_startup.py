@@ -82,7 +82,7 @@ def test_the_cli_probe_sees_click_when_the_cli_runs():
 # json, re, enum, dataclasses, typing: never.
 EARLY_ALLOWED = {"cni_rdma",
                  "cni_rdma.main", "cni_rdma.registry", "cni_rdma.early", "cni_rdma.errors", "cni_rdma.version",
-                 "_json"}
+                 "cni_rdma.jsonc", "_json"}
 
 
 def _imported(env: dict[str, str], launcher: str | None, stdin: bytes = b"") -> tuple[set[str], str]:
@@ -125,11 +125,11 @@ def test_early_answers_import_almost_nothing(dev_bin, plugin, call):
 
 
 def test_the_early_probe_sees_a_plugin_call(dev_bin):
-    # the guard above can fail: a call that reaches the plugin loads json and the plugin
+    # the guard above can fail: a call that reaches the plugin loads the skeleton and what the plugin imports
     env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c", "CNI_NETNS": "/nonexistent", "CNI_IFNAME": "eth0",
            "CNI_PATH": "/x"}
     loaded, out = _imported(env, str(dev_bin / "macvlan"), b"{}")
-    assert {"json", "cni_rdma.skel"} <= loaded
+    assert {"cni_rdma.skel", "cni_rdma.childlink"} <= loaded  # the plugin's own imports
     assert '"code": 7' in out  # missing network name: answered by the skeleton after the early checks
 
 
