@@ -13,7 +13,6 @@ first touched by a requested address). A record and the allocations naming it al
 from __future__ import annotations
 
 import ipaddress
-import json
 import zlib
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -24,6 +23,8 @@ if TYPE_CHECKING:
 
     from .config import ClusterConf
     from .etcd import KV
+
+from cni_rdma import jsonc
 
 
 def ip_text(version: int, value: int) -> str:
@@ -63,8 +64,8 @@ class Block:
         return self.net | ((1 << ((32 if self.version == 4 else 128) - self.prefix)) - 1)
 
     def to_json(self) -> bytes:
-        return json.dumps({"cidr": self.cidr, "node": self.node, "alloc": self.alloc, "next": self.next},
-                          separators=(",", ":"), sort_keys=True).encode()
+        return jsonc.dumps({"cidr": self.cidr, "node": self.node, "alloc": self.alloc, "next": self.next},
+                           separators=(",", ":"), sort_keys=True).encode()
 
     def copy(self) -> "Block":
         return Block(self.key, self.version, self.net, self.prefix, self.rev, self.node, dict(self.alloc), self.next)
@@ -83,8 +84,8 @@ class Pool:
 
     # ---- keys -------------------------------------------------------------------------------------
     def meta_value(self) -> bytes:
-        return json.dumps({"blockSize": {str(v): n for v, n in sorted(self.conf.block_size.items())}},
-                          sort_keys=True).encode()
+        return jsonc.dumps({"blockSize": {str(v): n for v, n in sorted(self.conf.block_size.items())}},
+                           sort_keys=True).encode()
 
     def record_key(self, cid: str, ifname: str) -> bytes:
         return self.records_prefix + f"{cid}/{ifname}".encode()
@@ -122,7 +123,7 @@ class Pool:
         b = Block(kv.key, version, net, int(bits), kv.mod_revision)
         if kv.value:
             try:
-                d = json.loads(kv.value)
+                d = jsonc.loads(kv.value)
                 b.node = str(d.get("node") or "")
                 alloc = d.get("alloc") or {}
                 b.alloc = {str(k): str(v) for k, v in alloc.items()} if isinstance(alloc, dict) else {}
@@ -194,17 +195,17 @@ def record_json(node: str, network: str, cid: str, ifname: str, netns: str, pod_
     """The attachment record; ips are (address/prefix, block CIDR)."""
     import time
 
-    return json.dumps({"node": node, "network": network, "containerID": cid, "ifname": ifname, "netns": netns,
-                       "podNamespace": pod_namespace, "podName": pod_name,
-                       "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
-                       "ips": [{"address": a, "block": b} for a, b in ips]}, separators=(",", ":")).encode()
+    return jsonc.dumps({"node": node, "network": network, "containerID": cid, "ifname": ifname, "netns": netns,
+                        "podNamespace": pod_namespace, "podName": pod_name,
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+                        "ips": [{"address": a, "block": b} for a, b in ips]}, separators=(",", ":")).encode()
 
 
 def parse_record(value: Optional[bytes]) -> Optional[dict]:
     if not value:
         return None
     try:
-        d = json.loads(value)
+        d = jsonc.loads(value)
     except ValueError:
         return None
     if not isinstance(d, dict) or not isinstance(d.get("ips"), list):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -36,8 +35,19 @@ DEFAULT_PREFIX = "/cni-rdma/ipam"
 DEFAULT_TIMEOUT = 10.0     # seconds a call may spend reaching etcd before code 11 (plus at most one request)
 REQUEST_TIMEOUT = 3.0      # one HTTP request to one member
 MAX_FILE = 64 << 10
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,252}")
-PREFIX_RE = re.compile(r"(/[A-Za-z0-9_.\-]+)+")
+# A name is [A-Za-z0-9][A-Za-z0-9_.\-]{0,252}, a key prefix (/[A-Za-z0-9_.\-]+)+, both the whole string (a trailing
+# newline refused): checked as sets, re costs ~5 ms to import.
+_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_REST = _NAME_FIRST | frozenset("_.-")
+
+
+def is_name(s: str) -> bool:
+    return 0 < len(s) <= 253 and s[0] in _NAME_FIRST and _NAME_REST.issuperset(s)
+
+
+def is_prefix(s: str) -> bool:
+    segments = s.split("/")
+    return len(segments) > 1 and segments[0] == "" and all(p and _NAME_REST.issuperset(p) for p in segments[1:])
 ETCD_KEYS = ("endpoints", "caFile", "certFile", "keyFile", "username", "passwordFile", "prefix", "timeout")
 BLOCK_LIMITS = {4: ("blockSize", 26, 16, 32), 6: ("blockSizeV6", 122, 112, 128)}  # key, default, min, max
 
@@ -107,7 +117,7 @@ def _str(d: dict, key: str, field: str, default: str = "") -> str:
 
 def _name(d: dict, key: str, field: str, default: str) -> str:
     v = _str(d, key, field, default)
-    if not NAME_RE.fullmatch(v):
+    if not is_name(v):
         raise config_error(field, f"{v!r} is not a valid name (letters, digits, '-', '_', '.'; at most 253)")
     return v
 
@@ -152,7 +162,7 @@ def etcd_keys(d: dict, where: str, out: EtcdConf) -> None:
             raise config_error(f"{where}.passwordFile", f"{password_file} must hold the password on one line")
         out.password = lines[0]
     out.prefix = _str(d, "prefix", f"{where}.prefix", DEFAULT_PREFIX).rstrip("/") or DEFAULT_PREFIX
-    if not PREFIX_RE.fullmatch(out.prefix) or len(out.prefix) > 200:
+    if not is_prefix(out.prefix) or len(out.prefix) > 200:
         raise config_error(f"{where}.prefix", f"{out.prefix!r} is not a key prefix like /cni-rdma/ipam"[:200])
     t = d.get("timeout")
     if t is not None:

@@ -87,3 +87,38 @@ def test_trailing_newline_is_refused_everywhere():
     assert normalize_pci("0000:af:00.2\n") == "0000:af:00.2"  # strip() first, as before (whitespace around)
     assert not infiniband._is_guid("00:11:22:33:44:55:66:77\n")
     assert not sriovcni._is_pci("0000:af:00.2\n")
+
+
+def _endpoint_re(text: str):
+    m = re.fullmatch(r"(https?)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})/?", text)
+    if m is None or not 0 < int(m.group(3)) < 65536:
+        return None
+    return (text.rstrip("/"), m.group(1) == "https", m.group(2).strip("[]"), int(m.group(3)))
+
+
+ENDPOINT_LIKE = st.builds(lambda s, h, p, t: f"{s}{h}{p}{t}",
+                          st.sampled_from(["http://", "https://", "htps://", "http:/", "", "HTTP://", "xhttp://"]),
+                          st.sampled_from(["127.0.0.1", "[::1]", "[fe80::1%lo]", "etcd-0.svc", "a_b", "", "[]", "[:",
+                                           "h\u00e9", "x://y", "[::1", "::1]", "[[::1]]"]),
+                          st.sampled_from([":2379", ":0", ":65535", ":65536", ":123456", ":", "", ":\u0663", ":1:2",
+                                           ":02379"]),
+                          st.sampled_from(["", "/", "//", "\n", "/\n", "/x"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(ANY | ENDPOINT_LIKE)
+def test_etcd_endpoint_is_the_regexp(text):
+    from ipam.cluster_ipam.etcd import parse_endpoint
+
+    ep = parse_endpoint(text)
+    assert (None if ep is None else (ep.url, ep.tls, ep.host, ep.port)) == _endpoint_re(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(ANY | st.text(alphabet=st.sampled_from("aZ9_.-/\n\u0663 "), max_size=12)
+       | st.integers(250, 256).map(lambda n: "a" * n))
+def test_cluster_ipam_names_and_prefixes_are_the_regexps(s):
+    from ipam.cluster_ipam.config import is_name, is_prefix
+
+    assert is_name(s) == bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,252}", s))
+    assert is_prefix(s) == bool(re.fullmatch(r"(/[A-Za-z0-9_.\-]+)+", s))
