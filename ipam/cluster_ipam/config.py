@@ -26,7 +26,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Any
 
-from cni_rdma import safefile
+from cni_rdma import jsonc, safefile
 from cni_rdma.errors import config_error
 from ipam.host_local import config as hl
 
@@ -183,11 +183,9 @@ def load_etcd(ipam: dict) -> EtcdConf:
             others = sorted(k for k in d if k != "configFile")
             raise config_error(f"ipam.etcd.{others[0]}", "configFile holds every etcd key: set it there")
         path = d["configFile"]
-        import json
-
         data = read_file(path, "ipam.etcd.configFile")
         try:
-            d = json.loads(data)
+            d = jsonc.loads(data)
         except (ValueError, RecursionError):
             raise config_error("ipam.etcd.configFile", f"{path} is not JSON") from None
         if not isinstance(d, dict):
