@@ -140,7 +140,8 @@ def _create_connection(host: str, port: int, timeout: float) -> _socket.socket:
     """socket.create_connection on _socket: each address getaddrinfo gives, in its order, until one connects;
     else the last one's error."""
     err = OSError("getaddrinfo returns an empty list")
-    for family, kind, proto, _, addr in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+    # bytes: a str host goes through the idna codec, which imports re (~5 ms); parse_endpoint allows ASCII only
+    for family, kind, proto, _, addr in _socket.getaddrinfo(host.encode(), port, 0, _socket.SOCK_STREAM):
         sock = _socket.socket(family, kind, proto)
         try:
             sock.settimeout(timeout)
