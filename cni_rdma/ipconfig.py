@@ -27,11 +27,10 @@ has not failed DAD, every route exists with its gateway (as a plain or a multipa
 """
 from __future__ import annotations
 
-import ipaddress
-
 from . import faults, sysctl
 from .confkeys import get_choice, q
 from .errors import INVALID_CONFIG, IO_FAILURE, CniError
+from .ipaddr import IPAddress, from_packed
 from .netlink.errors import LinkNotFound, NetlinkError
 from .netlink.routes import RT_TABLE_MAIN, Nexthop, NlRoute
 from .netlink.rtmsg import AF_INET, AF_INET6
@@ -82,9 +81,9 @@ def ips_for(ifname: str, result: Result) -> list[IPConfig]:
     return out
 
 
-def gateways(ips: list[IPConfig]) -> dict[int, ipaddress._BaseAddress]:
+def gateways(ips: list[IPConfig]) -> dict[int, IPAddress]:
     """The first gateway of each IP family (4, 6) among ips."""
-    gws: dict[int, ipaddress._BaseAddress] = {}
+    gws: dict[int, IPAddress] = {}
     for ipc in ips:
         if ipc.gateway is not None and ipc.gateway.version not in gws:
             gws[ipc.gateway.version] = ipc.gateway
@@ -230,7 +229,7 @@ def eui64_link_local(mac: str | None) -> str | None:
         return None
     b = bytes.fromhex("".join(parts))
     eui = bytes([b[0] ^ 0x02]) + b[1:3] + b"\xff\xfe" + b[3:]
-    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui)) + "/64"
+    return str(from_packed(b"\xfe\x80" + bytes(6) + eui)) + "/64"
 
 
 def _link_local_now(nl: Rtnl, index: int, mac: str | None) -> None:

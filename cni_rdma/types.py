@@ -5,21 +5,15 @@ version the caller asked for, and on the way in from whatever version a peer pri
 """
 from __future__ import annotations
 
-import ipaddress
-
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
-    from typing import Any, Optional, Union
+    from typing import Any, Optional
 
 from .confkeys import as_int
 from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INTERNAL, INVALID_CONFIG, CniError
 from .frozen import Frozen
+from .ipaddr import IPAddress, IPInterface, IPNetwork, ip_address, ip_interface, ip_network
 from .version import SUPPORTED
-
-if TYPE_CHECKING:
-    IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
-    IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-    IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 LEGACY = ("0.1.0", "0.2.0")
 V04 = ("0.3.0", "0.3.1", "0.4.0")
@@ -280,7 +274,7 @@ def _int(x: Any, where: str, default: Any = 0) -> Any:
 def _iface(x: Any, where: str) -> IPInterface:
     if not isinstance(x, str) or "/" not in x:
         raise ValueError(f"{where}: expected an address in CIDR form, got {x!r}")
-    return ipaddress.ip_interface(x)
+    return ip_interface(x)
 
 
 def _addr(x: Any, where: str) -> Optional[IPAddress]:
@@ -288,7 +282,7 @@ def _addr(x: Any, where: str) -> Optional[IPAddress]:
         return None
     if not isinstance(x, str):
         raise ValueError(f"{where}: expected an IP address")
-    return ipaddress.ip_address(x)
+    return ip_address(x)
 
 
 def _iface_from(d: Any) -> Interface:
@@ -321,7 +315,7 @@ def _route(d: Any, where: str) -> Route:
     if not isinstance(dst, str):
         raise ValueError(f"{where}.dst: expected a CIDR")
     return Route(
-        dst=ipaddress.ip_network(dst, strict=False),
+        dst=ip_network(dst, strict=False),
         gw=_addr(d.get("gw"), f"{where}.gw"),
         mtu=_int(d.get("mtu"), f"{where}.mtu"),
         advmss=_int(d.get("advmss"), f"{where}.advmss"),

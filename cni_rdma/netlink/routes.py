@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import struct
 
+from ..ipaddr import IPAddress, IPInterface, IPNetwork
 from ..record import Record
 from .core import (
     NLM_F_APPEND,
@@ -23,10 +24,6 @@ from .core import (
 )
 from .errors import NetlinkDecodeError, NetlinkError
 from .rtmsg import AF_INET, AF_INET6, AF_UNSPEC, RTM_GETROUTE, RTM_NEWROUTE, RTMSG, family_of, ip_from
-
-TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
-if TYPE_CHECKING:
-    from typing import Any
 
 RTNEXTHOP = struct.Struct("=HBBi")  # len, flags, hops, ifindex
 
@@ -62,7 +59,7 @@ RTN_MULTICAST = 5
 class Nexthop(Record):
     """One path of an ECMP route; weight is 1..256 (the kernel's hops + 1)."""
 
-    gateway: Any = None  # IPv4Address | IPv6Address | None
+    gateway: IPAddress | None = None
     oif: int | None = None
     weight: int = 1
     onlink: bool = False
@@ -70,21 +67,21 @@ class Nexthop(Record):
 
 
 class NlRoute(Record):
-    """A kernel route. `dst` is an ip_network (0.0.0.0/0 or ::/0 for default).
+    """A kernel route. `dst` is an IPNetwork (0.0.0.0/0 or ::/0 for default).
 
     On add, `scope=None` picks what `ip route` picks (link without a gateway, else universe) and
     `proto=None` means boot; on delete, None fields match anything.
     """
 
-    dst: Any  # IPv4Network | IPv6Network
-    gateway: Any = None  # IPv4Address | IPv6Address | None
+    dst: IPNetwork
+    gateway: IPAddress | None = None
     oif: int | None = None
     table: int = RT_TABLE_MAIN
     priority: int | None = None  #: the metric
     scope: int | None = None
     proto: int | None = None
     type: int = RTN_UNICAST
-    src: Any = None  #: preferred source address (RTA_PREFSRC)
+    src: IPAddress | None = None  #: preferred source address (RTA_PREFSRC)
     mtu: int | None = None
     advmss: int | None = None
     onlink: bool = False
@@ -112,7 +109,6 @@ METRICS = {RTAX_MTU: "mtu", RTAX_ADVMSS: "advmss"}
 
 def decode_route(payload: bytes) -> NlRoute:
     """An RTM_NEWROUTE payload → NlRoute."""
-    import ipaddress
     family, dst_len, _src_len, _tos, table, proto, scope, rtype, rflags = unpack(RTMSG, payload, "rtmsg")
     if family not in (AF_INET, AF_INET6):
         raise NetlinkDecodeError(f"route family {family}")
@@ -120,9 +116,9 @@ def decode_route(payload: bytes) -> NlRoute:
         raise NetlinkDecodeError(f"route prefix length {dst_len}")
     a = attr_map(payload, RTMSG.size)
     if RTA_DST in a:
-        dst = ipaddress.ip_network((ip_from(family, a[RTA_DST]), dst_len), strict=False)
+        dst = IPInterface(ip_from(family, a[RTA_DST]), dst_len).network  # host bits cleared
     else:
-        dst = ipaddress.ip_network("0.0.0.0/0" if family == AF_INET else "::/0")
+        dst = IPNetwork(IPAddress(4 if family == AF_INET else 6, 0), 0)
     if RTA_TABLE in a:
         table = d_u32(a[RTA_TABLE], "RTA_TABLE")
     kw: dict = {field: decode(family, a[key]) for key, (field, decode) in ROUTE_ATTRS.items() if key in a}

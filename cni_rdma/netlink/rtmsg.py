@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import struct
 
+from ..ipaddr import IPAddress, from_packed
 from .errors import NetlinkDecodeError
 
 AF_UNSPEC = 0
@@ -37,17 +38,16 @@ def ifinfomsg(index: int = 0, up: bool | None = None, family: int = AF_UNSPEC) -
 
 
 def family_of(ip) -> int:
-    """AF_INET or AF_INET6 of an ipaddress address, interface or network."""
+    """AF_INET or AF_INET6 of an address, interface or network (cni_rdma.ipaddr's or ipaddress's)."""
     return AF_INET if ip.version == 4 else AF_INET6
 
 
-def ip_from(family: int, b: bytes):
-    """An ipaddress address from the first 4 or 16 bytes of an attribute."""
-    import ipaddress
+def ip_from(family: int, b: bytes) -> IPAddress:
+    """The address in the first 4 or 16 bytes of an attribute."""
     n = 4 if family == AF_INET else 16
     if len(b) < n:
         raise NetlinkDecodeError(f"address of {len(b)} bytes for family {family}")
-    return ipaddress.ip_address(bytes(b[:n]))
+    return from_packed(bytes(b[:n]))
 
 
 def name_of(table: dict[str, int], value: int) -> str:

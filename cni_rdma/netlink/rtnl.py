@@ -13,8 +13,8 @@
             nl.link_set(link.index, up=True)
     in_netns(netns_path, configure, "net1")
 
-Records are immutable. Addresses are `ipaddress.ip_interface` values, route destinations
-`ip_network`, gateways `ip_address`. Operations only tests need (veth, vlan, dummy, deleting
+Records are immutable. Addresses are `cni_rdma.ipaddr.IPInterface` values, route destinations
+`IPNetwork`, gateways `IPAddress`. Operations only tests need (veth, vlan, dummy, deleting
 addresses and routes) live in tests/netlink_ops.py.
 """
 from __future__ import annotations

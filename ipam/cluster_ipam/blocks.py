@@ -12,7 +12,6 @@ first touched by a requested address). A record and the allocations naming it al
 """
 from __future__ import annotations
 
-import ipaddress
 import zlib
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -25,17 +24,12 @@ if TYPE_CHECKING:
     from .etcd import KV
 
 from cni_rdma import jsonc
-
-
-def ip_text(version: int, value: int) -> str:
-    if version == 4:
-        return "%d.%d.%d.%d" % (value >> 24, (value >> 16) & 255, (value >> 8) & 255, value & 255)
-    return str(ipaddress.IPv6Address(value))
+from cni_rdma.ipaddr import ip_address, ip_text
 
 
 def ip_value(text: str) -> tuple[int, int]:
-    a = ipaddress.ip_address(text)
-    return a.version, int(a)
+    a = ip_address(text)
+    return a.version, a.value
 
 
 class Block:

@@ -11,7 +11,6 @@ Addresses are handled as integers; a Range knows its family and prints as Go's "
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -21,15 +20,12 @@ if TYPE_CHECKING:
 from cni_rdma import safefile
 from cni_rdma.errors import INVALID_ENV, CniError, config_error
 from cni_rdma.frozen import Frozen
+from cni_rdma.ipaddr import IPAddress, IPInterface, ip_address, ip_interface, ip_network, ip_text
 from cni_rdma.state import state_root
 from cni_rdma.types import DNS, Route
 
 MAX_NAME = 255          # the network name is one directory entry
 MAX_CONTAINER_ID = 200  # runtimes use 64; a longer one is refused (CNI error) rather than carried around
-
-
-def _ip_str(version: int, value: int) -> str:
-    return str(ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value))
 
 
 class Range(Frozen):
@@ -69,13 +65,13 @@ class Range(Frozen):
         return n - sum(1 for v in skip if self.start <= v <= self.end)
 
     def address(self, value: int) -> str:
-        return _ip_str(self.version, value)
+        return ip_text(self.version, value)
 
-    def interface(self, value: int) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
-        return ipaddress.ip_interface(f"{self.address(value)}/{self.prefix}")
+    def interface(self, value: int) -> IPInterface:
+        return IPInterface(IPAddress(self.version, value), self.prefix)
 
-    def gateway_ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        return ipaddress.ip_address(self.address(self.gateway))
+    def gateway_ip(self) -> IPAddress:
+        return IPAddress(self.version, self.gateway)
 
     def overlaps(self, other: "Range") -> bool:
         return self.version == other.version and self.start <= other.end and other.start <= self.end
@@ -133,12 +129,11 @@ def parse_ip(text: Any, field: str) -> tuple[int, int]:
     if not isinstance(text, str):
         raise config_error(field, "expected an IP address string")
     try:
-        a = ipaddress.ip_address(text)
+        a = ip_address(text)
     except ValueError:
         raise config_error(field, f"{text!r} is not an IP address") from None
-    if a.version == 6 and a.ipv4_mapped is not None:  # Go folds ::ffff:a.b.c.d into IPv4
-        a = a.ipv4_mapped
-    return a.version, int(a)
+    a = a.ipv4_mapped or a  # Go folds ::ffff:a.b.c.d into IPv4
+    return a.version, a.value
 
 
 def _parse_range(d: Any, field: str) -> Range:
@@ -148,15 +143,15 @@ def _parse_range(d: Any, field: str) -> Range:
     if not isinstance(subnet, str) or "/" not in subnet:
         raise config_error(f"{field}.subnet", f"expected a CIDR, got {subnet!r}")
     try:
-        iface = ipaddress.ip_interface(subnet)
+        iface = ip_interface(subnet)
     except ValueError:
         raise config_error(f"{field}.subnet", f"{subnet!r} is not a CIDR") from None
     net = iface.network
     version, bits = net.version, net.max_prefixlen
     if net.prefixlen > bits - 2:
         raise config_error(f"{field}.subnet", f"network {net} too small to allocate from")
-    network = int(net.network_address)
-    if int(iface.ip) != network:
+    network = net.network_address.value
+    if iface.ip.value != network:
         raise config_error(f"{field}.subnet", f"network has host bits set: for a subnet mask of length "
                            f"{net.prefixlen} the network address is {net.network_address}")
 
@@ -166,17 +161,17 @@ def _parse_range(d: Any, field: str) -> Range:
         v, value = parse_ip(d.get(key), f"{field}.{key}")
         if v != version:
             raise config_error(f"{field}.{key}", f"{d[key]} is not the same protocol as subnet {net}")
-        if not network <= value <= int(net.broadcast_address):
+        if not network <= value <= net.broadcast_address.value:
             raise config_error(f"{field}.{key}", f"{d[key]} not in network {net}")
         return value
 
     gateway = inside("gateway", network + 1)
     start = inside("rangeStart", network + 1)
-    last = int(net.broadcast_address) - (1 if version == 4 else 0)
+    last = net.broadcast_address.value - (1 if version == 4 else 0)
     end = inside("rangeEnd", last)
     if end < start:
         raise config_error(f"{field}.rangeEnd", f"{d['rangeEnd']} is in network {net} but before start "
-                           f"{_ip_str(version, start)}")
+                           f"{ip_text(version, start)}")
     return Range(version, network, net.prefixlen, start, end, gateway)
 
 
@@ -197,11 +192,11 @@ def _parse_requested(text: Any, field: str) -> tuple[int, int, Optional[int]]:
     """An address, optionally with a prefix length: (version, value, prefix or None)."""
     if isinstance(text, str) and "/" in text:
         try:
-            iface = ipaddress.ip_interface(text)
+            iface = ip_interface(text)
         except ValueError:
             raise config_error(field, f"{text!r} is not an IP address or an address with a prefix length") from None
         version, value = parse_ip(str(iface.ip), field)
-        prefix = iface.network.prefixlen
+        prefix = iface.prefixlen
         if version == 4 and iface.version == 6:  # ::ffff:a.b.c.d/n folded into IPv4: n counts the v6 bits
             prefix -= 96
             if prefix < 0:
@@ -234,7 +229,7 @@ def _requested(raw: dict, cni_args: dict[str, str]) -> tuple[Requested, ...]:
     out: dict[str, Requested] = {}
     for text, field in found:
         version, value, prefix = _parse_requested(text, field)
-        key = _ip_str(version, value)
+        key = ip_text(version, value)
         out.setdefault(key, Requested(version, value, key, field, prefix))
     return tuple(out.values())
 
@@ -275,13 +270,13 @@ def _routes(x: Any) -> tuple[Route, ...]:
         if not isinstance(d, dict) or not isinstance(d.get("dst"), str):
             raise config_error(f"{field}.dst", "expected a destination CIDR")
         try:
-            dst = ipaddress.ip_network(d["dst"], strict=False)
+            dst = ip_network(d["dst"], strict=False)
         except ValueError:
             raise config_error(f"{field}.dst", f"{d['dst']!r} is not a CIDR") from None
         gw = None
         if d.get("gw") not in (None, ""):
             v, value = parse_ip(d["gw"], f"{field}.gw")
-            gw = ipaddress.ip_address(_ip_str(v, value))
+            gw = IPAddress(v, value)
         attrs = {k: _route_int(d, k, field) for k in ROUTE_INTS}
         out.append(Route(dst=dst, gw=gw, mtu=attrs["mtu"] or 0, advmss=attrs["advmss"] or 0,
                          priority=attrs["priority"] or 0, table=attrs["table"], scope=attrs["scope"]))

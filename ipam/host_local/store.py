@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import ipaddress
 import os
 import zlib
 
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
 
 from cni_rdma import faults, safefile
 from cni_rdma.errors import IO_FAILURE, CniError
+from cni_rdma.ipaddr import ip_address
 
 LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."
@@ -90,9 +90,10 @@ def ip_key(name: str) -> Optional[tuple[int, int]]:
     except OSError:
         pass
     try:
-        return 6, int(ipaddress.IPv6Address(name))
+        a = ip_address(name)
     except ValueError:
         return None
+    return (6, a.value) if a.version == 6 else None
 
 
 class ReservationStore:

@@ -6,12 +6,11 @@ Every operation runs inside throwaway namespaces (the `node`/`pod` fixtures) thr
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 
 import pytest
 
-from cni_rdma import sysctl
+from cni_rdma import ipaddr, sysctl
 from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
 from cni_rdma.netlink.routes import Nexthop, NlRoute
 from cni_rdma.netlink.rtmsg import AF_INET, AF_INET6
@@ -250,8 +249,8 @@ def test_link_state_seen_by_pyroute2(node):
 # ------------------------------------------------------------------ addresses
 def test_addresses_add_dump_del_v4_v6(node):
     i = idx(node.name, "eth0")
-    v4 = ipaddress.ip_interface("10.9.8.7/22")
-    v6 = ipaddress.ip_interface("2001:db8:1::7/64")
+    v4 = ipaddr.ip_interface("10.9.8.7/22")
+    v6 = ipaddr.ip_interface("2001:db8:1::7/64")
 
     def add(nl):
         nl.addr_add(i, v4)
@@ -260,7 +259,7 @@ def test_addresses_add_dump_del_v4_v6(node):
 
     ours = nl_in(node.path, add)
     theirs = ip_json("addr", "show", "dev", "eth0", netns=node.name)[0]["addr_info"]
-    assert {a.address for a in ours} == {ipaddress.ip_interface(f"{t['local']}/{t['prefixlen']}") for t in theirs}
+    assert {a.address for a in ours} == {ipaddr.ip_interface(f"{t['local']}/{t['prefixlen']}") for t in theirs}
     t4 = next(t for t in theirs if t["local"] == "10.9.8.7")
     assert t4["broadcast"] == "10.9.11.255"
     t6 = next(t for t in theirs if t["local"] == "2001:db8:1::7")
@@ -268,7 +267,7 @@ def test_addresses_add_dump_del_v4_v6(node):
     a6 = next(a for a in ours if a.address == v6)
     assert not a6.tentative and a6.permanent
     assert {a.address for a in nl_in(node.path, lambda nl: nl.addrs(index=i, family=AF_INET))} == \
-        {ipaddress.ip_interface("192.0.2.1/24"), v4}
+        {ipaddr.ip_interface("192.0.2.1/24"), v4}
     nl_in(node.path, lambda nl: (nl.addr_del(i, v4), nl.addr_del(i, v6)))
     left = {t["local"] for t in ip_json("addr", "show", "dev", "eth0", netns=node.name)[0]["addr_info"]}
     assert "10.9.8.7" not in left and "2001:db8:1::7" not in left
@@ -282,9 +281,9 @@ def test_addresses_added_by_ip_are_decoded(node):
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8::9/80", "dev", "eth0", "nodad")
     i = idx(node.name, "eth0")
     got = {a.address: a for a in nl_in(node.path, lambda nl: nl.addrs(index=i))}
-    a4 = got[ipaddress.ip_interface("198.51.100.9/25")]
+    a4 = got[ipaddr.ip_interface("198.51.100.9/25")]
     assert a4.label == "eth0:x" and a4.scope == 0
-    a6 = got[ipaddress.ip_interface("2001:db8::9/80")]
+    a6 = got[ipaddr.ip_interface("2001:db8::9/80")]
     assert a6.flags & 0x02  # IFA_F_NODAD
 
 
@@ -334,14 +333,14 @@ def _metrics(t: dict) -> dict:
 def test_route_default_and_prefix_v4(node):
     i = idx(node.name, "eth0")
     sh("ip", "-n", node.name, "route", "del", "default")
-    net = ipaddress.ip_network
+    net = ipaddr.ip_network
 
     def add(nl):
-        nl.route_add(NlRoute(dst=net("0.0.0.0/0"), gateway=ipaddress.ip_address("192.0.2.254"), oif=i))
-        nl.route_add(NlRoute(dst=net("10.20.0.0/16"), gateway=ipaddress.ip_address("192.0.2.253"), oif=i,
+        nl.route_add(NlRoute(dst=net("0.0.0.0/0"), gateway=ipaddr.ip_address("192.0.2.254"), oif=i))
+        nl.route_add(NlRoute(dst=net("10.20.0.0/16"), gateway=ipaddr.ip_address("192.0.2.253"), oif=i,
                            priority=50, mtu=1300, advmss=1260))
-        nl.route_add(NlRoute(dst=net("10.30.0.0/24"), oif=i, src=ipaddress.ip_address("192.0.2.1")))
-        nl.route_add(NlRoute(dst=net("10.40.0.0/24"), gateway=ipaddress.ip_address("203.0.113.1"), oif=i,
+        nl.route_add(NlRoute(dst=net("10.30.0.0/24"), oif=i, src=ipaddr.ip_address("192.0.2.1")))
+        nl.route_add(NlRoute(dst=net("10.40.0.0/24"), gateway=ipaddr.ip_address("203.0.113.1"), oif=i,
                            onlink=True))
         return nl.routes(family=AF_INET, table=254)
 
@@ -357,7 +356,7 @@ def test_route_default_and_prefix_v4(node):
     assert (r.priority, r.mtu, r.advmss, str(r.gateway), r.oif) == (50, 1300, 1260, "192.0.2.253", i)
     assert ours["0.0.0.0/0"].is_default and ours["10.40.0.0/24"].onlink
     assert ours["10.30.0.0/24"].scope == 253 and str(ours["10.30.0.0/24"].src) == "192.0.2.1"
-    nl_in(node.path, lambda nl: nl.route_del(NlRoute(dst=net("10.20.0.0/16"), gateway=ipaddress.ip_address(
+    nl_in(node.path, lambda nl: nl.route_del(NlRoute(dst=net("10.20.0.0/16"), gateway=ipaddr.ip_address(
         "192.0.2.253"), oif=i, priority=50)))
     assert "10.20.0.0/16" not in {t["dst"] for t in _ip_routes(node.name)}
     with pytest.raises(NetlinkError) as ei:
@@ -370,9 +369,9 @@ def test_route_v6_table_and_metric(node):
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:5::1/64", "dev", "eth0", "nodad")
 
     def add(nl):
-        nl.route_add(NlRoute(dst=ipaddress.ip_network("::/0"), gateway=ipaddress.ip_address("2001:db8:5::fe"),
+        nl.route_add(NlRoute(dst=ipaddr.ip_network("::/0"), gateway=ipaddr.ip_address("2001:db8:5::fe"),
                            oif=i, table=100, priority=300))
-        nl.route_add(NlRoute(dst=ipaddress.ip_network("2001:db8:77::/48"), oif=i, mtu=1400))
+        nl.route_add(NlRoute(dst=ipaddr.ip_network("2001:db8:77::/48"), oif=i, mtu=1400))
         return nl.routes(family=AF_INET6, table=100)
 
     ours = nl_in(node.path, add)
@@ -391,11 +390,11 @@ def test_route_multipath_v4_and_v6(node):
     sh("ip", "-n", node.name, "addr", "add", "198.51.100.1/24", "dev", "peer0")
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:6::1/64", "dev", "eth0", "nodad")
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:7::1/64", "dev", "peer0", "nodad")
-    ip = ipaddress.ip_address
-    r4 = NlRoute(dst=ipaddress.ip_network("10.50.0.0/16"),
+    ip = ipaddr.ip_address
+    r4 = NlRoute(dst=ipaddr.ip_network("10.50.0.0/16"),
                multipath=(Nexthop(gateway=ip("192.0.2.10"), oif=i, weight=1),
                           Nexthop(gateway=ip("198.51.100.10"), oif=j, weight=3)))
-    r6 = NlRoute(dst=ipaddress.ip_network("2001:db8:99::/48"),
+    r6 = NlRoute(dst=ipaddr.ip_network("2001:db8:99::/48"),
                multipath=(Nexthop(gateway=ip("2001:db8:6::10"), oif=i, weight=2),
                           Nexthop(gateway=ip("2001:db8:7::10"), oif=j, weight=1)))
 
@@ -433,8 +432,8 @@ def test_routes_added_by_ip_are_decoded(node):
 def test_route_to_unreachable_gateway_has_ext_ack(node):
     i = idx(node.name, "eth0")
     with pytest.raises(NetlinkError) as ei:
-        nl_in(node.path, lambda nl: nl.route_add(NlRoute(dst=ipaddress.ip_network("10.70.0.0/16"),
-                                                       gateway=ipaddress.ip_address("203.0.113.9"), oif=i)))
+        nl_in(node.path, lambda nl: nl.route_add(NlRoute(dst=ipaddr.ip_network("10.70.0.0/16"),
+                                                       gateway=ipaddr.ip_address("203.0.113.9"), oif=i)))
     assert ei.value.errno == errno.ENETUNREACH
     assert ei.value.ext_ack  # "Nexthop has invalid gateway"
     assert "10.70.0.0/16 via 203.0.113.9" in str(ei.value)
@@ -463,9 +462,9 @@ def test_route_append_beside_another_interface_and_replace(node):
     i, j = idx(node.name, "eth0"), idx(node.name, "peer0")
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:a::1/64", "dev", "eth0", "nodad")
     sh("ip", "-n", node.name, "-6", "addr", "add", "2001:db8:b::1/64", "dev", "peer0", "nodad")
-    dst = ipaddress.ip_network("2001:db8:cc::/48")
-    r1 = NlRoute(dst=dst, gateway=ipaddress.ip_address("2001:db8:a::fe"), oif=i)
-    r2 = NlRoute(dst=dst, gateway=ipaddress.ip_address("2001:db8:b::fe"), oif=j)
+    dst = ipaddr.ip_network("2001:db8:cc::/48")
+    r1 = NlRoute(dst=dst, gateway=ipaddr.ip_address("2001:db8:a::fe"), oif=i)
+    r2 = NlRoute(dst=dst, gateway=ipaddr.ip_address("2001:db8:b::fe"), oif=j)
     nl_in(node.path, lambda nl: (nl.route_add(r1), nl.route_add(r2, append=True)))
     t = [x for x in _ip_routes(node.name, "-6") if x["dst"] == "2001:db8:cc::/48"]
     hops = t[0].get("nexthops") or [{"gateway": x["gateway"]} for x in t]
@@ -473,8 +472,8 @@ def test_route_append_beside_another_interface_and_replace(node):
     with pytest.raises(NetlinkError) as ei:
         nl_in(node.path, lambda nl: nl.route_add(r1))
     assert ei.value.errno == errno.EEXIST
-    v4 = NlRoute(dst=ipaddress.ip_network("10.80.0.0/16"), gateway=ipaddress.ip_address("192.0.2.7"), oif=i)
-    nl_in(node.path, lambda nl: (nl.route_add(v4), nl.route_add(v4.replace(gateway=ipaddress.ip_address(
+    v4 = NlRoute(dst=ipaddr.ip_network("10.80.0.0/16"), gateway=ipaddr.ip_address("192.0.2.7"), oif=i)
+    nl_in(node.path, lambda nl: (nl.route_add(v4), nl.route_add(v4.replace(gateway=ipaddr.ip_address(
         "192.0.2.8")), replace=True)))
     got = [x for x in _ip_routes(node.name) if x["dst"] == "10.80.0.0/16"]
     assert [x["gateway"] for x in got] == ["192.0.2.8"]

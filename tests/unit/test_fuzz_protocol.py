@@ -54,9 +54,9 @@ def modules():
     import importlib
     from tests.unit.test_skel import fake_plugin
     from cni_rdma.types import IPConfig, Result
-    import ipaddress
+    from cni_rdma import ipaddr
     # A stand-in plugin keeps the skeleton itself under fuzz even before every real plugin exists.
-    found = {"fake": fake_plugin(Result(ips=(IPConfig(ipaddress.ip_interface("10.0.0.2/24")),)))}
+    found = {"fake": fake_plugin(Result(ips=(IPConfig(ipaddr.ip_interface("10.0.0.2/24")),)))}
     for name, mod in PLUGINS.items():
         try:
             found[name] = importlib.import_module(mod)

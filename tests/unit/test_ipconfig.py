@@ -1,17 +1,13 @@
 """ipconfig's pure parts: which IPs belong to an interface, gateways per family, the route plan (ECMP)."""
 from __future__ import annotations
 
-import ipaddress
-
 import pytest
 
 from cni_rdma import confkeys, ipconfig
 from cni_rdma.errors import CniError
+from cni_rdma.ipaddr import ip_address as ip
 from cni_rdma.netlink.routes import RT_TABLE_MAIN
 from cni_rdma.types import Result
-
-ip = ipaddress.ip_address
-net = ipaddress.ip_network
 
 
 def result(d: dict) -> Result:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import json
 import socket
 import struct
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from cni_rdma import ipaddr
 from cni_rdma.errors import CniError
 from cni_rdma.netlink import addresses, core, links, routes, rtmsg, rtnl, vfs
 from cni_rdma.netlink import errors as nl_errors
@@ -361,15 +361,15 @@ def test_link_encode_decode_roundtrip(index, flags, name, mac, mtu, txqlen, link
         assert getattr(got, k) == v
 
 
-v4 = st.builds(ipaddress.IPv4Address, st.integers(0, 2 ** 32 - 1))
-v6 = st.builds(ipaddress.IPv6Address, st.integers(0, 2 ** 128 - 1))
+v4 = st.builds(lambda x: ipaddr.IPAddress(4, x), st.integers(0, 2 ** 32 - 1))
+v6 = st.builds(lambda x: ipaddr.IPAddress(6, x), st.integers(0, 2 ** 128 - 1))
 
 
 @given(st.one_of(st.tuples(v4, st.integers(0, 32)), st.tuples(v6, st.integers(0, 128))), st.integers(1, 2 ** 31 - 1),
        st.booleans(), st.booleans())
 def test_address_encode_decode_roundtrip(ip_len, index, nodad, noprefixroute):
     ip, plen = ip_len
-    iface = ipaddress.ip_interface((ip, plen))
+    iface = ipaddr.IPInterface(ip, plen)
     flags = (addresses.IFA_F_NODAD if nodad else 0) | (addresses.IFA_F_NOPREFIXROUTE if noprefixroute else 0)
     msg = addresses.addr_msg(index, iface, flags, True)
     got = addresses.decode_addr(msg)
@@ -385,7 +385,7 @@ def route_records(draw):
     fam = draw(st.sampled_from([4, 6]))
     addr = v4 if fam == 4 else v6
     plen = draw(st.integers(0, 32 if fam == 4 else 128))
-    dst = ipaddress.ip_network((draw(addr), plen), strict=False)
+    dst = ipaddr.IPInterface(draw(addr), plen).network
     multipath = ()
     gateway = None
     if draw(st.booleans()):
@@ -414,10 +414,10 @@ def test_route_encode_decode_roundtrip(r, delete):
 
 
 def test_route_scope_and_proto_defaults():
-    net = ipaddress.ip_network
+    net = ipaddr.ip_network
     enc = lambda r, d=False: routes.decode_route(routes.encode_route(r, delete=d))  # noqa: E731
     assert enc(NlRoute(dst=net("10.0.0.0/8"), oif=3)).scope == routes.RT_SCOPE_LINK
-    assert enc(NlRoute(dst=net("0.0.0.0/0"), gateway=ipaddress.ip_address("10.0.0.1"))).scope == 0
+    assert enc(NlRoute(dst=net("0.0.0.0/0"), gateway=ipaddr.ip_address("10.0.0.1"))).scope == 0
     assert enc(NlRoute(dst=net("10.0.0.0/8"), oif=3)).proto == routes.RTPROT_BOOT
     d = enc(NlRoute(dst=net("10.0.0.0/8")), True)
     assert d.scope == routes.RT_SCOPE_NOWHERE and d.proto == 0
@@ -465,7 +465,7 @@ def test_vf_unreported_settings_are_none():
 
 
 def test_record_is_immutable_and_comparable():
-    a = NlRoute(dst=ipaddress.ip_network("10.0.0.0/8"))
+    a = NlRoute(dst=ipaddr.ip_network("10.0.0.0/8"))
     b = a.replace(priority=5)
     assert a != b and a == b.replace(priority=None) and hash(a) == hash(b.replace(priority=None))
     with pytest.raises(AttributeError):
@@ -494,7 +494,7 @@ def test_recorded_links_decode_like_ip():
 
 def test_recorded_addrs_decode_like_ip():
     ours = {(a.index, a.address) for a in (addresses.decode_addr(bytes.fromhex(h)) for h in DATA["addrs"])}
-    theirs = {(l["ifindex"], ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"))
+    theirs = {(l["ifindex"], ipaddr.ip_interface(f"{a['local']}/{a['prefixlen']}"))
               for l in DATA["ip_addrs"] for a in l["addr_info"]}
     assert ours == theirs
     labels = {str(a.address): a.label for a in (addresses.decode_addr(bytes.fromhex(h)) for h in DATA["addrs"])}

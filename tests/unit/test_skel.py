@@ -5,11 +5,10 @@ import types
 
 import pytest
 
-from cni_rdma import skel
+from cni_rdma import ipaddr, skel
 from cni_rdma.errors import CniError
 from cni_rdma.types import Interface, IPConfig, Result
 from cni_rdma.version import SUPPORTED
-import ipaddress
 
 GOOD_ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "ctr-1", "CNI_NETNS": "/var/run/netns/x",
             "CNI_IFNAME": "net1", "CNI_PATH": "/opt/cni/bin"}
@@ -35,7 +34,7 @@ def fake_plugin(result=None, raises=None, record=None):
 
 def run(env, stdin=b"", module=None):
     out, err = io.StringIO(), io.StringIO()
-    rc = skel.run(module or fake_plugin(Result(ips=(IPConfig(ipaddress.ip_interface("10.0.0.2/24")),))),
+    rc = skel.run(module or fake_plugin(Result(ips=(IPConfig(ipaddr.ip_interface("10.0.0.2/24")),))),
                   env, io.BytesIO(stdin), out, err)
     return rc, out.getvalue(), err.getvalue()
 

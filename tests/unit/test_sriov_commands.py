@@ -8,12 +8,11 @@ manager is tested against real links in tests/netns/test_sriov*.py and tests/vm/
 from __future__ import annotations
 
 import errno
-import ipaddress
 import json
 
 import pytest
 
-from cni_rdma import faults
+from cni_rdma import faults, ipaddr
 from cni_rdma.errors import CniError
 from cni_rdma.netlink.errors import NetlinkError
 from cni_rdma.skel import Request
@@ -102,7 +101,7 @@ def env(tmp_path, monkeypatch):
 
     def ipam_add(req):
         fake._enter("ipam-add")
-        return Result(cni_version=req.conf.cni_version, ips=(IPConfig(ipaddress.ip_interface("10.1.0.5/24")),))
+        return Result(cni_version=req.conf.cni_version, ips=(IPConfig(ipaddr.ip_interface("10.1.0.5/24")),))
 
     monkeypatch.setattr(sriov.ipam, "add", ipam_add)
     monkeypatch.setattr(sriov.ipam, "delete", lambda req: fake.calls.append("ipam-del"))

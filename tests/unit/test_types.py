@@ -1,10 +1,10 @@
 """Result conversion across every version (SPEC.md section 5 "Result Types" and each version's own spec)."""
-import ipaddress
 import json
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from cni_rdma import ipaddr
 from cni_rdma.errors import CniError
 from cni_rdma.types import DNS, Interface, IPConfig, NetConf, Result, Route
 
@@ -12,9 +12,9 @@ V1 = ("1.0.0", "1.1.0")
 V04 = ("0.3.0", "0.3.1", "0.4.0")
 LEGACY = ("0.1.0", "0.2.0")
 
-ipv4 = st.builds(lambda a, p: ipaddress.ip_interface(f"{ipaddress.IPv4Address(a)}/{p}"),
+ipv4 = st.builds(lambda a, p: ipaddr.IPInterface(ipaddr.IPAddress(4, a), p),
                  st.integers(1, 2**32 - 2), st.integers(1, 32))
-ipv6 = st.builds(lambda a, p: ipaddress.ip_interface(f"{ipaddress.IPv6Address(a)}/{p}"),
+ipv6 = st.builds(lambda a, p: ipaddr.IPInterface(ipaddr.IPAddress(6, a), p),
                  st.integers(1, 2**128 - 2), st.integers(1, 128))
 addr = st.one_of(ipv4, ipv6)
 names = st.text("abcdefghij0123456789-_.", min_size=1, max_size=15)
@@ -88,7 +88,7 @@ def test_legacy_keeps_first_address_of_each_family(r, v):
 
 def test_1_1_0_fields_only_in_1_1_0():
     r = Result("1.1.0", (Interface("net1", "aa:bb:cc:dd:ee:ff", 9000, "/ns", "/s.sock", "0000:01:00.1"),), (),
-               (Route(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_address("10.0.0.1"), 1400, 1360, 10, 100, 0),))
+               (Route(ipaddr.ip_network("0.0.0.0/0"), ipaddr.ip_address("10.0.0.1"), 1400, 1360, 10, 100, 0),))
     full = r.to_json("1.1.0")
     assert full["interfaces"][0] == {"name": "net1", "mac": "aa:bb:cc:dd:ee:ff", "mtu": 9000, "sandbox": "/ns",
                                      "socketPath": "/s.sock", "pciID": "0000:01:00.1"}
@@ -103,7 +103,7 @@ def test_go_shaped_0_2_0_result_parses():
     go = {"cniVersion": "0.2.0", "ip4": {"ip": "10.1.2.3/24", "gateway": "10.1.2.1",
                                          "routes": [{"dst": "0.0.0.0/0"}]}, "dns": {}}
     r = Result.from_json(go)
-    assert r.ips[0].address == ipaddress.ip_interface("10.1.2.3/24") and r.routes[0].dst.prefixlen == 0
+    assert r.ips[0].address == ipaddr.ip_interface("10.1.2.3/24") and r.routes[0].dst.prefixlen == 0
     assert r.to_json("0.2.0") == go
 
 
