@@ -26,7 +26,7 @@ NEVER = {
     "logging", "tempfile", "shutil", "random", "hashlib", "datetime", "traceback", "copy", "string",
 }
 # Still imported while the rewrite of issue 13 lands piece by piece (each one leaves this set as it goes).
-PENDING = {"ipaddress", "collections", "functools", "operator"}
+PENDING: set[str] = set()
 
 
 def traced(plugin: str, command: str, conf: dict, node: topology.Node, pod_path: str, env: dict | None = None,
