@@ -244,7 +244,10 @@ def _prefixlen(version: int, text: str) -> Optional[int]:
     """The prefix length after "/": digits, or (IPv4) a dotted netmask or hostmask; None if invalid."""
     bits = _BITS[version]
     if text.isascii() and text.isdigit():
-        n = int(text)
+        try:
+            n = int(text)
+        except ValueError:  # more digits than int() reads (4300): as ipaddress, not a prefix length
+            return None
         return n if n <= bits else None
     mask = _v4(text) if version == 4 else None
     if mask is None:

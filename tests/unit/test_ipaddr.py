@@ -95,6 +95,8 @@ def test_address_text_as_ipaddress(text):
 @example("fe80::%eth0/64")
 @example("10.0.0.1/24/")
 @example("::/0")
+@example("10.0.0.0/" + "1" * 5000)  # past int()'s digit limit: still "does not appear to be"
+@example("::/" + "0" * 4099 + "8")
 def test_interface_and_network_text_as_ipaddress(text):
     assert _outcome(ipaddr.ip_interface, text) == _outcome(ipaddress.ip_interface, text)
     for strict in (True, False):
