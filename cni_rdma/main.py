@@ -4,8 +4,13 @@ Imports only sys and posix at the top (not os: ~2 ms with what it pulls): the ab
 errors are answered by cni_rdma/early.py before the plugin (and os, json, ...) is imported
 (tests/unit/test_startup.py).
 """
+import gc
 import posix
 import sys
+
+# A plugin process lives for one call: the cyclic garbage collector would only spend start-up time (a few
+# collections during the imports, 2-4 ms) and free nothing. The operator CLI turns it back on.
+gc.disable()
 
 from .registry import ABOUT, PLUGINS, load
 
@@ -21,6 +26,7 @@ def main(argv: "list[str] | None" = None) -> int:
     if name == CLI_NAME and (len(argv) > 1 or not posix.environ.get(b"CNI_COMMAND")):
         # The operator CLI (click, pyudev; `install`/`uninstall` run cni_rdma.installer): imported only here,
         # never on a plugin's path.
+        gc.enable()
         from .cli import main as cli_main
         return cli_main(argv)
     module_name = PLUGINS.get(name)

@@ -14,7 +14,6 @@ import errno
 import io
 import json
 import os
-import threading
 
 import pytest
 
@@ -92,7 +91,7 @@ class FakeRdma:
             raise NetlinkError(self.k.refuse[name], "move RDMA device to netns", f"index {index}")
         d[1] = os.fstat(fd).st_ino
         self.k.moves.append((name, d[1]))
-        self.k.threads.append(threading.current_thread().name)
+        self.k.threads.append(os.stat("/proc/thread-self/ns/net").st_ino)  # the caller thread's netns
 
 
 @pytest.fixture
@@ -366,7 +365,7 @@ def test_state_write_failure_moves_device_back(kernel, sysfs, pod, tmp_path, mon
     assert r.code == 5 and "cannot write state" in r.json["msg"]
     assert [inode for _, inode in kernel.moves] == [_ns_inode(pod.path), kernel.host]
     assert kernel.where("rxe0") == kernel.host
-    assert kernel.threads[-1] == "netns"  # the way back was requested from inside the pod netns
+    assert kernel.threads[-1] == _ns_inode(pod.path)  # the way back was requested from inside the pod netns
 
 
 def test_add_missing_netns(kernel, sysfs, tmp_path):
@@ -392,7 +391,7 @@ def test_del_moves_back_from_inside_the_pod(kernel, attached, tmp_path):
     r = _del(attached.path, tmp_path)
     assert r.code == 0, r.json
     assert kernel.where("rxe0") == kernel.host
-    assert kernel.threads[-1] == "netns"
+    assert kernel.threads[-1] == _ns_inode(attached.path)
     assert not (state_dir(tmp_path) / f"{NET}-ctr1-net1").exists()
     # repeated DEL: no state, nothing to do
     assert _del(attached.path, tmp_path).code == 0
