@@ -61,20 +61,75 @@ def delegate(req: Request, command: str) -> Optional[Result]:
 
 
 def _exec(exe: str, plugin: str, env: dict, req: Request, command: str) -> Optional[Result]:
-    import subprocess
-
-    p = subprocess.run([exe], input=req.stdin, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if p.stderr:
-        sys.stderr.write(p.stderr.decode(errors="replace"))
-    if p.returncode != 0:
-        raise _plugin_error(plugin, p.returncode, p.stdout, p.stderr)
+    returncode, stdout, stderr = run_captured(exe, req.stdin, env)
+    if stderr:
+        sys.stderr.write(stderr.decode(errors="replace"))
+    if returncode != 0:
+        raise _plugin_error(plugin, returncode, stdout, stderr)
     if command != "ADD":
         return None
     try:
-        out = jsonc.loads(p.stdout)
+        out = jsonc.loads(stdout)
     except ValueError as e:
         raise CniError(DECODE_FAILURE, f"failed to parse the result of IPAM plugin {plugin!r}", str(e)) from None
     return Result.from_json(out, req.conf.cni_version, f"result of IPAM plugin {plugin!r}")
+
+
+def run_captured(exe: str, stdin: bytes, env: dict) -> tuple[int, bytes, bytes]:
+    """subprocess.run([exe], input=stdin, env=env, stdout=PIPE, stderr=PIPE): (returncode, stdout, stderr), the
+    returncode -N for a child killed by signal N; OSError when exe cannot be run. Without subprocess, which
+    imports signal, enum, threading, selectors, contextlib, locale and re (~10 ms before the delegate even
+    starts): posix_spawn on three pipes, SIGPIPE and SIGXFSZ back to default in the child as subprocess
+    does, stdin written and both outputs read through poll so a chatty or a non-reading child cannot
+    deadlock us."""
+    import _signal
+    import select  # the C module
+
+    fds: list[int] = []  # ours to close
+    try:
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        fds += [in_r, in_w, out_r, out_w, err_r, err_w]
+        pid = os.posix_spawn(exe, [exe], env, setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ), file_actions=[
+            (os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)])
+        for fd in (in_r, out_w, err_w):  # the child's ends
+            os.close(fd)
+            fds.remove(fd)
+        outputs: dict[int, list[bytes]] = {out_r: [], err_r: []}
+        poller = select.poll()
+        for fd in outputs:
+            poller.register(fd, select.POLLIN)
+        todo = memoryview(stdin)
+        if todo:
+            poller.register(in_w, select.POLLOUT)
+        else:
+            os.close(in_w)
+            fds.remove(in_w)
+        while len(fds) > 0:
+            for fd, _ in poller.poll():
+                if fd == in_w:
+                    try:
+                        todo = todo[os.write(in_w, todo[:select.PIPE_BUF]):]  # PIPE_BUF: never blocks after POLLOUT
+                    except BrokenPipeError:  # the child exited without reading it all, as subprocess allows
+                        todo = todo[:0]
+                    if not todo:
+                        poller.unregister(in_w)
+                        os.close(in_w)
+                        fds.remove(in_w)
+                    continue
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    outputs[fd].append(chunk)
+                else:  # EOF: the child (and anything it spawned) closed it
+                    poller.unregister(fd)
+                    os.close(fd)
+                    fds.remove(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(outputs[out_r]), b"".join(outputs[err_r])
 
 
 def _plugin_error(plugin: str, rc: int, stdout: bytes, stderr: bytes) -> CniError:

@@ -121,3 +121,57 @@ def test_in_process_only_for_our_own_bundle(monkeypatch):
         assert ipam._in_process_module("host-local", "/usr/lib/cni/host-local") is None
     monkeypatch.setenv("CNI_RDMA_NO_INPROCESS_IPAM", "1")
     assert ipam._in_process_module("host-local", str(dev / "host-local")) is None
+
+
+# ipam.run_captured stands in for subprocess.run (which imports enum, threading, selectors, locale, re...):
+# the same answers as subprocess for the shapes a delegate can take.
+SHAPES = {
+    "echo": "cat; echo done >&2",
+    "big both ways": "cat; head -c 300000 /dev/zero | tr '\\0' e >&2",
+    "ignores stdin": "echo early; exit 4",
+    "closes stdin first": "exec 0<&-; head -c 200000 /dev/zero | tr '\\0' o",
+    "killed": "kill -9 $$",
+    "env": 'echo "$CNI_COMMAND/$ONLY_THIS"; env | grep -c . >&2',
+    "grandchild keeps stdout": "(sleep 0.2; echo late) & echo now",
+}
+
+
+@pytest.mark.parametrize("stdin", [b"", b'{"x": 1}', b"z" * 1_000_000])
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_run_captured_answers_as_subprocess_does(tmp_path, shape, stdin):
+    import subprocess
+
+    exe = tmp_path / "delegate"
+    exe.write_text("#!/bin/sh\n" + SHAPES[shape] + "\n")
+    exe.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "CNI_COMMAND": "ADD", "ONLY_THIS": "yes"}
+    want = subprocess.run([str(exe)], input=stdin, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert ipam.run_captured(str(exe), stdin, env) == (want.returncode, want.stdout, want.stderr)
+
+
+def test_run_captured_exec_failure_is_subprocess_oserror(tmp_path):
+    import subprocess
+
+    exe = tmp_path / "noshebang"
+    exe.write_text("echo hi\n")
+    exe.chmod(0o755)
+    with pytest.raises(OSError) as want:
+        subprocess.run([str(exe)], input=b"", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with pytest.raises(OSError) as got:
+        ipam.run_captured(str(exe), b"", {})
+    assert (got.value.errno, str(got.value)) == (want.value.errno, str(want.value))
+
+
+def test_run_captured_imports_no_subprocess(tmp_path):
+    exe = tmp_path / "delegate"
+    exe.write_text("#!/bin/sh\ncat\n")
+    exe.chmod(0o755)
+    code = ("import sys; sys.path.insert(0, %r)\nfrom cni_rdma import ipam\n"
+            "assert ipam.run_captured(%r, b'hi', {}) == (0, b'hi', b'')\n"
+            "print(sorted(m for m in ('subprocess', 'signal', 'enum', 'threading', 'selectors', 're', 'locale')"
+            " if m in sys.modules))" % (str(ROOT), str(exe)))
+    import subprocess
+
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
