@@ -192,8 +192,13 @@ def test_hostile_strings_everywhere(plugin, node, pod, tmp_path_factory, data):
             continue
         _set(conf, field, value)
         if field[-1] in ("dataDir", "logFile") and "\x00" not in value:
-            # A relative dataDir lands in the plugin's cwd (a relative logFile is refused).
-            allowed.append(os.path.normpath(os.path.join(f"{sandbox}/cwd", value)))
+            # A relative dataDir lands in the plugin's cwd (a relative logFile is refused), every missing parent
+            # created on the way (Go's host-local MkdirAll does the same): "0/0" makes cwd/0 too.
+            target = os.path.normpath(os.path.join(f"{sandbox}/cwd", value))
+            allowed.append(target)
+            while not os.path.isabs(value) and os.path.dirname(target) not in (f"{sandbox}/cwd", sandbox, "/"):
+                target = os.path.dirname(target)
+                allowed.append(target)
     raw = data.draw(st.booleans(), label="raw bytes in stdin")
     stdin = _encode(json.dumps(conf, ensure_ascii=False)) if raw else json.dumps(conf).encode()
     before = _listing(sandbox)
