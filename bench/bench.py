@@ -88,12 +88,11 @@ def build_floor(ours: Path) -> Path | None:
     """The frozen empty app: tools/launcher.c built with CNI_RDMA_FLOOR (it starts the bundle's interpreter
     exactly as a plugin call does, then runs nothing), next to a symlink to the bundle's _internal. No plugin
     in this bundle can start faster; what our VERSION costs above it is our own imports."""
-    import sysconfig
+    from tools.build_bundle import BuildError, launcher_command
 
     exe = ours.resolve() / "macvlan"
     bundle = exe.resolve().parent
     internal = bundle / "_internal"
-    libpython = f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"
     out_dir = ROOT / "build" / "bench" / "floor"
     out = out_dir / "cni-rdma-floor"
     if out_dir.exists():
@@ -102,9 +101,11 @@ def build_floor(ours: Path) -> Path | None:
     (out_dir / "_internal").symlink_to(internal)
     interp = subprocess.run(["patchelf", "--print-interpreter", str(bundle / "cni-rdma")], capture_output=True,
                             text=True).stdout.strip().rstrip("\0")
-    cmd = ["cc", "-O2", "-s", "-DCNI_RDMA_FLOOR", "-I", sysconfig.get_paths()["include"], "-o", str(out),
-           str(ROOT / "tools" / "launcher.c"), f"-L{internal}", f"-l:{libpython}",
-           f"-Wl,-rpath,{internal / 'lib'}:{internal}"]
+    try:  # linked exactly as the bundle's executable, with absolute paths into the bundle
+        cmd = launcher_command(out, internal, ("CNI_RDMA_FLOOR",), rpath=f"{internal / 'lib'}:{internal}")
+    except BuildError as e:
+        print(f"bench: no floor build: {e}", file=sys.stderr)
+        return None
     if interp:
         cmd.append(f"-Wl,--dynamic-linker={interp}")
     p = subprocess.run(cmd, capture_output=True, text=True)

@@ -143,31 +143,49 @@ def self_contain(bundle: Path, final: Path) -> list[str]:
     return sorted(shipped)
 
 
-def build_launcher(bundle: Path, importtime: bool = False) -> None:
-    """Put tools/launcher.c in place of PyInstaller's bootloader as the bundle's executable.
+def launcher_command(out: Path, internal: Path, defines: tuple[str, ...] = (), rpath: str = "$ORIGIN/_internal"
+                     ) -> list[str]:
+    """The cc command line that builds tools/launcher.c into `out` against the bundle's `internal` dir.
 
-    The bootloader re-execs itself once to set LD_LIBRARY_PATH (our RPATHs make that needless) and runs a
-    Python-level bootstrap (its importers, a ctypes probe, zlib, struct) before our first line: ~9 ms CPU of
-    every CNI call here, a third of a VERSION (bench/README.md). PyInstaller still collects the modules and
-    libpython; the launcher links that libpython and starts it configured as the bootloader does."""
+    libpython is linked in statically when the build Python ships its archive (LIBPL/LIBRARY, as pyenv and
+    Debian's libpython3.x-dev do), with every symbol exported for the extension modules (none of them links
+    libpython itself): a shared libpython costs ~1.3 ms of relocations on every start (bench: 15.3 -> 14.0 ms
+    CPU for the empty app). Without the archive, the launcher links the libpython PyInstaller collected."""
     cc = shutil.which("cc")
     if cc is None:
         raise BuildError("no C compiler for tools/launcher.c (make deps installs gcc)")
     include = Path(sysconfig.get_paths()["include"])
     if not (include / "Python.h").exists():
         raise BuildError(f"no Python.h in {include} for tools/launcher.c (the build Python's headers)")
-    internal = bundle / "_internal"
-    libpython = f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"
-    if not (internal / libpython).exists():
-        raise BuildError(f"PyInstaller collected no {libpython} in {internal}")
+    archive = Path(sysconfig.get_config_var("LIBPL") or "/nonexistent") / (sysconfig.get_config_var("LIBRARY") or "-")
+    if archive.is_file():
+        link = ["-Wl,--whole-archive", str(archive), "-Wl,--no-whole-archive", "-Wl,--export-dynamic",
+                "-lm", "-ldl", "-lpthread", "-lutil"]
+    else:
+        libpython = f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"
+        if not (internal / libpython).exists():
+            raise BuildError(f"PyInstaller collected no {libpython} in {internal}")
+        link = [f"-L{internal}", f"-l:{libpython}"]
+    return [cc, "-O2", "-s", "-Wall", "-Wextra", "-Werror", "-I", str(include), *(f"-D{d}" for d in defines),
+            "-o", str(out), str(LAUNCHER), *link, f"-Wl,-rpath,{rpath}"]
+
+
+def build_launcher(bundle: Path, importtime: bool = False) -> None:
+    """Put tools/launcher.c in place of PyInstaller's bootloader as the bundle's executable.
+
+    The bootloader re-execs itself once to set LD_LIBRARY_PATH (our RPATHs make that needless) and runs a
+    Python-level bootstrap (its importers, a ctypes probe, zlib, struct) before our first line: ~9 ms CPU of
+    every CNI call here, a third of a VERSION (bench/README.md). PyInstaller still collects the modules; the
+    launcher starts the interpreter configured as the bootloader does (`launcher_command`: how it links)."""
     exe, tmp = bundle / "cni-rdma", bundle / ".cni-rdma.launcher"
-    cmd = [cc, "-O2", "-s", "-Wall", "-Wextra", "-Werror", "-I", str(include),
-           *(["-DCNI_RDMA_IMPORTTIME"] if importtime else []), "-o", str(tmp), str(LAUNCHER),
-           f"-L{internal}", f"-l:{libpython}", "-Wl,-rpath,$ORIGIN/_internal"]
+    cmd = launcher_command(tmp, bundle / "_internal", ("CNI_RDMA_IMPORTTIME",) if importtime else ())
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise BuildError(f"compiling tools/launcher.c failed: {p.stderr.strip()[-2000:]}")
     os.replace(tmp, exe)
+    if "-Wl,--whole-archive" in cmd:  # libpython is inside the executable: PyInstaller's copy is dead weight
+        libpython = bundle / "_internal" / f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"
+        libpython.unlink(missing_ok=True)
 
 
 def _loader_name(libdir: Path) -> str:
