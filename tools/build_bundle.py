@@ -143,14 +143,15 @@ def self_contain(bundle: Path, final: Path) -> list[str]:
     return sorted(shipped)
 
 
-def launcher_command(out: Path, internal: Path, defines: tuple[str, ...] = (), rpath: str = "$ORIGIN/_internal"
-                     ) -> list[str]:
+def launcher_command(out: Path, internal: Path, defines: tuple[str, ...] = (), rpath: str = "$ORIGIN/_internal",
+                     static: bool = True) -> list[str]:
     """The cc command line that builds tools/launcher.c into `out` against the bundle's `internal` dir.
 
     libpython is linked in statically when the build Python ships its archive (LIBPL/LIBRARY, as pyenv and
     Debian's libpython3.x-dev do), with every symbol exported for the extension modules (none of them links
     libpython itself): a shared libpython costs ~1.3 ms of relocations on every start (bench: 15.3 -> 14.0 ms
-    CPU for the empty app). Without the archive, the launcher links the libpython PyInstaller collected."""
+    CPU for the empty app). Without the archive (or with `static=False`: an archive of non-PIC objects cannot go
+    into a PIE), the launcher links the libpython PyInstaller collected."""
     cc = shutil.which("cc")
     if cc is None:
         raise BuildError("no C compiler for tools/launcher.c (make deps installs gcc)")
@@ -158,7 +159,7 @@ def launcher_command(out: Path, internal: Path, defines: tuple[str, ...] = (), r
     if not (include / "Python.h").exists():
         raise BuildError(f"no Python.h in {include} for tools/launcher.c (the build Python's headers)")
     archive = Path(sysconfig.get_config_var("LIBPL") or "/nonexistent") / (sysconfig.get_config_var("LIBRARY") or "-")
-    if archive.is_file():
+    if static and archive.is_file():
         link = ["-Wl,--whole-archive", str(archive), "-Wl,--no-whole-archive", "-Wl,--export-dynamic",
                 "-lm", "-ldl", "-lpthread", "-lutil"]
     else:
@@ -178,8 +179,12 @@ def build_launcher(bundle: Path, importtime: bool = False) -> None:
     every CNI call here, a third of a VERSION (bench/README.md). PyInstaller still collects the modules; the
     launcher starts the interpreter configured as the bootloader does (`launcher_command`: how it links)."""
     exe, tmp = bundle / "cni-rdma", bundle / ".cni-rdma.launcher"
-    cmd = launcher_command(tmp, bundle / "_internal", ("CNI_RDMA_IMPORTTIME",) if importtime else ())
+    defines = ("CNI_RDMA_IMPORTTIME",) if importtime else ()
+    cmd = launcher_command(tmp, bundle / "_internal", defines)
     p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0 and "-Wl,--whole-archive" in cmd:
+        cmd = launcher_command(tmp, bundle / "_internal", defines, static=False)
+        p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise BuildError(f"compiling tools/launcher.c failed: {p.stderr.strip()[-2000:]}")
     os.replace(tmp, exe)
