@@ -7,7 +7,8 @@ Interleaved rounds (the order alternates every round), each plugin a real proces
   dual-stack  macvlan + host-local with an IPv4 and an IPv6 range: Go waits for IPv6 DAD (~1-2 s), ours
               returns at once with optimistic DAD (the `dad` key's default; tests/netns/test_ipconfig_parity.py)
 For each: wall time, CPU time (user+sys from wait4: the plugin and every child it reaped, i.e. Go's IPAM
-exec) and peak RSS, measured by the small C helper bench/spawn.c (needs cc); min/median/max, and the median of the per-round ours/Go ratios. Writes bench/results.md.
+exec) and peak RSS, measured by the small C helper bench/spawn.c (needs cc); min/median/max, and the median
+of the per-round ours/Go ratios. Writes bench/results.md.
 Everything happens in throwaway namespaces (tests/topology.py); the plugins run in the "node" netns.
 Not a test: numbers are reported against the targets, never asserted.
 """
@@ -301,7 +302,8 @@ def floor_table(floors: dict[str, list[Sample]]) -> list[str]:
     if not go:
         return []
     lines = ["Start-up floors (same VERSION rounds, interleaved):", "",
-             "| process | wall ms median | CPU ms median | × Go VERSION (wall, median of per-round) |", "|---|---|---|---|"]
+             "| process | wall ms median | CPU ms median | × Go VERSION (wall, median of per-round) |",
+             "|---|---|---|---|"]
     for name, label in FLOOR_NAMES.items():
         xs = floors.get(name) or []
         if not xs:
@@ -316,7 +318,7 @@ def floor_table(floors: dict[str, list[Sample]]) -> list[str]:
     return lines
 
 
-def summary(results: dict[str, Series], ours: Path) -> list[str]:
+def summary(results: dict[str, Series], ours: Path, floors: dict[str, list[Sample]] | None = None) -> list[str]:
     """Where our time goes, from the table's own medians (CPU: robust on a shared machine)."""
     def med(op: str, impl: str, metric: str = "cpu_ms") -> float:
         xs = [getattr(x, metric) for x in results[op].samples[impl]]
@@ -329,9 +331,20 @@ def summary(results: dict[str, Series], ours: Path) -> list[str]:
            f"peak RSS of our VERSION {med('VERSION', 'ours', 'rss_mb'):.1f} MB."]
     if results["ADD"].samples["ours"]:
         start, add, dele = med("VERSION", "ours"), med("ADD", "ours"), med("DEL", "ours")
-        out.append(f"Start-up dominates: our VERSION (interpreter + imports, no work) costs {start:.1f} ms CPU, "
+        out.append(f"Start-up: our VERSION (interpreter + imports, no work) costs {start:.1f} ms CPU, "
                    f"{100 * start / add:.0f}% of our ADD ({add:.1f} ms) and {100 * start / dele:.0f}% of our DEL "
                    f"({dele:.1f} ms); Go's whole ADD, IPAM exec included, costs {med('ADD', 'go'):.1f} ms.")
+        empty = floors.get("frozen-empty") if floors else None
+        if empty:
+            f = statistics.median(x.cpu_ms for x in empty)
+            out += ["", "What the floor leaves (CPU, medians of this run): the frozen empty app costs "
+                    f"{f:.1f} ms before any line of ours runs.", "",
+                    "| operation | Go CPU ms | target × | budget ms | frozen empty app alone, × Go "
+                    "| ours above the empty app ms |", "|---|---|---|---|---|---|"]
+            for op in ("ADD", "DEL"):
+                go, target = med(op, "go"), TARGETS[(op, "cpu_ms")]
+                out.append(f"| {op} | {go:.1f} | {target:.1f}× | {go * target:.1f} | {f / go:.2f}× | "
+                           f"{med(op, 'ours') - f:.1f} (imports of our ~40 modules, then the kernel work) |")
     return out + [""]
 
 
@@ -420,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["ADD/DEL not measured: our macvlan or host-local does not load yet.", ""]
     lines += table(results)
     lines += ["", *floor_table(floors), ""]
-    lines += summary(results, args.ours)
+    lines += summary(results, args.ours, floors)
     if profile:
         lines += ["## What an ADD imports inside the frozen app (`-X importtime`)", "", *profile, ""]
     text = "\n".join(lines) + "\n"

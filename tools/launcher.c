@@ -6,7 +6,7 @@
  * ctypes probe, zlib and struct) on every call. This does only what a plugin needs: the interpreter
  * configured as PyInstaller configures it (isolated: no PYTHON* variables, no site, no user site, no
  * bytecode writes, UTF-8 mode, sys.path = the bundle only), sys.frozen and sys._MEIPASS set, then
- * `sys.exit(cni_rdma.main.main())`.
+ * `cni_rdma.main.run()` (main(), then the exit).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     PyRun_SimpleString("pass\n");
     return Py_FinalizeEx() < 0 ? 120 : 0;
 #else
-    PyRun_SimpleString("import sys\nfrom cni_rdma.main import main\nsys.exit(main())\n");
+    PyRun_SimpleString("from cni_rdma.main import run\nrun()\n");
 #endif
     /* Only an exception other than SystemExit gets here; its traceback is printed on stderr. */
     return Py_FinalizeEx() < 0 ? 120 : 1;

@@ -16,8 +16,8 @@ LAUNCHER = """#!{python} -IS
 # cni-rdma dev launcher: runs the source tree at {root}; dispatches on argv[0].
 import sys
 sys.path.insert(0, {root!r})
-from cni_rdma.main import main
-sys.exit(main())
+from cni_rdma.main import run
+run()
 """
 
 
