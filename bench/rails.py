@@ -63,11 +63,11 @@ def build(pfs: int, vfs: int) -> tuple[topology.Node, FakePci, list[str]]:
 
 
 def traced(plugin_dir: Path, plugin: str, command: str, conf: dict, env: dict, node: topology.Node,
-           out: Path) -> tuple[int, str]:
+           out: Path) -> tuple[int, str, str]:
     cmd = ["nsenter", f"--net={node.path}", "strace", "-f", "-qq", "-s", "256", "-yy", "-e",
            f"trace={TRACE}", "-o", str(out), str(plugin_dir / plugin)]
     p = subprocess.run(cmd, input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=120)
-    return p.returncode, p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
 
 _NL_FD = re.compile(r"^\w+\(\d+<NETLINK:")
@@ -104,10 +104,73 @@ def count(trace: Path, sysroot: str) -> dict:
     return c
 
 
+class Rails:
+    """A node netns with rails (PF + VFs) under a fake PCI tree; `chain` is the conflist of one attachment."""
+
+    def __init__(self, pfs: int, vfs: int, vm: bool):
+        self.vm = vm
+        self.cleanups: list = []
+        if vm:
+            self.node, self.pci, self.vfs = self._build_vm(pfs, vfs)
+        else:
+            self.node, self.pci, self.vfs = build(pfs, vfs)
+        self.cleanups.append(lambda: topology.netns_del(self.node.name))
+        self.cleanups.append(self.pci.cleanup)
+
+    def _build_vm(self, pfs: int, vfs: int):
+        """VM tier: netdevsim PFs (the VF table is real: IFLA_VFINFO_LIST, vf_set), dummy VF netdevs, and an
+        rxe device per VF (the host's RDMA device dump as on a node where every VF has one)."""
+        from tests.vm import guest
+
+        node = topology.make_node(default_route=False)
+        pci = FakePci()
+        first = []
+        for p in range(pfs):
+            pf = guest.netdevsim_add(numvfs=0, netns=node.name)
+            self.cleanups.append(lambda pf=pf: guest.netdevsim_del(pf))
+            if vfs > 4:  # netdevsim's default cap; debugfs max_vfs raises it
+                debug = Path("/sys/kernel/debug")
+                if not (debug / "netdevsim").exists():
+                    subprocess.run(["mount", "-t", "debugfs", "none", str(debug)], check=False)
+                (debug / "netdevsim" / f"netdevsim{pf.dev_id}" / "max_vfs").write_text(str(vfs))
+            (pf.sysfs / "sriov_numvfs").write_text(str(vfs))
+            pf_addr = pci.add_pf(pci.addr(0x10 + p, 0, 0), pf.ifname, totalvfs=vfs, offset=8, stride=1)
+            for v in range(vfs):
+                name = guest.dummy_add(f"r{p}v{v}", netns=node.name, up=False)
+                guest.ip("link", "set", name, "address", f"02:5b:{p:02x}:00:00:{v:02x}", netns=node.name)
+                rid = (0x10 + p) * 256 + 8 + v
+                addr = pci.add_vf(pf_addr, v, f"{pci.domain:04x}:{rid >> 8:02x}:{(rid & 0xFF) >> 3:02x}.{rid & 7}",
+                                  name)
+                rxe = guest.rxe_add()
+                self.cleanups.append(lambda rxe=rxe: guest.rxe_del(rxe))
+                guest.rdma("dev", "set", rxe.name, "netns", node.name)
+                (pci.dev_dir(addr) / "infiniband" / rxe.name).mkdir(parents=True)
+                if v == 0:
+                    first.append(addr)
+        return node, pci, first
+
+    def chain(self, i: int, work: Path) -> list[dict]:
+        ipam = {"type": "host-local", "subnet": f"10.77.{i}.0/24", "dataDir": str(work / "ipam")}
+        sriov = {"type": "sriov", "deviceID": self.vfs[i], "ipam": ipam}
+        if not self.vm:
+            return [sriov]
+        # PF-side settings (the VF table is read, written and read back) and the chained rdma plugin
+        sriov.update(vlan=100 + i, mac=f"02:aa:00:00:{i:02x}:01", spoofchk="off")
+        return [sriov, {"type": "rdma", "deviceID": self.vfs[i], "dataDir": str(work / "state")}]
+
+    def cleanup(self) -> None:
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception as e:  # best effort: report and go on
+                print(f"cleanup: {e}", file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pfs", type=int, default=8)
     ap.add_argument("--vfs", type=int, default=8)
+    ap.add_argument("--vm", action="store_true", help="in the VM guest: netdevsim PFs, rxe devices, rdma chained")
     ap.add_argument("--plugins", default=str(ROOT / "build" / "dev-bin"))
     ap.add_argument("--keep", action="store_true", help="keep the strace files (printed)")
     args = ap.parse_args()
@@ -115,27 +178,39 @@ def main() -> int:
         print("needs strace", file=sys.stderr)
         return 2
     plugin_dir = Path(args.plugins)
-    node, pci, vfs = build(args.pfs, args.vfs)
+    rails = Rails(args.pfs, args.vfs, args.vm)
     pod = topology.make_pod()
     work = Path(tempfile.mkdtemp(prefix="crn-rails-"))
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CNI_CONTAINERID": "rails",
            "CNI_NETNS": pod.path, "CNI_PATH": str(plugin_dir), "CNI_RDMA_STATE_ROOT": str(work / "state"),
-           **pci.env}
+           **rails.pci.env}
     totals: dict[str, list] = {}
+    results: dict[int, dict] = {}
     try:
+        n = len(rails.vfs)
         for command in ("ADD", "DEL"):
-            order = range(len(vfs)) if command == "ADD" else reversed(range(len(vfs)))
-            for i in order:
-                conf = {"cniVersion": "1.0.0", "name": "rails", "type": "sriov", "deviceID": vfs[i],
-                        "ipam": {"type": "host-local", "subnet": f"10.77.{i}.0/24", "dataDir": str(work / "ipam")}}
-                out = work / f"{command}-{i}.trace"
-                code, text = traced(plugin_dir, "sriov", command, conf,
-                                    {**env, "CNI_COMMAND": command, "CNI_IFNAME": f"net{i + 1}"}, node, out)
-                if code != 0:
-                    print(f"sriov {command} rail {i} failed: {text}", file=sys.stderr)
-                    return 1
-                totals.setdefault(f"sriov {command}", []).append(count(out, str(pci.root)))
-        print(f"{args.pfs} PFs x {args.vfs} VFs (fake PCI tree, veth stand-ins); per call, rail 1 / rail {len(vfs)}:")
+            for i in (range(n) if command == "ADD" else reversed(range(n))):
+                chain = rails.chain(i, work)
+                prev = None
+                for plugin in (chain if command == "ADD" else list(reversed(chain))):
+                    conf = {"cniVersion": "1.0.0", "name": "rails", **plugin}
+                    if command == "ADD" and prev is not None:
+                        conf["prevResult"] = prev
+                    elif command == "DEL" and i in results:
+                        conf["prevResult"] = results[i]
+                    out = work / f"{plugin['type']}-{command}-{i}.trace"
+                    code, text, err = traced(plugin_dir, plugin["type"], command, conf,
+                                        {**env, "CNI_COMMAND": command, "CNI_IFNAME": f"net{i + 1}"}, rails.node, out)
+                    if code != 0:
+                        print(f"{plugin['type']} {command} rail {i} failed: {text}{err}", file=sys.stderr)
+                        return 1
+                    if command == "ADD":
+                        prev = json.loads(text)
+                    totals.setdefault(f"{plugin['type']} {command}", []).append(count(out, str(rails.pci.root)))
+                if command == "ADD":
+                    results[i] = prev
+        where = "VM: netdevsim PFs, dummy VF netdevs, one rxe per VF" if args.vm else "veth stand-ins"
+        print(f"{args.pfs} PFs x {args.vfs} VFs (fake PCI tree, {where}); per call, rail 1 / rail {n}:")
         keys = list(next(iter(totals.values()))[0])
         print("| call | " + " | ".join(keys) + " |")
         print("|---|" + "---|" * len(keys))
@@ -147,8 +222,7 @@ def main() -> int:
             print(f"traces in {work}")
     finally:
         topology.netns_del(pod.name)
-        topology.netns_del(node.name)
-        pci.cleanup()
+        rails.cleanup()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return 0
