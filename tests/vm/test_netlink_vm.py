@@ -151,7 +151,8 @@ def test_vf_config_made_by_ip_decoded(netdevsim_pf, make_pod):
     v = ours[1]
     assert (v.mac, v.vlan, v.qos, v.vlan_proto) == ("02:00:00:00:0e:01", 33, 5, "802.1ad")
     assert (v.trust, v.spoofchk, v.link_state, v.min_tx_rate, v.max_tx_rate) == (True, False, "disable", 10, 50)
-    assert nl_in(node.path, lambda nl: nl.link_get(name=pf.ifname).num_vf) == 2
+    assert nl_in(node.path, lambda nl: nl.pf_get(name=pf.ifname)[0].num_vf) == 2
+    assert nl_in(node.path, lambda nl: nl.link_get(name=pf.ifname).num_vf) is None  # no VF table asked
 
 
 def test_vf_errors_name_the_vf(netdevsim_pf):
