@@ -108,11 +108,14 @@ int main(int argc, char **argv)
         return 1;
     }
     Py_DECREF(meipass);
-    /* sys.exit() ends the process here (PyErr_Print handles SystemExit: finalize, flush, exit with its code).
-     * bench/ builds a CNI_RDMA_FLOOR copy that runs nothing: the start-up floor of any plugin in this bundle. */
+    /* run() ends the process: posix._exit once a plugin's answer is flushed, else SystemExit (PyErr_Print
+     * handles it: finalize, flush, exit with its code).
+     * bench/ builds a CNI_RDMA_FLOOR copy that runs nothing and ends as a plugin call ends: the start-up floor
+     * of any plugin in this bundle. */
 #ifdef CNI_RDMA_FLOOR
-    PyRun_SimpleString("pass\n");
-    return Py_FinalizeEx() < 0 ? 120 : 0;
+    /* ends as a plugin call ends (cni_rdma.main.run: _exit, no interpreter teardown) */
+    PyRun_SimpleString("import posix\nposix._exit(0)\n");
+    return 0;
 #else
     PyRun_SimpleString("from cni_rdma.main import run\nrun()\n");
 #endif
