@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from cni_rdma.registry import PLUGINS  # noqa: E402
 from cni_rdma.installer import INTERP_RESERVED, LOADER_DIR, interp_segment, set_interp  # noqa: E402
 from cni_rdma.version import BUILD_VERSION  # noqa: E402
-from tools.build_ext import ExtBuildError, build_setns  # noqa: E402
+from tools.build_ext import ExtBuildError, build_setns, toolchain  # noqa: E402
 
 BUILD = ROOT / "build"
 
@@ -151,12 +151,10 @@ def launcher_command(out: Path, internal: Path, defines: tuple[str, ...] = (), r
     libpython itself): a shared libpython costs ~1.3 ms of relocations on every start (bench: 15.3 -> 14.0 ms
     CPU for the empty app). Without the archive (or with `static=False`: an archive of non-PIC objects cannot go
     into a PIE), the launcher links the libpython PyInstaller collected."""
-    cc = shutil.which("cc")
-    if cc is None:
-        raise BuildError("no C compiler for tools/launcher.c (make deps installs gcc)")
-    include = Path(sysconfig.get_paths()["include"])
-    if not (include / "Python.h").exists():
-        raise BuildError(f"no Python.h in {include} for tools/launcher.c (the build Python's headers)")
+    try:
+        cc, include = toolchain("tools/launcher.c")
+    except ExtBuildError as e:
+        raise BuildError(str(e)) from None
     archive = Path(sysconfig.get_config_var("LIBPL") or "/nonexistent") / (sysconfig.get_config_var("LIBRARY") or "-")
     if static and archive.is_file():
         link = ["-Wl,--whole-archive", str(archive), "-Wl,--no-whole-archive", "-Wl,--export-dynamic",

@@ -20,14 +20,20 @@ class ExtBuildError(Exception):
     """The extension cannot be compiled here: the message names the missing tool or header."""
 
 
-def build_setns(out_dir: Path) -> Path:
-    """Compile into out_dir/_setns<EXT_SUFFIX> (atomically replaced) and return that path."""
+def toolchain(source: str) -> tuple[str, Path]:
+    """cc and the running interpreter's include dir (Python.h), to compile `source` (named in the error)."""
     cc = shutil.which("cc")
     if cc is None:
-        raise ExtBuildError("no C compiler for cni_rdma/_setns.c (make deps installs gcc)")
+        raise ExtBuildError(f"no C compiler for {source} (make deps installs gcc)")
     include = Path(sysconfig.get_paths()["include"])
     if not (include / "Python.h").exists():
-        raise ExtBuildError(f"no Python.h in {include} for cni_rdma/_setns.c (the build Python's headers)")
+        raise ExtBuildError(f"no Python.h in {include} for {source} (the build Python's headers)")
+    return cc, include
+
+
+def build_setns(out_dir: Path) -> Path:
+    """Compile into out_dir/_setns<EXT_SUFFIX> (atomically replaced) and return that path."""
+    cc, include = toolchain("cni_rdma/_setns.c")
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"_setns{sysconfig.get_config_var('EXT_SUFFIX')}"
     tmp = out.with_name(f".{out.name}.tmp")
