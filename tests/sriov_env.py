@@ -3,6 +3,7 @@ that logs its calls, configs, and readers of a VF netdev's state.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -123,3 +124,20 @@ def link_state(link: dict | None) -> dict | None:
 def result_json(run: topology.PluginRun) -> dict:
     assert run.code == 0, run.stdout + run.stderr
     return json.loads(run.stdout)
+
+
+@contextlib.contextmanager
+def one_vf_node(bus: int, vf_netdev: str, **pf_keys):
+    """A node netns with a veth "PF" pf0 and one veth "VF" netdev, named by a fake PCI tree (PF at bus:0.0,
+    VF 0 at bus:0.2): yields (node, pci, the VF's PCI address); removes both afterwards."""
+    node = topology.make_node(default_route=False)
+    pci = FakePci()
+    try:
+        topology.sh("ip", "-n", node.name, "link", "add", "pf0", "type", "veth", "peer", "name", "pf0p")
+        topology.sh("ip", "-n", node.name, "link", "add", vf_netdev, "type", "veth", "peer", "name",
+                    f"{vf_netdev[:11]}p")
+        pf = pci.add_pf(pci.addr(bus, 0, 0), "pf0", **pf_keys)
+        yield node, pci, pci.add_vf(pf, 0, pci.addr(bus, 0, 2), vf_netdev)
+    finally:
+        topology.netns_del(node.name)
+        pci.cleanup()

@@ -12,7 +12,7 @@ import pytest
 
 from tests import deploy_examples as dx
 from tests import topology
-from tests.fakepci import FakePci
+from tests.sriov_env import one_vf_node
 
 
 def _nad(names: tuple[str, ...]) -> dict:
@@ -53,17 +53,8 @@ def test_macvlan_roce_shared_example(node, pod, tmp_path):
 
 @pytest.fixture
 def vf_host():
-    node = topology.make_node(default_route=False)
-    topology.sh("ip", "-n", node.name, "link", "add", "pf0", "type", "veth", "peer", "name", "pf0p")
-    topology.sh("ip", "-n", node.name, "link", "add", "ens6f0v0", "type", "veth", "peer", "name", "vfpeer0")
-    pci = FakePci()
-    pf = pci.add_pf(pci.addr(0xAF, 0, 0), "pf0")
-    vf = pci.add_vf(pf, 0, pci.addr(0xAF, 0, 2), "ens6f0v0")
-    yield node, pci, vf
-    topology.netns_del(node.name)
-    import shutil
-
-    shutil.rmtree(pci.root, ignore_errors=True)
+    with one_vf_node(0xAF, "ens6f0v0") as host:
+        yield host
 
 
 def test_sriov_rdma_example_sriov_step(vf_host, pod, tmp_path):

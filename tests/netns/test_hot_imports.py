@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tests import topology
-from tests.fakepci import FakePci
+from tests.sriov_env import one_vf_node
 from tests.topology import ROOT
 
 DEV_BIN = ROOT / "build" / "dev-bin"
@@ -67,15 +67,8 @@ def test_macvlan_host_local_add_check_del(node, pod, tmp_path):
 
 @pytest.fixture
 def fake_vf_node():
-    node = topology.make_node(default_route=False)
-    topology.sh("ip", "-n", node.name, "link", "add", "pf0", "type", "veth", "peer", "name", "pf0p")
-    topology.sh("ip", "-n", node.name, "link", "add", "hotvf0", "type", "veth", "peer", "name", "hotvf0p")
-    pci = FakePci()
-    pf = pci.add_pf(pci.addr(0x3c, 0, 0), "pf0", driver="fake_pf")
-    vf = pci.add_vf(pf, 0, pci.addr(0x3c, 0, 2), "hotvf0")
-    yield node, pci, vf
-    topology.netns_del(node.name)
-    pci.cleanup()
+    with one_vf_node(0x3C, "hotvf0", driver="fake_pf") as host:
+        yield host
 
 
 def test_sriov_host_local_add_del(fake_vf_node, pod, tmp_path):
