@@ -13,13 +13,13 @@ renamed to CNI_IFNAME inside the pod; an interface of that name already there is
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Callable, Optional
 
-from . import faults
+from . import faults, paths
 from .confkeys import q
 from .errors import INVALID_CONFIG, INVALID_ENV, IO_FAILURE, NOT_AVAILABLE, CniError
 from .netlink.errors import LinkNotFound, NetlinkError
@@ -88,7 +88,7 @@ _HEX = frozenset("0123456789abcdef")
 
 
 def temp_name() -> str:
-    return f"{TEMP_PREFIX}{os.getpid():06x}{os.urandom(2).hex()}"
+    return f"{TEMP_PREFIX}{posix.getpid():06x}{posix.urandom(2).hex()}"
 
 
 def is_orphan_temp(name: str) -> bool:
@@ -101,7 +101,7 @@ def is_orphan_temp(name: str) -> bool:
     if len(tail) != 10:
         return False
     pid = int(tail[:6], 16)
-    return pid != os.getpid() and not os.path.exists(f"/proc/{pid}")
+    return pid != posix.getpid() and not paths.exists(f"/proc/{pid}")
 
 
 def _rename(tmp: str, ifname: str) -> Link:
@@ -136,7 +136,7 @@ def create(netns: str, ifname: str, make: Callable, in_container: bool) -> Link:
             with Rtnl() as nl:
                 make(nl, tmp, fd)
         finally:
-            os.close(fd)
+            posix.close(fd)
     try:
         faults.point("made")  # the kill window: created under the temp name, not yet renamed
         return in_netns(netns, _rename, tmp, ifname)

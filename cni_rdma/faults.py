@@ -18,11 +18,12 @@ it proves a retry loop. `CNI_RDMA_TEST_FAULT=<step>!kill` makes `point(<step>)` 
 `<step>!stop` stops it there (SIGSTOP) instead: a test waits for the stop, a handshake, and kills it then.
 host-local's store has points inside its lock: "locked", "reserved", "last", "indexed", "released".
 """
-import os
+import posix
 
+from . import paths
 from .errors import INTERNAL, CniError
 
-_STEP = os.environ.get("CNI_RDMA_TEST_FAULT", "")
+_STEP = paths.getenv("CNI_RDMA_TEST_FAULT", "")
 _TRANSIENT = _STEP.rpartition("*")
 _left = {_TRANSIENT[0]: int(_TRANSIENT[2])} if _TRANSIENT[1] and _TRANSIENT[2].isdigit() else {}
 
@@ -34,7 +35,7 @@ def point(step: str) -> None:
         if _STEP in (step + "!kill", step + "!stop"):
             import signal
 
-            os.kill(os.getpid(), signal.SIGKILL if _STEP.endswith("!kill") else signal.SIGSTOP)
+            posix.kill(posix.getpid(), signal.SIGKILL if _STEP.endswith("!kill") else signal.SIGSTOP)
 
 
 def transient(step: str) -> bool:

@@ -5,45 +5,45 @@ resolves to this very bundle, its code is called in-process with the same env an
 """
 from __future__ import annotations
 
-import os
+import posix
 import sys
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Optional
 
-from . import jsonc
+from . import jsonc, paths
 from .errors import DECODE_FAILURE, INTERNAL, INVALID_CONFIG, CniError
 from .registry import PLUGINS, load
 from .skel import Request
 from .types import Result
 
 
-def find_in_path(plugin: str, paths: tuple[str, ...]) -> str:
+def find_in_path(plugin: str, dirs: tuple[str, ...]) -> str:
     """Go's invoke.FindInPath: a bare name, looked up in each CNI_PATH entry in order."""
     if not plugin:
         raise CniError(INVALID_CONFIG, 'invalid "ipam.type": empty plugin name')
-    if os.sep in plugin:
+    if paths.SEP in plugin:
         raise CniError(INVALID_CONFIG, f'invalid "ipam.type": invalid plugin name: {plugin}')
-    if not paths:
+    if not dirs:
         raise CniError(INVALID_CONFIG, f"no paths provided to find plugin {plugin!r} (CNI_PATH is empty)")
-    for d in paths:
-        candidate = os.path.join(d, plugin)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+    for d in dirs:
+        candidate = paths.join(d, plugin)
+        if paths.isfile(candidate) and posix.access(candidate, posix.X_OK):
             return candidate
-    raise CniError(INVALID_CONFIG, f"failed to find plugin {plugin!r} in path {list(paths)}")
+    raise CniError(INVALID_CONFIG, f"failed to find plugin {plugin!r} in path {list(dirs)}")
 
 
 def _own_entry() -> str:
     exe = sys.executable if getattr(sys, "frozen", False) else sys.argv[0]
-    return os.path.realpath(exe) if exe else ""
+    return paths.resolved(exe) if exe else ""
 
 
 def _in_process_module(plugin: str, exe: str) -> Optional[str]:
-    if plugin not in PLUGINS or os.environ.get("CNI_RDMA_NO_INPROCESS_IPAM"):
+    if plugin not in PLUGINS or paths.getenv("CNI_RDMA_NO_INPROCESS_IPAM"):
         return None
     own = _own_entry()
-    return PLUGINS[plugin] if own and os.path.realpath(exe) == own else None
+    return PLUGINS[plugin] if own and paths.resolved(exe) == own else None
 
 
 def delegate(req: Request, command: str) -> Optional[Result]:
@@ -87,14 +87,14 @@ def run_captured(exe: str, stdin: bytes, env: dict) -> tuple[int, bytes, bytes]:
 
     fds: list[int] = []  # ours to close
     try:
-        in_r, in_w = os.pipe()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        in_r, in_w = posix.pipe()
+        out_r, out_w = posix.pipe()
+        err_r, err_w = posix.pipe()
         fds += [in_r, in_w, out_r, out_w, err_r, err_w]
-        pid = os.posix_spawn(exe, [exe], env, setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ), file_actions=[
-            (os.POSIX_SPAWN_DUP2, in_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)])
+        pid = posix.posix_spawn(exe, [exe], env, setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ), file_actions=[
+            (posix.POSIX_SPAWN_DUP2, in_r, 0), (posix.POSIX_SPAWN_DUP2, out_w, 1), (posix.POSIX_SPAWN_DUP2, err_w, 2)])
         for fd in (in_r, out_w, err_w):  # the child's ends
-            os.close(fd)
+            posix.close(fd)
             fds.remove(fd)
         outputs: dict[int, list[bytes]] = {out_r: [], err_r: []}
         poller = select.poll()
@@ -104,32 +104,32 @@ def run_captured(exe: str, stdin: bytes, env: dict) -> tuple[int, bytes, bytes]:
         if todo:
             poller.register(in_w, select.POLLOUT)
         else:
-            os.close(in_w)
+            posix.close(in_w)
             fds.remove(in_w)
         while len(fds) > 0:
             for fd, _ in poller.poll():
                 if fd == in_w:
                     try:
-                        todo = todo[os.write(in_w, todo[:select.PIPE_BUF]):]  # PIPE_BUF: never blocks after POLLOUT
+                        todo = todo[posix.write(in_w, todo[:select.PIPE_BUF]):]  # PIPE_BUF: never blocks after POLLOUT
                     except BrokenPipeError:  # the child exited without reading it all, as subprocess allows
                         todo = todo[:0]
                     if not todo:
                         poller.unregister(in_w)
-                        os.close(in_w)
+                        posix.close(in_w)
                         fds.remove(in_w)
                     continue
-                chunk = os.read(fd, 65536)
+                chunk = posix.read(fd, 65536)
                 if chunk:
                     outputs[fd].append(chunk)
                 else:  # EOF: the child (and anything it spawned) closed it
                     poller.unregister(fd)
-                    os.close(fd)
+                    posix.close(fd)
                     fds.remove(fd)
     finally:
         for fd in fds:
-            os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), b"".join(outputs[out_r]), b"".join(outputs[err_r])
+            posix.close(fd)
+    _, status = posix.waitpid(pid, 0)
+    return posix.waitstatus_to_exitcode(status), b"".join(outputs[out_r]), b"".join(outputs[err_r])
 
 
 def _plugin_error(plugin: str, rc: int, stdout: bytes, stderr: bytes) -> CniError:

@@ -5,7 +5,6 @@ add/delete/check/status/gc over a parsed Request and raises CniError for anythin
 """
 from __future__ import annotations
 
-import os
 import sys
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -13,7 +12,7 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import BinaryIO, Mapping, Optional, TextIO
 
-from . import cniargs, jsonc
+from . import cniargs, jsonc, paths
 from .early import error_version, is_valid_id, read_env
 from .errors import (
     DECODE_FAILURE,
@@ -134,7 +133,7 @@ def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[R
         netns=values["CNI_NETNS"],
         ifname=values["CNI_IFNAME"],
         cni_args=values["CNI_ARGS"],
-        path=tuple(p for p in values["CNI_PATH"].split(os.pathsep) if p),
+        path=tuple(p for p in values["CNI_PATH"].split(paths.PATHSEP) if p),
         stdin=stdin,
         conf=conf,
         env=env,
@@ -169,7 +168,7 @@ def _check_not_own_netns(cmd: str, path: str, env: Mapping[str, str]) -> None:
 def run(module: ModuleType, env: Optional[Mapping[str, str]] = None, stdin: Optional[BinaryIO] = None,
         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
     """The process-level entry: print a result or a CNI error JSON on stdout; exit 0 or 1."""
-    env = os.environ if env is None else env
+    env = paths.environ() if env is None else env
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     cmd = env.get("CNI_COMMAND", "")

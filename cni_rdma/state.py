@@ -10,14 +10,14 @@ A record is JSON in one file; a process killed mid-write leaves either the old o
 from __future__ import annotations
 
 import fcntl
-import os
+import posix
 import time
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Callable, Optional
 
-from . import jsonc, safefile
+from . import jsonc, paths, safefile
 from .errors import INVALID_CONFIG, IO_FAILURE, CniError
 
 DEFAULT_ROOT = "/var/lib/cni"
@@ -47,10 +47,10 @@ def _tmp_owner(entry: str) -> Optional[int]:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
+    if pid == posix.getpid():
         return True
     try:
-        os.kill(pid, 0)
+        posix.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:
@@ -68,8 +68,8 @@ def check_name(name: str) -> str:
 
 def state_root() -> str:
     """Where every plugin keeps its state: $CNI_RDMA_STATE_ROOT (absolute) or /var/lib/cni."""
-    root = os.environ.get(ROOT_ENV, "")
-    return root if os.path.isabs(root) else DEFAULT_ROOT
+    root = paths.getenv(ROOT_ENV, "")
+    return root if paths.isabs(root) else DEFAULT_ROOT
 
 
 class Held:
@@ -85,19 +85,19 @@ class Held:
         self._fd = self._take()
 
     def __exit__(self, *exc: object) -> None:
-        os.close(self._fd)
+        posix.close(self._fd)
 
 
 class Store:
     def __init__(self, plugin: str, root: Optional[str] = None):
-        self.dir = os.path.join(root or state_root(), check_name(plugin))
+        self.dir = paths.join(root or state_root(), check_name(plugin))
 
     def _ensure_dir(self) -> None:
         try:
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            paths.makedirs(self.dir, mode=0o700, exist_ok=True)
         except OSError as e:
             raise CniError(IO_FAILURE, f"cannot create state directory {self.dir}", e.strerror or str(e)) from None
-        if os.path.islink(self.dir):
+        if paths.islink(self.dir):
             raise CniError(IO_FAILURE, f"state directory {self.dir} is a symlink; refusing to follow it")
 
     def lock(self, name: str = "lock") -> Held:
@@ -106,20 +106,20 @@ class Store:
 
     def _take_lock(self, name: str) -> int:
         self._ensure_dir()
-        path = os.path.join(self.dir, check_name(name) + ".lock")
+        path = paths.join(self.dir, check_name(name) + ".lock")
         try:  # never a symlink, and a planted FIFO must not block (safefile)
-            fd = safefile.open_regular(path, os.O_RDWR | os.O_CREAT)
+            fd = safefile.open_regular(path, posix.O_RDWR | posix.O_CREAT)
         except OSError as e:
             raise CniError(IO_FAILURE, f"cannot open state lock {path}", safefile.describe(e)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
-            os.close(fd)
+            posix.close(fd)
             raise
         return fd
 
     def path(self, name: str) -> str:
-        return os.path.join(self.dir, check_name(name))
+        return paths.join(self.dir, check_name(name))
 
     def read(self, name: str) -> Optional[dict]:
         try:  # a FIFO or device planted as a record must not hang or flood a DEL
@@ -145,19 +145,19 @@ class Store:
         fd, tmp = self._create_tmp(final, name)
         try:
             try:
-                os.write(fd, data)
-                os.fsync(fd)
+                posix.write(fd, data)
+                posix.fsync(fd)
             finally:
-                os.close(fd)
-            os.rename(tmp, final)
-            dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                posix.close(fd)
+            posix.rename(tmp, final)
+            dfd = posix.open(self.dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
             try:
-                os.fsync(dfd)
+                posix.fsync(dfd)
             finally:
-                os.close(dfd)
+                posix.close(dfd)
         except OSError as e:
             try:
-                os.unlink(tmp)
+                posix.unlink(tmp)
             except OSError:
                 pass
             raise CniError(IO_FAILURE, f"cannot write state {name!r}", e.strerror or str(e)) from None
@@ -167,9 +167,10 @@ class Store:
         """A fresh temp file "<final>.<pid>.<random>.tmp" (O_EXCL): a planted or PID-reused name is skipped."""
         err: OSError = FileExistsError()
         for _ in range(8):
-            tmp = f"{final}.{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}"
+            tmp = f"{final}.{posix.getpid()}.{posix.urandom(4).hex()}{TMP_SUFFIX}"
             try:
-                return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), tmp
+                flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+                return posix.open(tmp, flags, 0o600), tmp
             except FileExistsError as e:
                 err = e
             except OSError as e:
@@ -181,7 +182,7 @@ class Store:
         """Remove temp files of writers that are gone (their PID is not running) or older than TMP_MAX_AGE
         (the PID was reused); a live writer's file stays. Returns how many were removed."""
         try:
-            entries = os.listdir(self.dir)
+            entries = posix.listdir(self.dir)
         except OSError:
             return 0
         removed = 0
@@ -191,12 +192,12 @@ class Store:
                 continue
             pid = _tmp_owner(entry)
             try:
-                old = now - os.lstat(os.path.join(self.dir, entry)).st_mtime > TMP_MAX_AGE
+                old = now - posix.lstat(paths.join(self.dir, entry)).st_mtime > TMP_MAX_AGE
             except OSError:
                 continue
             if pid is not None and (old or not _alive(pid)):  # None: not a name we write; leave it
                 try:
-                    os.unlink(os.path.join(self.dir, entry))
+                    posix.unlink(paths.join(self.dir, entry))
                     removed += 1
                 except OSError:
                     pass
@@ -207,12 +208,12 @@ class Store:
         it cannot be removed."""
         path = self.path(name)
         try:
-            os.unlink(path)
+            posix.unlink(path)
         except FileNotFoundError:
             pass
         except IsADirectoryError:
             try:
-                os.rmdir(path)
+                posix.rmdir(path)
             except OSError as e:
                 raise CniError(IO_FAILURE, f"cannot remove state {name!r}", e.strerror or str(e)) from None
         except OSError as e:
@@ -220,7 +221,7 @@ class Store:
 
     def names(self) -> list[str]:
         try:
-            entries = os.listdir(self.dir)
+            entries = posix.listdir(self.dir)
         except FileNotFoundError:
             return []
         return sorted(e for e in entries if not e.endswith((".lock", TMP_SUFFIX)))

@@ -11,7 +11,7 @@ slashes).
 """
 from __future__ import annotations
 
-import os
+import posix
 
 from .errors import IO_FAILURE, CniError
 
@@ -43,12 +43,12 @@ def set(key: str, value: str | int) -> None:  # noqa: A001 - the natural name, a
     path = _path(key)
     data = str(value).encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     except OSError as e:
         raise CniError(IO_FAILURE, f"failed to set sysctl {key}={value}", e.strerror or str(e)) from None
     try:
-        os.write(fd, data)
+        posix.write(fd, data)
     except OSError as e:
         raise CniError(IO_FAILURE, f"failed to set sysctl {key}={value}", e.strerror or str(e)) from None
     finally:
-        os.close(fd)
+        posix.close(fd)

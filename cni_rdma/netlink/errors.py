@@ -8,7 +8,7 @@ never mistaken for an absent device.
 from __future__ import annotations
 
 import errno as _errno
-import os
+import posix
 
 
 class NetlinkError(Exception):
@@ -25,7 +25,7 @@ class NetlinkError(Exception):
         self.ext_ack = ext_ack
         what = f"{op} {dev!r}" if dev is not None else op
         self.msg = f"netlink: {what} failed"
-        self.details = f"{os.strerror(err)} ({_errno.errorcode.get(err, err)})"
+        self.details = f"{posix.strerror(err)} ({_errno.errorcode.get(err, err)})"
         if ext_ack:
             self.details += f": {ext_ack}"
         super().__init__(self.msg)

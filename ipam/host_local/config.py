@@ -11,13 +11,11 @@ Addresses are handled as integers; a Range knows its family and prints as Go's "
 """
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Any, Optional
 
-from cni_rdma import safefile
+from cni_rdma import paths, safefile
 from cni_rdma.errors import INVALID_ENV, CniError, config_error
 from cni_rdma.frozen import Frozen
 from cni_rdma.ipaddr import IPAddress, IPInterface, ip_address, ip_interface, ip_network, ip_text
@@ -308,7 +306,7 @@ def load(raw: dict, cni_args: dict[str, str], cni_version: str) -> Config:
         raise config_error("ipam", "missing IPAM configuration (the 'ipam' key)")
     name = raw.get("name", "")
     check_names(name)
-    data_dir = _string(ipam, "dataDir", "ipam.dataDir") or os.path.join(state_root(), "networks")
+    data_dir = _string(ipam, "dataDir", "ipam.dataDir") or paths.join(state_root(), "networks")
     resolv_conf = _string(ipam, "resolvConf", "ipam.resolvConf")
 
     sets: list[RangeSet] = []

@@ -11,6 +11,9 @@ Error codes: 7 bad config (the message names the field), 11 range exhausted or r
 """
 from __future__ import annotations
 
+import posix
+
+from cni_rdma import paths
 from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, PLUGIN, CniError
 from cni_rdma.skel import Request
@@ -115,18 +118,16 @@ def check(req: Request) -> None:
 
 def status(req: Request) -> None:
     conf = load_conf(req)
-    import os
-
     store = ReservationStore(conf.data_dir, conf.name)
     try:
         store.open(lock=False)
     except CniError as e:
         raise CniError(NOT_AVAILABLE, f"host-local store {store.path} is not usable: {e}") from None
     try:
-        for path in (store.path, os.path.join(conf.data_dir, ".cni-rdma", conf.name)):
-            if not os.access(path, os.W_OK):
+        for path in (store.path, paths.join(conf.data_dir, ".cni-rdma", conf.name)):
+            if not posix.access(path, posix.W_OK):
                 raise CniError(NOT_AVAILABLE, f"host-local store {path} is not writable")
-        st = os.statvfs(store.path)
+        st = posix.statvfs(store.path)
         if st.f_bavail == 0 or (st.f_files and st.f_favail == 0):
             raise CniError(NOT_AVAILABLE, f"host-local store {store.path} has no free space")
         taken = set(store.names())

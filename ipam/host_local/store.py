@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
+import posix
 import zlib
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Optional
 
-from cni_rdma import faults, safefile
+from cni_rdma import faults, paths, safefile
 from cni_rdma.errors import IO_FAILURE, CniError
 from cni_rdma.ipaddr import ip_address
 
@@ -41,7 +41,7 @@ LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."
 SIDECAR = ".cni-rdma"
 TOKEN = "token"
-_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_DIR = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:@+")
 _BOOT_ID: Optional[str] = None
 
@@ -102,7 +102,7 @@ class ReservationStore:
     def __init__(self, data_dir: str, network: str, log=None):
         self.data_dir = data_dir
         self.network = network
-        self.path = os.path.join(data_dir, network)
+        self.path = paths.join(data_dir, network)
         self.log = log
         self._fds: list[int] = []
         self._dirty = False
@@ -112,16 +112,16 @@ class ReservationStore:
     # ---- opening and locking -------------------------------------------------------------------
     def _open_dir(self, parent: int, name: str, mode: int) -> int:
         try:
-            os.mkdir(name, mode, dir_fd=parent)
+            posix.mkdir(name, mode, dir_fd=parent)
         except FileExistsError:
             pass
         except OSError as e:
             raise _io_error(f"cannot create directory {name!r} under {self.data_dir}", e) from None
         try:
-            fd = os.open(name, _O_DIR, dir_fd=parent)
+            fd = posix.open(name, _O_DIR, dir_fd=parent)
         except OSError as e:
             if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise CniError(IO_FAILURE, f"{os.path.join(self.data_dir, name)} is a symlink or not a directory; "
+                raise CniError(IO_FAILURE, f"{paths.join(self.data_dir, name)} is a symlink or not a directory; "
                                "refusing to follow it") from None
             raise _io_error(f"cannot open directory {name!r} under {self.data_dir}", e) from None
         self._fds.append(fd)
@@ -129,8 +129,8 @@ class ReservationStore:
 
     def open(self, lock: bool = True) -> "ReservationStore":
         try:
-            os.makedirs(self.data_dir, 0o755, exist_ok=True)
-            data_fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            paths.makedirs(self.data_dir, 0o755, exist_ok=True)
+            data_fd = posix.open(self.data_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except OSError as e:
             self.close()
             raise _io_error(f"cannot open dataDir {self.data_dir}", e) from None
@@ -149,9 +149,9 @@ class ReservationStore:
 
     def _lock(self) -> None:
         try:  # Go's go-filemutex: O_RDONLY|O_CREAT, 0750; never a symlink, FIFO (would block) or device
-            fd = safefile.open_regular(LOCK_NAME, os.O_RDONLY | os.O_CREAT, dir_fd=self.net, mode=0o750)
+            fd = safefile.open_regular(LOCK_NAME, posix.O_RDONLY | posix.O_CREAT, dir_fd=self.net, mode=0o750)
         except OSError as e:
-            raise _io_error(f"cannot open lock file {os.path.join(self.path, LOCK_NAME)}", e) from None
+            raise _io_error(f"cannot open lock file {paths.join(self.path, LOCK_NAME)}", e) from None
         self._fds.append(fd)
         fcntl.flock(fd, fcntl.LOCK_EX)
         faults.point("locked")
@@ -159,7 +159,7 @@ class ReservationStore:
     def close(self) -> None:
         for fd in reversed(self._fds):
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass
         self._fds = []
@@ -181,7 +181,7 @@ class ReservationStore:
         data = self._read(self.side, TOKEN)
         if data is None:
             return False
-        st = os.fstat(self.net)
+        st = posix.fstat(self.net)
         return data.decode(errors="replace") == f"{_boot_id()} {st.st_ino} {st.st_mtime_ns}"
 
     def _touch(self) -> None:
@@ -189,7 +189,7 @@ class ReservationStore:
         if not self._dirty:
             self._dirty = True
             try:
-                os.unlink(TOKEN, dir_fd=self.side)
+                posix.unlink(TOKEN, dir_fd=self.side)
             except FileNotFoundError:
                 pass
             except OSError as e:
@@ -197,18 +197,18 @@ class ReservationStore:
                 raise _io_error("cannot invalidate the index token", e) from None
 
     def _commit(self) -> None:
-        st = os.fstat(self.net)
+        st = posix.fstat(self.net)
         stamp = st.st_mtime_ns - 1
         self._write_side(TOKEN, f"{_boot_id()} {st.st_ino} {stamp}".encode())
         try:
-            os.utime(self.net, ns=(st.st_atime_ns, stamp))
-            if os.fstat(self.net).st_mtime_ns == stamp:
+            posix.utime(self.net, ns=(st.st_atime_ns, stamp))
+            if posix.fstat(self.net).st_mtime_ns == stamp:
                 return
         except OSError:
             pass
         # The filesystem cannot hold this mtime (granularity, permissions): keep the index untrusted.
         try:
-            os.unlink(TOKEN, dir_fd=self.side)
+            posix.unlink(TOKEN, dir_fd=self.side)
         except OSError:
             pass
 
@@ -222,18 +222,18 @@ class ReservationStore:
             return None
 
     def _stage(self, data: bytes) -> str:
-        tmp = f"tmp.{os.getpid()}"
+        tmp = f"tmp.{posix.getpid()}"
         try:
             try:
-                os.unlink(tmp, dir_fd=self.side)
+                posix.unlink(tmp, dir_fd=self.side)
             except FileNotFoundError:
                 pass
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
-                         dir_fd=self.side)
+            flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+            fd = posix.open(tmp, flags, 0o644, dir_fd=self.side)
             try:
-                os.write(fd, data)
+                posix.write(fd, data)
             finally:
-                os.close(fd)
+                posix.close(fd)
         except OSError as e:
             self._broken = True
             raise _io_error("cannot write a staging file in the index directory", e) from None
@@ -242,7 +242,7 @@ class ReservationStore:
     def _write_side(self, name: str, data: bytes) -> None:
         tmp = self._stage(data)
         try:
-            os.rename(tmp, name, src_dir_fd=self.side, dst_dir_fd=self.side)
+            posix.rename(tmp, name, src_dir_fd=self.side, dst_dir_fd=self.side)
         except OSError as e:
             self._broken = True
             raise _io_error(f"cannot write index file {name}", e) from None
@@ -254,7 +254,7 @@ class ReservationStore:
         data = f"{cid.strip()}\r\n{ifname}".encode()
         tmp = self._stage(data)
         try:
-            os.link(tmp, ip, src_dir_fd=self.side, dst_dir_fd=self.net, follow_symlinks=False)
+            posix.link(tmp, ip, src_dir_fd=self.side, dst_dir_fd=self.net, follow_symlinks=False)
             faults.point("reserved")
             return True
         except FileExistsError:
@@ -266,27 +266,27 @@ class ReservationStore:
             return self._reserve_in_place(ip, data)
         finally:
             try:
-                os.unlink(tmp, dir_fd=self.side)
+                posix.unlink(tmp, dir_fd=self.side)
             except OSError:
                 pass
 
     def _reserve_in_place(self, ip: str, data: bytes) -> bool:
         # Only when the network directory is its own mount: Go's O_EXCL create, then write.
         try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(ip, flags, 0o644, dir_fd=self.net)
+            flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+            fd = posix.open(ip, flags, 0o644, dir_fd=self.net)
         except FileExistsError:
             return False
         except OSError as e:
             self._broken = True
             raise _io_error(f"cannot reserve {ip} in {self.path}", e) from None
         try:
-            os.write(fd, data)
+            posix.write(fd, data)
         except OSError as e:
-            os.unlink(ip, dir_fd=self.net)
+            posix.unlink(ip, dir_fd=self.net)
             raise _io_error(f"cannot reserve {ip} in {self.path}", e) from None
         finally:
-            os.close(fd)
+            posix.close(fd)
         return True
 
     def holder(self, ip: str) -> Optional[tuple[str, str]]:
@@ -299,7 +299,7 @@ class ReservationStore:
             return False
         self._touch()
         try:
-            os.unlink(ip, dir_fd=self.net)
+            posix.unlink(ip, dir_fd=self.net)
             faults.point("released")
             return True
         except FileNotFoundError:
@@ -316,23 +316,23 @@ class ReservationStore:
         self._touch()
         tmp = self._stage(ip.encode())
         try:
-            os.rename(tmp, f"{LAST_PREFIX}{idx}", src_dir_fd=self.side, dst_dir_fd=self.net)
+            posix.rename(tmp, f"{LAST_PREFIX}{idx}", src_dir_fd=self.side, dst_dir_fd=self.net)
             faults.point("last")
         except OSError as e:
-            os.unlink(tmp, dir_fd=self.side)
+            posix.unlink(tmp, dir_fd=self.side)
             if e.errno != errno.EXDEV:
                 self._broken = True
                 raise _io_error(f"cannot record the last reserved address in {self.path}", e) from None
             try:  # a planted FIFO must not block the write (safefile: O_NONBLOCK, regular-file check)
-                fd = safefile.open_regular(f"{LAST_PREFIX}{idx}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                fd = safefile.open_regular(f"{LAST_PREFIX}{idx}", posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC,
                                            dir_fd=self.net, mode=0o644)
             except OSError as e2:
                 self._broken = True
                 raise _io_error(f"cannot record the last reserved address in {self.path}", e2) from None
             try:
-                os.write(fd, ip.encode())
+                posix.write(fd, ip.encode())
             finally:
-                os.close(fd)
+                posix.close(fd)
 
     # ---- the owner index -----------------------------------------------------------------------
     def _bucket(self, name: str, retry: bool = True) -> list[str]:
@@ -349,10 +349,10 @@ class ReservationStore:
             return self._bucket(name, retry=False)
         try:
             chunks = []
-            while chunk := os.read(fd, 1 << 16):
+            while chunk := posix.read(fd, 1 << 16):
                 chunks.append(chunk)
         finally:
-            os.close(fd)
+            posix.close(fd)
         return b"".join(chunks).decode(errors="replace").splitlines()
 
     def owned(self, cid: str, ifname: str) -> list[str]:
@@ -374,14 +374,14 @@ class ReservationStore:
             faults.point("indexed")
             return
         try:
-            os.unlink(name, dir_fd=self.side)
+            posix.unlink(name, dir_fd=self.side)
         except FileNotFoundError:
             pass
 
     # ---- full scans: rebuild, GC, STATUS ------------------------------------------------------
     def names(self) -> list[str]:
         try:
-            return os.listdir(self.net)
+            return posix.listdir(self.net)
         except OSError as e:
             raise _io_error(f"cannot list {self.path}", e) from None
 
@@ -407,7 +407,7 @@ class ReservationStore:
             buckets.setdefault(name, []).append(key + " ".join(sorted(ips)))
         want = {name: ("\n".join(lines) + "\n").encode() for name, lines in buckets.items()}
         try:
-            existing = os.listdir(self.side)
+            existing = posix.listdir(self.side)
         except OSError as e:
             self._broken = True
             raise _io_error("cannot list the index directory", e) from None
@@ -416,7 +416,7 @@ class ReservationStore:
                 continue
             if name not in want:
                 try:
-                    os.unlink(name, dir_fd=self.side)
+                    posix.unlink(name, dir_fd=self.side)
                 except OSError:
                     pass
             elif self._read(self.side, name) == want[name]:
