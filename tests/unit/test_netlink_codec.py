@@ -248,7 +248,6 @@ class FakeKernelSocket(core.NetlinkSocket):
         mine.settimeout(timeout)
         self._sock = self._End(mine)
         self._seq = 0
-        self._buf = bytearray(core._RECV_BUF)
 
     def close(self):
         super().close()
