@@ -14,8 +14,8 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# The dev launchers, and cni_rdma/_setns.c built in place for this interpreter (tools/build_ext.py).
-$(DEV_BIN)/cni-rdma: tools/make_dev_bin.py tools/build_ext.py cni_rdma/_setns.c cni_rdma/registry.py $(VENV)/.installed
+# The dev launchers, and cni_rdma/_native.c built in place for this interpreter (tools/build_ext.py).
+$(DEV_BIN)/cni-rdma: tools/make_dev_bin.py tools/build_ext.py cni_rdma/_native.c cni_rdma/registry.py $(VENV)/.installed
 	$(VPY) tools/build_ext.py
 	$(VPY) tools/make_dev_bin.py
 
@@ -57,7 +57,7 @@ test: lint test-fast test-etcd test-vm test-frozen test-e2e
 # --- Frozen bundle (build.spec), install, frozen-binary tier, benchmark ------------------------------
 BUNDLE      := build/cni-rdma/cni-rdma
 FROZEN_BIN  := build/frozen-bin
-BUNDLE_SRC   = build.spec tools/build_bundle.py tools/launcher.c cni_rdma/_setns.c $(shell find cni_rdma plugins ipam -name '*.py' 2>/dev/null)
+BUNDLE_SRC   = build.spec tools/build_bundle.py tools/launcher.c cni_rdma/_native.c $(shell find cni_rdma plugins ipam -name '*.py' 2>/dev/null)
 PREFIX      ?= /opt/cni
 CNI_BIN_DIR ?= $(PREFIX)/bin
 CNI_LIB_DIR ?= $(PREFIX)/lib/cni-rdma

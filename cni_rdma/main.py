@@ -46,6 +46,9 @@ def main(argv: "list[str] | None" = None) -> int:
         # The operator CLI (click, pyudev; `install`/`uninstall` run cni_rdma.installer): imported only here,
         # never on a plugin's path.
         gc.enable()
+        from .bundled import install
+
+        install()  # frozen: the bundle's modules from one file (cni_rdma/bundled.py)
         from .cli import main as cli_main
         return cli_main(argv)
     module_name = PLUGINS.get(name)
@@ -60,6 +63,9 @@ def main(argv: "list[str] | None" = None) -> int:
     if answered is not None:
         return answered
     try:
+        from .bundled import install
+
+        install()  # frozen: the rest of the imports from one file, not a .pyc each (cni_rdma/bundled.py)
         module = load(module_name)
     except Exception as e:  # a broken install must still answer in CNI's error format
         from .errors import INTERNAL, CniError

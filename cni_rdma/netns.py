@@ -36,10 +36,10 @@ def _setns(fd: int) -> None:
     if hasattr(os, "setns"):
         os.setns(fd, CLONE_NEWNET)
         return
-    # Python 3.11 has no os.setns: our C module (cni_rdma/_setns.c, in the bundle and built by `make dev`),
-    # ~0.2 ms; ctypes, ~1.7 ms of the call, only where it was never built (a plain wheel install).
+    # Python 3.11 has no os.setns: our C module (cni_rdma/_native.c, built into the bundle's executable and in
+    # place by `make dev`); ctypes, ~1.7 ms of the call, only where it was never built (a plain wheel install).
     try:
-        from ._setns import setns
+        from ._native import setns
     except ImportError:
         pass
     else:

@@ -6,7 +6,8 @@
  * ctypes probe, zlib and struct) on every call. This does only what a plugin needs: the interpreter
  * configured as PyInstaller configures it (isolated: no PYTHON* variables, no site, no user site, no
  * bytecode writes, UTF-8 mode, sys.path = the bundle only), sys.frozen and sys._MEIPASS set, then
- * `cni_rdma.main.run()` (main(), then the exit).
+ * `cni_rdma.main.run()` (main(), then the exit). cni_rdma/_native.c is compiled in as the built-in module
+ * `cni_rdma._native` (no dlopen; cni_rdma/bundled.py's finder resolves the dotted name).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -20,6 +21,8 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define DYNLOAD "/python" STR(PY_MAJOR_VERSION) "." STR(PY_MINOR_VERSION) "/lib-dynload"
+
+PyMODINIT_FUNC PyInit__native(void); /* cni_rdma/_native.c, linked in */
 
 static int fail(const char *what, PyStatus st)
 {
@@ -54,6 +57,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (PyImport_AppendInittab("cni_rdma._native", PyInit__native) != 0) {
+        fprintf(stderr, "cni-rdma: cannot register cni_rdma._native\n");
+        return 1;
+    }
     PyPreConfig pre;
     PyPreConfig_InitIsolatedConfig(&pre);
     pre.utf8_mode = 1; /* as PyInstaller: the environment's locale never changes how names are decoded */

@@ -93,6 +93,60 @@ def test_bundle_leaves_out_what_costs_startup():
     assert b"MEI\x0c\x0b\x0a\x0b\x0e" not in _exe().read_bytes()
 
 
+def _modules_file_names(internal: Path) -> set[str]:
+    """The module names in the bundle's modules file (format: cni_rdma/bundled.py)."""
+    import marshal
+
+    from cni_rdma.bundled import FILE_NAME, MAGIC
+
+    raw = (internal / FILE_NAME).read_bytes()
+    assert raw.startswith(MAGIC)
+    size = int.from_bytes(raw[len(MAGIC) + 4:len(MAGIC) + 8], "little")
+    return {entry[0] for entry in marshal.loads(raw[len(MAGIC) + 8:len(MAGIC) + 8 + size])}
+
+
+@frozen_only
+def test_modules_file_holds_every_module_and_native_is_built_in():
+    internal = _exe().parent / "_internal"
+    assert _source_modules() <= _modules_file_names(internal)
+    assert _bundle_contents() == _modules_file_names(internal)  # every loose .pyc is packed too
+    # cni_rdma/_native.c is compiled into the executable (a built-in module): no extension file to dlopen
+    assert not list((internal / "cni_rdma").glob("_native*.so"))
+
+
+# The modules a plugin process imports before cni_rdma.bundled.install() (main.py), and jsonc, which the
+# control case's "failed to load" answer needs: loose files.
+EARLY_FILES = {"__init__", "main", "registry", "early", "errors", "version", "bundled", "jsonc"}
+
+
+@frozen_only
+@pytest.mark.parametrize("modules_file", [True, False])
+def test_plugin_modules_come_from_the_modules_file(tmp_path, modules_file):
+    # A copy of the bundle without the loose .pyc of everything a plugin imports after main.py: a plugin call
+    # still answers (code 7 from the skeleton, after the plugin module loaded), and without the modules file
+    # it cannot load the plugin (the control: the loose files really are gone).
+    bundle = tmp_path / "bundle"
+    import shutil
+
+    shutil.copytree(_exe().parent, bundle, symlinks=True)
+    internal = bundle / "_internal"
+    for pkg in ("cni_rdma", "plugins", "ipam"):
+        for pyc in (internal / pkg).rglob("*.pyc"):
+            if not (pyc.parent == internal / "cni_rdma" and pyc.stem in EARLY_FILES):
+                pyc.unlink()
+    if not modules_file:
+        (internal / "cni_rdma.modules").unlink()
+    (tmp_path / "macvlan").symlink_to(bundle / "cni-rdma")
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/nonexistent", "CNI_IFNAME": "net1",
+           "CNI_PATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    p = subprocess.run([str(tmp_path / "macvlan")], input=b"{}", env=env, capture_output=True, timeout=60)
+    answer = json.loads(p.stdout)
+    if modules_file:
+        assert answer["code"] == 7 and answer["msg"] == "missing network name", answer
+    else:
+        assert answer["code"] == 999 and "failed to load" in answer["msg"], answer
+
+
 @frozen_only
 def test_install_links_refuses_go_plugin_and_uninstalls(tmp_path):
     bundle = _exe().parent

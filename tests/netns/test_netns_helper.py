@@ -47,18 +47,18 @@ import json, os, sys
 sys.path.insert(0, {root!r})
 from cni_rdma.netns import in_netns
 inside = in_netns({path!r}, lambda: os.readlink("/proc/thread-self/ns/net"))
-print(json.dumps([inside, sorted(m for m in ("cni_rdma._setns", "ctypes", "threading") if m in sys.modules)]))
+print(json.dumps([inside, sorted(m for m in ("cni_rdma._native", "ctypes", "threading") if m in sys.modules)]))
 """
 
 
 def test_setns_goes_through_our_c_module_not_ctypes_or_threading(pod):
-    # cni_rdma/_setns.c (built by `make dev` / `make build`): ctypes and threading cost ~5 ms of start-up
+    # cni_rdma/_native.c (built by `make dev` / `make build`): ctypes and threading cost ~5 ms of start-up
     code = ENTER_PROBE.format(root=str(ROOT), path=pod.path)
     p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     inside, loaded = json.loads(p.stdout)
     assert inside == f"net:[{os.stat(pod.path).st_ino}]"
-    assert loaded == ["cni_rdma._setns"]
+    assert loaded == ["cni_rdma._native"]
 
 
 def test_missing_netns_is_distinct_and_not_created(tmp_path):

@@ -1,0 +1,151 @@
+"""cni_rdma/bundled.py (the frozen bundle's modules from one file) over a file tools/build_bundle.pack_modules
+writes: imports keep their meaning (packages, relative and lazy imports, __file__, __path__, errors)."""
+from __future__ import annotations
+
+import json
+import py_compile
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.build_bundle import pack_modules
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SOURCES = {
+    "top.py": "VALUE = 'top'\n",
+    "pkg/__init__.py": "from .mod import twice\nDOC = __doc__\n",
+    "pkg/mod.py": '"""mod doc"""\nfrom . import sub\n\ndef twice(x):\n    return 2 * x\n',
+    "pkg/sub/__init__.py": "",
+    "pkg/sub/lazy.py": "import top\nLAZY = top.VALUE + '-lazy'\n",
+    "pkg/broken.py": "raise RuntimeError('broken at import')\n",
+}
+
+# Runs in a fresh interpreter "frozen" on the tree as tools/launcher.c starts one (sys.path = the bundle,
+# sys.frozen, sys._MEIPASS).
+PROBE = """
+import json, sys
+sys.path[:] = [{internal!r}]
+sys.frozen, sys._MEIPASS = True, {internal!r}
+sys.path_importer_cache.clear()
+sys.path.insert(0, {root!r})
+from cni_rdma import bundled
+sys.path.pop(0)
+out = {{"installed": bundled.install(), "again": bundled.install()}}
+import pkg
+out["twice"] = pkg.twice(21)
+out["lazy_before"] = "pkg.sub.lazy" in sys.modules
+from pkg.sub import lazy
+out["lazy"] = lazy.LAZY
+out["file"] = pkg.mod.__file__
+out["path"] = pkg.__path__
+out["mod_doc"] = pkg.mod.__doc__
+out["loader"] = type(pkg.__spec__.loader).__name__
+out["finders"] = sum(isinstance(f, bundled.BundledModules) for f in sys.meta_path)
+try:
+    import pkg.nothing
+except ModuleNotFoundError as e:
+    out["missing"] = e.name
+try:
+    import pkg.broken
+except RuntimeError as e:
+    out["broken"] = [str(e), "pkg.broken" in sys.modules]
+print(json.dumps(out))
+"""
+
+
+def _tree(tmp_path: Path) -> Path:
+    internal = tmp_path / "_internal"
+    for rel, text in SOURCES.items():
+        src = tmp_path / "src" / rel
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_text(text)
+        py_compile.compile(str(src), cfile=str(internal / Path(rel).with_suffix(".pyc")), doraise=True)
+    return internal
+
+
+def _probe(internal: Path) -> dict:
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", PROBE.format(internal=str(internal), root=str(ROOT))],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_imports_from_the_modules_file_only(tmp_path):
+    internal = _tree(tmp_path)
+    assert pack_modules(internal) == len(SOURCES)
+    for pyc in internal.rglob("*.pyc"):
+        pyc.unlink()  # only the modules file is left
+    out = _probe(internal)
+    assert out["installed"] is True and out["again"] is True and out["finders"] == 1
+    assert out["twice"] == 42
+    assert out["lazy_before"] is False and out["lazy"] == "top-lazy"  # lazy stays lazy
+    assert out["file"] == f"{internal}/pkg/mod.pyc"  # what the loose .pyc gave
+    assert out["path"] == [f"{internal}/pkg"]
+    assert out["mod_doc"] == "mod doc"
+    assert out["loader"] == "BundledModules"
+    assert out["missing"] == "pkg.nothing"
+    assert out["broken"] == ["broken at import", False]  # a failed import leaves nothing in sys.modules
+
+
+def test_a_bundle_without_the_file_uses_the_loose_files(tmp_path):
+    internal = _tree(tmp_path)
+    out = _probe(internal)
+    assert out["installed"] is False and out["twice"] == 42 and out["loader"] == "SourcelessFileLoader"
+
+
+def test_a_file_of_another_interpreter_is_refused(tmp_path):
+    from cni_rdma.bundled import FILE_NAME, MAGIC
+
+    internal = _tree(tmp_path)
+    pack_modules(internal)
+    raw = bytearray((internal / FILE_NAME).read_bytes())
+    raw[len(MAGIC)] ^= 0xFF  # the .pyc magic of another Python
+    (internal / FILE_NAME).write_bytes(bytes(raw))
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", PROBE.format(internal=str(internal), root=str(ROOT))],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "is not a modules file of this interpreter" in p.stderr
+
+
+def test_not_frozen_installs_nothing():
+    from cni_rdma import bundled
+
+    assert not getattr(sys, "frozen", False)
+    assert bundled.install() is False
+    assert not any(isinstance(f, bundled.BundledModules) for f in sys.meta_path)
+
+
+@pytest.mark.parametrize("data,value", [(b"", 0), (b"hello", 0), (b"hello", 7), (bytes(range(256)) * 9, 0xFFFFFFFF)])
+def test_native_crc32_is_zlibs(data, value):
+    import zlib
+
+    from cni_rdma import _native
+
+    assert _native.crc32(data, value) == zlib.crc32(data, value)
+    assert _native.crc32(bytearray(data)) == zlib.crc32(data)
+
+
+def test_native_flock_locks_like_fcntl(tmp_path):
+    import fcntl
+    import os
+
+    from cni_rdma import _native
+
+    path = tmp_path / "lock"
+    path.write_text("")
+    a, b = os.open(path, os.O_RDWR), os.open(path, os.O_RDWR)
+    try:
+        _native.flock(a, fcntl.LOCK_EX)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(b, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fcntl sees our lock: the same flock(2)
+        _native.flock(a, fcntl.LOCK_UN)
+        fcntl.flock(b, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(BlockingIOError):
+            _native.flock(a, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(a)
+        os.close(b)
+    with pytest.raises(OSError):
+        _native.flock(a, fcntl.LOCK_EX)  # closed: EBADF
