@@ -239,8 +239,21 @@ class ReservationStore:
             raise _io_error("cannot write a staging file in the index directory", e) from None
         return tmp
 
+    @staticmethod
+    def _clear(name: str, dir_fd: int) -> None:
+        """Unlink name before a staged file is renamed onto it. ext4 (auto_da_alloc, the default) writes a file
+        that is renamed over an existing one back to disk within the rename, ~0.3 ms per call, where a rename
+        to a free name costs ~15 us. The moment without the file is never seen: every reader holds the lock,
+        a crash there leaves the index without its token (rebuilt) or no last_reserved_ip (the walk starts at
+        the range start, as for a new network). Any other failure is left to the rename to report."""
+        try:
+            posix.unlink(name, dir_fd=dir_fd)
+        except OSError:
+            pass
+
     def _write_side(self, name: str, data: bytes) -> None:
         tmp = self._stage(data)
+        self._clear(name, self.side)
         try:
             posix.rename(tmp, name, src_dir_fd=self.side, dst_dir_fd=self.side)
         except OSError as e:
@@ -315,6 +328,7 @@ class ReservationStore:
     def set_last_reserved(self, idx: int, ip: str) -> None:
         self._touch()
         tmp = self._stage(ip.encode())
+        self._clear(f"{LAST_PREFIX}{idx}", self.net)
         try:
             posix.rename(tmp, f"{LAST_PREFIX}{idx}", src_dir_fd=self.side, dst_dir_fd=self.net)
             faults.point("last")
