@@ -21,12 +21,13 @@ from these directories as seen from the host.
 """
 from __future__ import annotations
 
-import os
+import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Mapping, Optional
 
+from . import paths
 from .frozen import Frozen
 
 ENV_ROOT = "CNI_RDMA_SYSFS_ROOT"
@@ -100,12 +101,12 @@ class Sysfs(Frozen):
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Sysfs":
-        env = os.environ if env is None else env
+        env = paths.environ() if env is None else env
         return cls(env.get(ENV_ROOT) or DEFAULT_ROOT)
 
     # --- paths ---
     def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
+        return paths.join(self.root, *parts)
 
     def pci_dir(self, addr: str) -> str:
         return self.path("bus", "pci", "devices", addr)
@@ -118,14 +119,14 @@ class Sysfs(Frozen):
         """A sysfs attribute's text, stripped; None if it is missing or unreadable. One open and a bounded
         read (an attribute is at most a page; READ_MAX bounds anything else), never blocking."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+            fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK | posix.O_NOCTTY)
         except (OSError, ValueError):
             return None
         try:
             chunks = []
             size = 0
             while size < READ_MAX:
-                chunk = os.read(fd, READ_MAX - size)
+                chunk = posix.read(fd, READ_MAX - size)
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -133,7 +134,7 @@ class Sysfs(Frozen):
         except OSError:
             return None
         finally:
-            os.close(fd)
+            posix.close(fd)
         return b"".join(chunks).decode(errors="replace").strip()
 
     def read_int(self, path: str) -> Optional[int]:
@@ -146,28 +147,28 @@ class Sysfs(Frozen):
     @staticmethod
     def _link_name(path: str) -> Optional[str]:
         try:
-            return os.path.basename(os.readlink(path))
+            return paths.basename(posix.readlink(path))
         except OSError:
             return None
 
     @staticmethod
     def _listdir(path: str) -> list[str]:
         try:
-            return sorted(os.listdir(path))
+            return sorted(posix.listdir(path))
         except OSError:
             return []
 
     # --- PCI functions ---
     def pci_exists(self, addr: str) -> bool:
-        return os.path.isdir(self.pci_dir(addr))
+        return paths.isdir(self.pci_dir(addr))
 
     def driver(self, addr: str) -> str:
         """Name of the driver bound to a PCI function; "" when unbound or missing."""
-        return self._link_name(os.path.join(self.pci_dir(addr), "driver")) or ""
+        return self._link_name(paths.join(self.pci_dir(addr), "driver")) or ""
 
     def physfn(self, addr: str) -> Optional[str]:
         """The PF address of a VF; None when addr is not a VF."""
-        return self._link_name(os.path.join(self.pci_dir(addr), "physfn"))
+        return self._link_name(paths.join(self.pci_dir(addr), "physfn"))
 
     def virtfns(self, pf: str) -> dict[int, str]:
         """VF id -> VF PCI address for every virtfnN link of a PF."""
@@ -175,7 +176,7 @@ class Sysfs(Frozen):
         for entry in self._listdir(self.pci_dir(pf)):
             n = entry[len("virtfn"):]
             if entry.startswith("virtfn") and n.isdecimal():  # virtfn(\d+): \d is any Unicode decimal digit
-                target = self._link_name(os.path.join(self.pci_dir(pf), entry))
+                target = self._link_name(paths.join(self.pci_dir(pf), entry))
                 if target:
                     out[int(n)] = target
         return out
@@ -187,7 +188,7 @@ class Sysfs(Frozen):
         SR-IOV), so N comes from the two addresses and one readlink confirms it, whatever the PF's VF
         count; the PF's virtfn links are scanned only without those attributes or when they disagree."""
         n = self._vf_index_from_rid(pf, vf)
-        if n is not None and self._link_name(os.path.join(self.pci_dir(pf), f"virtfn{n}")) == vf:
+        if n is not None and self._link_name(paths.join(self.pci_dir(pf), f"virtfn{n}")) == vf:
             return n
         for n, addr in self.virtfns(pf).items():
             if addr == vf:
@@ -198,8 +199,8 @@ class Sysfs(Frozen):
         pf_rid, vf_rid = _routing_id(pf), _routing_id(vf)
         if pf_rid is None or vf_rid is None or pf_rid[0] != vf_rid[0]:
             return None
-        offset = self.read_int(os.path.join(self.pci_dir(pf), "sriov_offset"))
-        stride = self.read_int(os.path.join(self.pci_dir(pf), "sriov_stride"))
+        offset = self.read_int(paths.join(self.pci_dir(pf), "sriov_offset"))
+        stride = self.read_int(paths.join(self.pci_dir(pf), "sriov_stride"))
         if offset is None or not stride:
             return None
         n, rest = divmod(vf_rid[1] - pf_rid[1] - offset, stride)
@@ -207,13 +208,13 @@ class Sysfs(Frozen):
 
     def netdevs(self, addr: str) -> tuple[str, ...]:
         """Netdev names of a PCI function (as seen from the host netns)."""
-        return tuple(self._listdir(os.path.join(self.pci_dir(addr), "net")))
+        return tuple(self._listdir(paths.join(self.pci_dir(addr), "net")))
 
     def numvfs(self, pf: str) -> Optional[int]:
-        return self.read_int(os.path.join(self.pci_dir(pf), "sriov_numvfs"))
+        return self.read_int(paths.join(self.pci_dir(pf), "sriov_numvfs"))
 
     def totalvfs(self, pf: str) -> Optional[int]:
-        return self.read_int(os.path.join(self.pci_dir(pf), "sriov_totalvfs"))
+        return self.read_int(paths.join(self.pci_dir(pf), "sriov_totalvfs"))
 
     def vf(self, addr: str) -> Optional[VfInfo]:
         """Everything about VF `addr` in one read; None when it is not a VF (no physfn link)."""
@@ -233,7 +234,7 @@ class Sysfs(Frozen):
     # --- netdevs ---
     def pci_of_netdev(self, ifname: str) -> Optional[str]:
         """The PCI function behind a host-netns netdev; None for virtual devices."""
-        return self._link_name(os.path.join(self.net_dir(ifname), "device"))
+        return self._link_name(paths.join(self.net_dir(ifname), "device"))
 
     # --- RDMA devices (infiniband class entries under their parent device) ---
     def aux_dir(self, name: str) -> str:
@@ -241,16 +242,16 @@ class Sysfs(Frozen):
 
     def aux_exists(self, name: str) -> bool:
         """An auxiliary bus device such as "mlx5_core.sf.4" (a subfunction)."""
-        return bool(name) and "/" not in name and name not in (".", "..") and os.path.isdir(self.aux_dir(name))
+        return bool(name) and "/" not in name and name not in (".", "..") and paths.isdir(self.aux_dir(name))
 
     def rdma_devices_of_pci(self, addr: str) -> tuple[str, ...]:
         """RDMA device names of a PCI function as this netns sees them ("mlx5_3")."""
-        return tuple(self._listdir(os.path.join(self.pci_dir(addr), "infiniband")))
+        return tuple(self._listdir(paths.join(self.pci_dir(addr), "infiniband")))
 
     def rdma_devices_of_aux(self, name: str) -> tuple[str, ...]:
         """RDMA device names of an auxiliary device as this netns sees them."""
-        return tuple(self._listdir(os.path.join(self.aux_dir(name), "infiniband")))
+        return tuple(self._listdir(paths.join(self.aux_dir(name), "infiniband")))
 
     def virtfn_of_netdev(self, pf_ifname: str, vf_id: int) -> Optional[str]:
         """PCI address of VF `vf_id` of the PF behind netdev `pf_ifname` (the admin-MAC lookup's last step)."""
-        return self._link_name(os.path.join(self.net_dir(pf_ifname), "device", f"virtfn{vf_id}"))
+        return self._link_name(paths.join(self.net_dir(pf_ifname), "device", f"virtfn{vf_id}"))

@@ -17,7 +17,7 @@ pool exhausted / a requested address taken (names the pool), 100 the attachment 
 """
 from __future__ import annotations
 
-import os
+import posix
 import time
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ipam.host_local.config import Range, RangeSet
 
+from cni_rdma import paths
 from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, PLUGIN, TRY_AGAIN_LATER, CniError, config_error
 from cni_rdma.skel import Request
@@ -75,7 +76,7 @@ def _tls_context(conf: ClusterConf):  # -> ssl.SSLContext; ssl is imported only 
                                    f"and key: {err}") from None
         finally:
             for fd in fds:
-                os.close(fd)
+                posix.close(fd)
     return ctx
 
 
@@ -370,12 +371,13 @@ def _commit(s: Session, plan: Plan, req: Request, conf: ClusterConf, record: etc
 
 def _stats(req: Request, what: str, c: etcd.Client) -> None:
     req.log.debug(f"{what}: reads={c.reads} txns={c.txns} conflicts={c.conflicts}")
-    path = os.environ.get("CNI_RDMA_ETCD_STATS")  # bench only: one line per call
+    path = paths.getenv("CNI_RDMA_ETCD_STATS")  # bench only: one line per call
     if path:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            os.write(fd, f"{req.command} reads={c.reads} txns={c.txns} conflicts={c.conflicts}\n".encode())
-            os.close(fd)
+            flags = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_NOFOLLOW | posix.O_CLOEXEC
+            fd = posix.open(path, flags, 0o600)
+            posix.write(fd, f"{req.command} reads={c.reads} txns={c.txns} conflicts={c.conflicts}\n".encode())
+            posix.close(fd)
         except OSError:
             pass
 

@@ -19,13 +19,13 @@ path, so a FIFO, a device or a symlink to a secret is refused with code 7 naming
 """
 from __future__ import annotations
 
-import os
+import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Any
 
-from cni_rdma import jsonc, safefile
+from cni_rdma import jsonc, paths, safefile
 from cni_rdma.errors import config_error
 from cni_rdma.ipaddr import ip_network
 from ipam.host_local import config as hl
@@ -98,7 +98,7 @@ def read_file(path: Any, field: str, limit: int = MAX_FILE) -> bytes:
     the field and the file."""
     if not isinstance(path, str) or not path:
         raise config_error(field, "expected a file path")
-    if not os.path.isabs(path) or "\0" in path:
+    if not paths.isabs(path) or "\0" in path:
         raise config_error(field, f"{path!r} is not an absolute path")
     try:
         return safefile.read(path, limit)
@@ -140,7 +140,7 @@ def etcd_keys(d: dict, where: str, out: EtcdConf) -> None:
         raise config_error(f"{where}.endpoints", "mixes http and https endpoints")
     for key in ("caFile", "certFile", "keyFile", "passwordFile"):
         v = d.get(key)
-        if v is not None and v != "" and (not isinstance(v, str) or not os.path.isabs(v) or "\0" in v):
+        if v is not None and v != "" and (not isinstance(v, str) or not paths.isabs(v) or "\0" in v):
             raise config_error(f"{where}.{key}", f"expected an absolute file path, got {v!r}"[:200])
     out.ca_file = _str(d, "caFile", f"{where}.caFile")
     out.cert_file = _str(d, "certFile", f"{where}.certFile")
@@ -243,7 +243,7 @@ def load(raw: dict, cni_args: dict[str, str], cni_version: str, container_id: st
     return ClusterConf(
         base=base,
         pool=_name(ipam, "pool", "ipam.pool", base.name),
-        node=_name(ipam, "nodeName", "ipam.nodeName", os.uname().nodename),
+        node=_name(ipam, "nodeName", "ipam.nodeName", posix.uname().nodename),
         exclude=_exclude(ipam.get("exclude")),
         block_size=_block_sizes(ipam),
         strict=strict,

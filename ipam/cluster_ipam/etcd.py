@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import _socket  # the C module: socket.py pulls in enum and selectors (~6 ms of every call)
 import binascii
-import os
+import posix
 import time
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -165,7 +165,7 @@ class Client:
         self.ssl_context = ssl_context
         self.credentials = credentials
         self.token = ""
-        self.current = os.getpid() % len(endpoints)  # spread processes over the members
+        self.current = posix.getpid() % len(endpoints)  # spread processes over the members
         self.sock: Optional[_socket.socket] = None
         self.buf = b""
         self.reads = 0      # range requests and read-only txns sent (stats for the debug log and bench)

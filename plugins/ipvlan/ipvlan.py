@@ -23,7 +23,7 @@ flag with the live children it knows of and with those visible next to the maste
 """
 from __future__ import annotations
 
-import os
+import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def _child_record(req: Request) -> str:
 
 def _host_ns() -> str:
     """Identity of the netns this plugin runs in: master names are only unique within one."""
-    st = os.stat("/proc/self/ns/net")
+    st = posix.stat("/proc/self/ns/net")
     return f"{st.st_dev}:{st.st_ino}"
 
 

@@ -32,7 +32,7 @@ device for the attachment, 103 the kernel refused to move the device.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import time
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from cni_rdma.netlink.rdma import Rdma
 
+from cni_rdma import paths
 from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, UNKNOWN_CONTAINER, CniError, config_error
 from cni_rdma.frozen import Frozen
@@ -96,7 +97,7 @@ def load_conf(req: Request) -> RdmaConf:
     if top and runtime and _canonical(top) != _canonical(runtime):
         raise config_error("deviceID", f"{top!r} disagrees with runtimeConfig.deviceID {runtime!r}")
     data_dir = raw.get("dataDir")
-    if data_dir is not None and (not isinstance(data_dir, str) or not os.path.isabs(data_dir)):
+    if data_dir is not None and (not isinstance(data_dir, str) or not paths.isabs(data_dir)):
         raise config_error("dataDir", "expected an absolute path")
     return RdmaConf(network=req.conf.name, device_id=top or runtime, data_dir=data_dir or None)
 
@@ -244,7 +245,7 @@ def rdma_device_for(device_id: str, sysfs: Sysfs) -> str:
             raise CniError(ERR_DEVICE, f"PCI device {pci} (deviceID) does not exist", sysfs.pci_dir(pci))
         where, names = sysfs.path("bus", "pci", "devices", pci, "infiniband"), sysfs.rdma_devices_of_pci(pci)
     elif sysfs.aux_exists(device_id):
-        where, names = os.path.join(sysfs.aux_dir(device_id), "infiniband"), sysfs.rdma_devices_of_aux(device_id)
+        where, names = paths.join(sysfs.aux_dir(device_id), "infiniband"), sysfs.rdma_devices_of_aux(device_id)
     else:
         raise CniError(ERR_DEVICE, f"deviceID {device_id!r} is neither a PCI address nor an auxiliary device",
                        f"nothing at {sysfs.aux_dir(device_id)}")
@@ -288,7 +289,7 @@ def add(req: Request) -> Result:
                     _undo_add(req, name, e)
                     raise
     finally:
-        os.close(pod_fd)
+        posix.close(pod_fd)
     return prev
 
 
@@ -324,11 +325,11 @@ def _undo_add(req: Request, name: str, cause: CniError) -> None:
 
 def _move_back(netns: str, name: str) -> bool:
     """Move `name` from the pod netns to ours, from inside the pod; False if the pod does not hold it."""
-    host_fd = os.open(HOST_NETNS, os.O_RDONLY | os.O_CLOEXEC)  # here, in the main thread: the host netns
+    host_fd = posix.open(HOST_NETNS, posix.O_RDONLY | posix.O_CLOEXEC)  # here, in the main thread: the host netns
     try:
         return in_netns(netns, _move_here_to, name, host_fd, "the host netns")
     finally:
-        os.close(host_fd)
+        posix.close(host_fd)
 
 
 def delete(req: Request) -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
+import posix
 import time
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from .vfstate import VfState
 
-from cni_rdma import jsonc
+from cni_rdma import jsonc, paths
 from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CniError
 from cni_rdma.state import Held
 
@@ -180,13 +180,13 @@ def _write_atomic(path: str, data: bytes) -> None:
     """Through cni_rdma.state (temp file + fsync + rename, no symlinked directory)."""
     from cni_rdma.state import Store
 
-    directory, name = os.path.split(path)
-    Store(os.path.basename(directory), root=os.path.dirname(directory)).write_bytes(name, data)
+    directory, name = paths.split(path)
+    Store(paths.basename(directory), root=paths.dirname(directory)).write_bytes(name, data)
 
 
 def _unlink(path: str) -> None:
     try:
-        os.unlink(path)
+        posix.unlink(path)
     except FileNotFoundError:
         pass
 
@@ -262,7 +262,7 @@ def parse_cache(data: bytes, where: str = "cache") -> SriovCniConf:
 
 def load_cache(container_id: str, ifname: str, root: str = DATA_DIR) -> Optional[SriovCniConf]:
     """The attachment sriov-cni cached for (containerID, ifname), or None."""
-    path = os.path.join(root, cache_name(container_id, ifname))
+    path = paths.join(root, cache_name(container_id, ifname))
     data = _read_small(path, MAX_CACHE)
     return None if data is None else parse_cache(data, path)
 
@@ -285,24 +285,24 @@ def render_cache(conf: SriovCniConf, netconf: dict) -> bytes:
 
 
 def save_cache(container_id: str, ifname: str, conf: SriovCniConf, netconf: dict, root: str = DATA_DIR) -> None:
-    _write_atomic(os.path.join(root, cache_name(container_id, ifname)), render_cache(conf, netconf))
+    _write_atomic(paths.join(root, cache_name(container_id, ifname)), render_cache(conf, netconf))
 
 
 def drop_cache(container_id: str, ifname: str, root: str = DATA_DIR) -> None:
-    _unlink(os.path.join(root, cache_name(container_id, ifname)))
+    _unlink(paths.join(root, cache_name(container_id, ifname)))
 
 
 def caches_for_device(device_id: str, root: str = DATA_DIR, limit: int = 4096) -> list[tuple[str, SriovCniConf]]:
     """Every readable cache file that names device_id (a claim does not say which cache is its own)."""
     out = []
     try:
-        names = sorted(os.listdir(root))[:limit]
+        names = sorted(posix.listdir(root))[:limit]
     except OSError:
         return []
     for name in names:
         if "-" not in name or name.startswith(("vf-", ".")) or name.endswith((".lock", ".tmp")):
             continue
-        path = os.path.join(root, name)
+        path = paths.join(root, name)
         try:
             data = _read_small(path, MAX_CACHE)
             conf = parse_cache(data, path) if data is not None else None
@@ -315,7 +315,7 @@ def caches_for_device(device_id: str, root: str = DATA_DIR, limit: int = 4096) -
 
 # ------------------------------------------------------------------------------- the PCI claim
 def claim_path(device_id: str, root: str = DATA_DIR) -> str:
-    return os.path.join(root, "pci", _pci(device_id))
+    return paths.join(root, "pci", _pci(device_id))
 
 
 def read_claim(device_id: str, root: str = DATA_DIR) -> Optional[str]:
@@ -347,11 +347,11 @@ def pci_lock(device_id: str, root: str = DATA_DIR, timeout: float = LOCK_TIMEOUT
 def _take_pci_lock(device_id: str, root: str, timeout: float) -> int:
     from cni_rdma import safefile
 
-    lock_dir = os.path.join(root, "pci", "vf_lock")
-    path = os.path.join(lock_dir, _pci(device_id) + ".lock")
+    lock_dir = paths.join(root, "pci", "vf_lock")
+    path = paths.join(lock_dir, _pci(device_id) + ".lock")
     try:
-        os.makedirs(lock_dir, mode=0o700, exist_ok=True)
-        fd = safefile.open_regular(path, os.O_RDONLY | os.O_CREAT)
+        paths.makedirs(lock_dir, mode=0o700, exist_ok=True)
+        fd = safefile.open_regular(path, posix.O_RDONLY | posix.O_CREAT)
     except OSError as e:
         raise CniError(IO_FAILURE, f"cannot open the sriov-cni lock {path}", e.strerror or str(e)) from None
     try:
@@ -368,7 +368,7 @@ def _take_pci_lock(device_id: str, root: str, timeout: float) -> int:
                                    f"{path} still locked after {timeout:.0f}s") from None
                 time.sleep(0.02)
     except BaseException:
-        os.close(fd)
+        posix.close(fd)
         raise
     return fd
 

@@ -31,7 +31,7 @@ EINVAL/EPERM fail at once.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -288,8 +288,8 @@ class NetlinkVfManager(VfManager):
             try:
                 name = netns.in_netns_fd(pod_fd, _out_of_pod, st, host_fd, _path=pod_netns)
             finally:
-                os.close(host_fd)
-                os.close(pod_fd)
+                posix.close(host_fd)
+                posix.close(pod_fd)
             if name:
                 link = nl.link_get(name=name)
         if link is None:
@@ -532,11 +532,11 @@ def rebind_vf(sysfs: Sysfs, device_id: str) -> None:
     for op in ("unbind", "bind"):
         path = sysfs.path("bus", "pci", "drivers", driver, op)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
             try:
-                os.write(fd, device_id.encode())
+                posix.write(fd, device_id.encode())
             finally:
-                os.close(fd)
+                posix.close(fd)
         except OSError as e:
             raise CniError(IO_FAILURE, f"VF {device_id}: driver {driver} {op} failed (applying the IB GUID)",
                            e.strerror or str(e)) from None
