@@ -12,8 +12,6 @@ first touched by a requested address). A record and the allocations naming it al
 """
 from __future__ import annotations
 
-import zlib
-
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Iterator, Optional
@@ -25,6 +23,7 @@ if TYPE_CHECKING:
 
 from cni_rdma import jsonc
 from cni_rdma.ipaddr import ip_address, ip_text
+from cni_rdma.state import crc32
 
 
 def ip_value(text: str) -> tuple[int, int]:
@@ -170,7 +169,7 @@ class Pool:
             first, last = self.block_net(r.version, r.start), self.block_net(r.version, r.end)
             spans.append((r.version, first, (last - first) // size + 1, size))
         total = sum(n for _, _, n, _ in spans)
-        start = zlib.crc32(self.conf.node.encode()) % total
+        start = crc32(self.conf.node.encode()) % total
         seen: set[tuple[int, int]] = set()
         for k in range(total):
             i = (start + k) % total

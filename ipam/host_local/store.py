@@ -25,9 +25,7 @@ network directory is followed if it is a symlink: every access is relative to a 
 from __future__ import annotations
 
 import errno
-import fcntl
 import posix
-import zlib
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
 from cni_rdma import faults, paths, safefile
 from cni_rdma.errors import IO_FAILURE, CniError
 from cni_rdma.ipaddr import ip_address
+from cni_rdma.state import LOCK_EX, crc32, flock
 
 LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."
@@ -68,7 +67,7 @@ def _escape(s: str) -> str:
 def bucket_of(cid: str, ifname: str) -> tuple[str, str]:
     """(bucket file name, the owner's escaped key as it starts its line)."""
     key = f"{_escape(cid)}\t{_escape(ifname)}\t"
-    return f"b.{zlib.crc32(key.encode()) & 0xFF:02x}", key
+    return f"b.{crc32(key.encode()) & 0xFF:02x}", key
 
 
 def parse_owner(data: bytes) -> tuple[str, str]:
@@ -153,7 +152,7 @@ class ReservationStore:
         except OSError as e:
             raise _io_error(f"cannot open lock file {paths.join(self.path, LOCK_NAME)}", e) from None
         self._fds.append(fd)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        flock(fd, LOCK_EX)
         faults.point("locked")
 
     def close(self) -> None:

@@ -32,7 +32,6 @@ files only, bounded reads, names built from validated IDs only, writes atomic (t
 from __future__ import annotations
 
 import errno
-import fcntl
 import posix
 import time
 
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
 
 from cni_rdma import jsonc, paths
 from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CniError
-from cni_rdma.state import Held
+from cni_rdma.state import LOCK_EX, LOCK_NB, Held, flock
 
 DATA_DIR = "/var/lib/cni/sriov"  # sriov-cni's config.DefaultCNIDir (not configurable there); our Store("sriov").dir
 MAX_CACHE = 1 << 20  # a NetConf is a few KB; anything bigger is not one
@@ -358,7 +357,7 @@ def _take_pci_lock(device_id: str, root: str, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                flock(fd, LOCK_EX | LOCK_NB)
                 break
             except OSError as e:
                 if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):

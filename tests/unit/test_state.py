@@ -101,3 +101,41 @@ def test_lock_is_exclusive_across_processes(tmp_path):
     finally:
         release.set()
         proc.join(30)
+
+
+def test_flock_and_crc32_come_from_native_with_fcntl_zlib_semantics():
+    # The hot path locks and hashes through cni_rdma._native (no fcntl/zlib dlopen); its constants are fcntl's.
+    import fcntl
+    import zlib
+
+    from cni_rdma import _native, state
+
+    assert (state.flock, state.crc32) == (_native.flock, _native.crc32)
+    assert (state.LOCK_EX, state.LOCK_NB) == (fcntl.LOCK_EX, fcntl.LOCK_NB)
+    assert state.crc32(b"net1\tctr\t") == zlib.crc32(b"net1\tctr\t")
+
+
+def test_without_native_the_store_falls_back_to_fcntl_and_zlib(tmp_path):
+    # A plain wheel install never built _native: the same locks and names through fcntl and zlib.
+    import subprocess
+    import sys
+
+    from tests.topology import ROOT
+
+    code = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+class NoNative:
+    def find_spec(self, name, path=None, target=None):
+        if name == "cni_rdma._native":
+            raise ImportError("not built")
+sys.meta_path.insert(0, NoNative())
+import fcntl, zlib
+from cni_rdma import state
+assert "cni_rdma._native" not in sys.modules
+assert (state.flock, state.crc32) == (fcntl.flock, zlib.crc32)
+with state.Store("x", {str(tmp_path)!r}).lock():
+    print("locked")
+"""
+    p = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "locked\n", "")
