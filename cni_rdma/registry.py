@@ -27,5 +27,8 @@ def load(module_name: str):
     warnings module it pulls), ~1 ms of every plugin call."""
     import sys
 
+    from .bundled import preload
+
+    preload(module_name)  # frozen: the module's imports run from the bundle's modules file, in one go
     __import__(module_name)
     return sys.modules[module_name]

@@ -145,8 +145,38 @@ def self_contain(bundle: Path, final: Path) -> list[str]:
     return sorted(shipped)
 
 
-def pack_modules(internal: Path) -> int:
-    """Write internal/cni_rdma.modules: every .pyc of the bundle in one file (format: cni_rdma/bundled.py).
+# Run by pack_modules in the build interpreter, on the bundle's own modules: the order in which importing a
+# registry module finishes running each module (dependencies first), as cni_rdma.bundled.preload replays it.
+PRELOAD_TRACE = """
+import sys
+sys.path[:] = [{dynload!r}, {internal!r}]
+import _frozen_importlib_external as machinery
+order = []
+run = machinery.SourcelessFileLoader.exec_module
+def recording(loader, module):
+    run(loader, module)
+    order.append(module.__name__)
+machinery.SourcelessFileLoader.exec_module = recording
+for name in {first!r}:
+    __import__(name)
+__import__({module!r})
+print(" ".join(order))
+"""
+
+
+def preload_order(internal: Path, module: str, first: tuple[str, ...] = ("cni_rdma.skel",)) -> tuple[str, ...]:
+    """What importing `module` (a registry module; after cni_rdma.skel, as main.py has it) runs, in order."""
+    dynload = next(internal.glob("python3*/lib-dynload"), internal)
+    code = PRELOAD_TRACE.format(dynload=str(dynload), internal=str(internal), module=module, first=first)
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise BuildError(f"importing {module} from the bundle failed: {p.stderr.strip()[-2000:]}")
+    return tuple(p.stdout.split())
+
+
+def pack_modules(internal: Path, preloads: dict[str, tuple[str, ...]] | None = None) -> int:
+    """Write internal/cni_rdma.modules: every .pyc of the bundle in one file (format: cni_rdma/bundled.py),
+    with each registry module's preload order (`preload_order`; `preloads` in its place for tests).
 
     Frozen plugins import from it (one pread per module instead of a stat, open, fstat and read of a file
     each); the loose .pyc files stay for the interpreter's start-up and the modules imported before
@@ -165,11 +195,13 @@ def pack_modules(internal: Path) -> int:
         if data[:4] != importlib.util.MAGIC_NUMBER:
             raise BuildError(f"{pyc}: not a .pyc of this interpreter")
         modules.append((name, is_package, data[16:]))  # the code object, after the 16-byte .pyc header
-    index, offset = [], 0
+    entries, offset = [], 0
     for name, is_package, code in modules:
-        index.append((name, is_package, offset, len(code)))
+        entries.append((name, is_package, offset, len(code)))
         offset += len(code)
-    raw_index = marshal.dumps(tuple(index))
+    if preloads is None:
+        preloads = {module: preload_order(internal, module) for module in sorted(set(PLUGINS.values()))}
+    raw_index = marshal.dumps((tuple(entries), preloads))
     out = internal / MODULES_FILE
     with open(out, "wb") as f:
         f.write(MODULES_MAGIC + importlib.util.MAGIC_NUMBER + len(raw_index).to_bytes(4, "little") + raw_index)

@@ -102,7 +102,9 @@ def _modules_file_names(internal: Path) -> set[str]:
     raw = (internal / FILE_NAME).read_bytes()
     assert raw.startswith(MAGIC)
     size = int.from_bytes(raw[len(MAGIC) + 4:len(MAGIC) + 8], "little")
-    return {entry[0] for entry in marshal.loads(raw[len(MAGIC) + 8:len(MAGIC) + 8 + size])}
+    entries, preloads = marshal.loads(raw[len(MAGIC) + 8:len(MAGIC) + 8 + size])
+    assert set(preloads) == set(PLUGINS.values())
+    return {entry[0] for entry in entries}
 
 
 @frozen_only

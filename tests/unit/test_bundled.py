@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.build_bundle import pack_modules
+from tools.build_bundle import pack_modules, preload_order
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ def _probe(internal: Path) -> dict:
 
 def test_imports_from_the_modules_file_only(tmp_path):
     internal = _tree(tmp_path)
-    assert pack_modules(internal) == len(SOURCES)
+    assert pack_modules(internal, {}) == len(SOURCES)
     for pyc in internal.rglob("*.pyc"):
         pyc.unlink()  # only the modules file is left
     out = _probe(internal)
@@ -90,6 +90,48 @@ def test_imports_from_the_modules_file_only(tmp_path):
     assert out["broken"] == ["broken at import", False]  # a failed import leaves nothing in sys.modules
 
 
+PRELOAD_PROBE = """
+import json, sys
+sys.path[:] = [{internal!r}]
+sys.frozen, sys._MEIPASS = True, {internal!r}
+sys.path.insert(0, {root!r})
+from cni_rdma import bundled
+sys.path.pop(0)
+bundled.install()
+finder = sys.meta_path[0]
+calls = []
+find_spec = finder.find_spec
+finder.find_spec = lambda name, *a: calls.append(name) or find_spec(name, *a)  # the import machinery's entry
+bundled.preload("pkg.sub.lazy")
+preloaded = sorted(m for m in sys.modules if m == "top" or m.startswith("pkg"))
+import pkg.sub.lazy
+print(json.dumps({{"preloaded": preloaded, "machinery": calls, "lazy": pkg.sub.lazy.LAZY, "twice": pkg.twice(2),
+                  "attrs": [pkg.__package__, pkg.__path__, pkg.sub.lazy.__package__, pkg.sub.lazy.__file__,
+                            pkg.mod.__spec__.name, pkg.sub.lazy.__loader__ is finder],
+                  "bound": pkg.sub.lazy is pkg.sub.__dict__["lazy"]}}))
+"""
+
+
+def test_preload_runs_the_recorded_order_without_the_import_machinery(tmp_path):
+    internal = _tree(tmp_path)
+    order = preload_order(internal, "pkg.sub.lazy", first=())
+    assert order == ("pkg.sub", "pkg.mod", "pkg", "top", "pkg.sub.lazy")  # dependencies first
+    pack_modules(internal, {"pkg.sub.lazy": order})
+    for pyc in internal.rglob("*.pyc"):
+        pyc.unlink()
+    p = subprocess.run([sys.executable, "-I", "-S", "-c",
+                        PRELOAD_PROBE.format(internal=str(internal), root=str(ROOT))],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["preloaded"] == ["pkg", "pkg.mod", "pkg.sub", "pkg.sub.lazy", "top"]
+    # pkg.sub finished first, but a package runs before its modules: pkg (whose __init__ imports pkg.mod, which
+    # imports pkg.sub) went through the import machinery; top and pkg.sub.lazy did not
+    assert out["machinery"] == ["pkg", "pkg.mod", "pkg.sub"]
+    assert out["lazy"] == "top-lazy" and out["twice"] == 4 and out["bound"] is True
+    assert out["attrs"] == ["pkg", [f"{internal}/pkg"], "pkg.sub", f"{internal}/pkg/sub/lazy.pyc", "pkg.mod", True]
+
+
 def test_a_bundle_without_the_file_uses_the_loose_files(tmp_path):
     internal = _tree(tmp_path)
     out = _probe(internal)
@@ -100,7 +142,7 @@ def test_a_file_of_another_interpreter_is_refused(tmp_path):
     from cni_rdma.bundled import FILE_NAME, MAGIC
 
     internal = _tree(tmp_path)
-    pack_modules(internal)
+    pack_modules(internal, {})
     raw = bytearray((internal / FILE_NAME).read_bytes())
     raw[len(MAGIC)] ^= 0xFF  # the .pyc magic of another Python
     (internal / FILE_NAME).write_bytes(bytes(raw))
