@@ -1,6 +1,7 @@
 /* cni_rdma._native: the few system calls the plugins' hot path needs that would otherwise cost an import.
  *
  * setns(2): Python 3.11 has no os.setns (3.12 has); ctypes costs ~1.7 ms of every call that enters a netns.
+ * ns_type: the NS_GET_NSTYPE ioctl on an nsfs fd (fcntl.ioctl's module is a dlopen).
  * flock(2) and the CRC-32 of host-local's bucket file: fcntl and zlib are extension modules, each a dlopen
  * (~0.2 and ~0.45 ms of every call). In the bundle this file is compiled into the executable itself
  * (tools/launcher.c registers it as a built-in module: no dlopen at all); `make dev` builds it in place
@@ -13,6 +14,9 @@
 #include <sched.h>
 #include <stdint.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+
+#define NS_GET_NSTYPE 0xB703 /* _IO(0xb7, 0x3) in <linux/nsfs.h>, Linux >= 4.11 */
 
 static PyObject *native_setns(PyObject *self, PyObject *args)
 {
@@ -27,6 +31,19 @@ static PyObject *native_setns(PyObject *self, PyObject *args)
     if (rc != 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_NONE;
+}
+
+/* The CLONE_NEW* type of the namespace an nsfs fd refers to; OSError (ENOTTY) for any other file. */
+static PyObject *native_ns_type(PyObject *self, PyObject *args)
+{
+    int fd;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i:ns_type", &fd))
+        return NULL;
+    int rc = ioctl(fd, NS_GET_NSTYPE);
+    if (rc < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(rc);
 }
 
 /* As fcntl.flock: the GIL released while blocked, retried on EINTR unless a signal handler raised (PEP 475). */
@@ -84,6 +101,7 @@ static PyObject *native_crc32(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"setns", native_setns, METH_VARARGS, "setns(fd, nstype): move the calling thread into a namespace."},
+    {"ns_type", native_ns_type, METH_VARARGS, "ns_type(fd): the CLONE_NEW* type of an nsfs fd (NS_GET_NSTYPE)."},
     {"flock", native_flock, METH_VARARGS, "flock(fd, operation): as fcntl.flock on a file descriptor."},
     {"crc32", native_crc32, METH_VARARGS, "crc32(data, value=0): as zlib.crc32."},
     {NULL, NULL, 0, NULL},

@@ -7,8 +7,7 @@ creates a namespace (unlike pyroute2's IPRoute(netns=...)).
 from __future__ import annotations
 
 import errno
-import fcntl
-import os
+import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
@@ -33,8 +32,8 @@ class NetnsNotFound(CniError):
 
 
 def _setns(fd: int) -> None:
-    if hasattr(os, "setns"):
-        os.setns(fd, CLONE_NEWNET)
+    if hasattr(posix, "setns"):
+        posix.setns(fd, CLONE_NEWNET)
         return
     # Python 3.11 has no os.setns: our C module (cni_rdma/_native.c, built into the bundle's executable and in
     # place by `make dev`); ctypes, ~1.7 ms of the call, only where it was never built (a plain wheel install).
@@ -50,7 +49,17 @@ def _setns(fd: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+        raise OSError(err, posix.strerror(err))
+
+
+def _ns_type(fd: int) -> int:
+    try:
+        from ._native import ns_type  # cni_rdma/_native.c: fcntl (for its ioctl) is a dlopen of every call
+    except ImportError:  # never built (a plain wheel install)
+        import fcntl
+
+        return fcntl.ioctl(fd, NS_GET_NSTYPE)
+    return ns_type(fd)
 
 
 def open_netns(path: str) -> int:
@@ -60,7 +69,7 @@ def open_netns(path: str) -> int:
     if not path:
         raise NetnsNotFound(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NONBLOCK | posix.O_NOCTTY)
     except FileNotFoundError:
         raise NetnsNotFound(path) from None
     except ValueError:  # NUL byte or lone surrogates in CNI_NETNS
@@ -68,11 +77,11 @@ def open_netns(path: str) -> int:
     except OSError as e:
         raise CniError(IO_FAILURE, f"failed to open netns {path!r}", e.strerror or str(e)) from None
     try:
-        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)
+        nstype = _ns_type(fd)
     except OSError:
         nstype = 0  # ENOTTY: not an nsfs file
     if nstype != CLONE_NEWNET:
-        os.close(fd)
+        posix.close(fd)
         raise CniError(IO_FAILURE, f"{path!r} is not a network namespace")
     return fd
 
@@ -85,10 +94,10 @@ def is_plugin_netns(path: str) -> bool:
     except CniError:
         return False
     try:
-        st = os.fstat(fd)
+        st = posix.fstat(fd)
     finally:
-        os.close(fd)
-    own = os.stat("/proc/self/ns/net")
+        posix.close(fd)
+    own = posix.stat("/proc/self/ns/net")
     return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
@@ -96,7 +105,7 @@ def netns_alive(path: str) -> bool:
     """Does path still name a network namespace? False for "", a missing path, and the leftover plain file
     of a runtime that unmounted the netns but did not unlink its mount point (or anything else)."""
     try:
-        os.close(open_netns(path))
+        posix.close(open_netns(path))
     except CniError:
         return False
     return True
@@ -108,7 +117,7 @@ def in_netns(path: str, fn: Callable[..., T], *args, **kwargs) -> T:
     try:
         return in_netns_fd(fd, fn, *args, _path=path, **kwargs)
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def in_netns_fd(fd: int, fn: Callable[..., T], *args, _path: str = "", **kwargs) -> T:
@@ -145,4 +154,4 @@ def current_netns_path() -> str:
     """The path of the caller thread's own netns (used to move things back to the host)."""
     import _thread
 
-    return f"/proc/{os.getpid()}/task/{_thread.get_native_id()}/ns/net"
+    return f"/proc/{posix.getpid()}/task/{_thread.get_native_id()}/ns/net"

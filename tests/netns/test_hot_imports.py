@@ -30,8 +30,7 @@ NEVER = {
     "fcntl", "zlib",
 }
 # Still imported while the rewrite of issue 13 lands piece by piece (each one leaves this set as it goes).
-# os & co., fcntl: cni_rdma/netns.py is the last user (/work/notes/noos-netns.patch; fcntl for its ioctl)
-PENDING: set[str] = {"os", "_collections_abc", "posixpath", "genericpath", "stat", "fcntl"}
+PENDING: set[str] = set()
 
 
 def traced(plugin: str, command: str, conf: dict, node: topology.Node, pod_path: str, env: dict | None = None,
