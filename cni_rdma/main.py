@@ -23,7 +23,7 @@ def run() -> None:
 
     A plugin process serves one call: once its answer is flushed, it ends with _exit, without the
     interpreter's teardown (every module's cleanup and a GC pass that gc.disable() does not stop: 3-7 ms of
-    every call). Nothing of ours needs it: state and logs are written with os.write, and stdout/stderr, the
+    every call). Nothing of ours needs it: state and logs are written with posix.write, and stdout/stderr, the
     only buffered files, are flushed here. The operator CLI exits the normal way."""
     code = main()
     if not _plugin_call:

@@ -16,7 +16,9 @@ from tests.topology import ROOT
 
 NEVER = ("inspect", "ast", "dis", "tokenize", "pyroute2", "asyncio", "multiprocessing", "subprocess", "logging",
          "json", "re", "enum", "ipaddress", "collections", "contextlib", "functools", "threading", "ctypes",
-         "dataclasses", "socket", "importlib")
+         "dataclasses", "socket", "importlib",
+         # os and what it pulls (~2 ms): posix and cni_rdma.paths; fcntl and zlib (a dlopen each): cni_rdma._native
+         "os", "_collections_abc", "posixpath", "genericpath", "stat", "fcntl", "zlib")
 
 PROBE = """
 import sys
