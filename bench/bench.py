@@ -85,16 +85,18 @@ def run(exe: Path, command: str, env_extra: dict, stdin: bytes = b"", args: tupl
     return Sample(wall_ns / 1e6, cpu_us / 1e3, rss_kb / 1024), out, err
 
 
-def build_floor(ours: Path) -> Path | None:
+def build_floor(ours: Path, define: str = "CNI_RDMA_FLOOR", name: str = "floor") -> Path | None:
     """The frozen empty app: tools/launcher.c built with CNI_RDMA_FLOOR (it starts the bundle's interpreter
     exactly as a plugin call does, then runs nothing), next to a symlink to the bundle's _internal. No plugin
-    in this bundle can start faster; what our VERSION costs above it is our own imports."""
+    in this bundle can start faster; what our VERSION costs above it is our own imports.
+    With CNI_RDMA_IMPORTS_FLOOR: the same, plus the imports of a macvlan + host-local call and no work, the
+    floor under any of our ADDs and DELs."""
     from tools.build_bundle import BuildError, launcher_command
 
     exe = ours.resolve() / "macvlan"
     bundle = exe.resolve().parent
     internal = bundle / "_internal"
-    out_dir = ROOT / "build" / "bench" / "floor"
+    out_dir = ROOT / "build" / "bench" / name
     out = out_dir / "cni-rdma-floor"
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -103,7 +105,7 @@ def build_floor(ours: Path) -> Path | None:
     interp = subprocess.run(["patchelf", "--print-interpreter", str(bundle / "cni-rdma")], capture_output=True,
                             text=True).stdout.strip().rstrip("\0")
     try:  # linked exactly as the bundle's executable, with absolute paths into the bundle
-        cmd = launcher_command(out, internal, ("CNI_RDMA_FLOOR",), rpath=f"{internal / 'lib'}:{internal}")
+        cmd = launcher_command(out, internal, (define,), rpath=f"{internal / 'lib'}:{internal}")
     except BuildError as e:
         print(f"bench: no floor build: {e}", file=sys.stderr)
         return None
@@ -292,6 +294,7 @@ FLOOR_NAMES = {
     "c": "a C program (`/bin/true`: exec + ld.so)",
     "python": "`python3 -I -S -c pass` (the interpreter the bundle freezes, not frozen)",
     "frozen-empty": "the frozen empty app (our launcher, this bundle, runs nothing)",
+    "frozen-imports": "the frozen empty app + the imports of a macvlan + host-local call (no work)",
     "ours": "our VERSION (frozen)",
 }
 
@@ -335,16 +338,19 @@ def summary(results: dict[str, Series], ours: Path, floors: dict[str, list[Sampl
                    f"{100 * start / add:.0f}% of our ADD ({add:.1f} ms) and {100 * start / dele:.0f}% of our DEL "
                    f"({dele:.1f} ms); Go's whole ADD, IPAM exec included, costs {med('ADD', 'go'):.1f} ms.")
         empty = floors.get("frozen-empty") if floors else None
+        imports = floors.get("frozen-imports") if floors else None
         if empty:
             f = statistics.median(x.cpu_ms for x in empty)
-            out += ["", "What the floor leaves (CPU, medians of this run): the frozen empty app costs "
-                    f"{f:.1f} ms before any line of ours runs.", "",
-                    "| operation | Go CPU ms | target × | budget ms | frozen empty app alone, × Go "
-                    "| ours above the empty app ms |", "|---|---|---|---|---|---|"]
+            fi = statistics.median(x.cpu_ms for x in imports) if imports else float("nan")
+            out += ["", "What the floors leave (CPU, medians of this run): the frozen empty app costs "
+                    f"{f:.1f} ms before any line of ours runs; with the imports of a macvlan + host-local call "
+                    f"(and no work) {fi:.1f} ms.", "",
+                    "| operation | Go CPU ms | target × | budget ms | empty app, × Go | empty app + imports, × Go "
+                    "| ours above the empty app + imports (the work) ms |", "|---|---|---|---|---|---|---|"]
             for op in ("ADD", "DEL"):
                 go, target = med(op, "go"), TARGETS[(op, "cpu_ms")]
-                out.append(f"| {op} | {go:.1f} | {target:.1f}× | {go * target:.1f} | {f / go:.2f}× | "
-                           f"{med(op, 'ours') - f:.1f} (imports of our ~40 modules, then the kernel work) |")
+                out.append(f"| {op} | {go:.1f} | {target:.1f}× | {go * target:.1f} | {f / go:.2f}× | {fi / go:.2f}× | "
+                           f"{med(op, 'ours') - fi:.1f} |")
     return out + [""]
 
 
@@ -379,13 +385,18 @@ def main(argv: list[str] | None = None) -> int:
     work = tempfile.mkdtemp(prefix="cni-rdma-bench-")
     results = {op: Series() for op in ("VERSION", "ADD", "DEL", "8-rail ADD", "8-rail DEL", "dual-stack ADD")}
     floor_exe = build_floor(args.ours)
+    imports_exe = build_floor(args.ours, "CNI_RDMA_IMPORTS_FLOOR", "imports-floor")
     # Start-up floors, measured in the same VERSION rounds: exec of a C program, the bare interpreter the
-    # bundle freezes (not frozen), the frozen empty app (our launcher running nothing).
-    floors: dict[str, list[Sample]] = {"go": [], "c": [], "python": [], "frozen-empty": [], "ours": []}
+    # bundle freezes (not frozen), the frozen empty app (our launcher running nothing), and the empty app
+    # plus the imports of a macvlan + host-local call (no work).
+    floors: dict[str, list[Sample]] = {"go": [], "c": [], "python": [], "frozen-empty": [], "frozen-imports": [],
+                                       "ours": []}
     floor_cmds = [("c", Path("/bin/true"), ()), ("python", Path(os.path.realpath(sys.executable)),
                                                 ("-I", "-S", "-c", "pass"))]
     if floor_exe is not None:
         floor_cmds.append(("frozen-empty", floor_exe, ()))
+    if imports_exe is not None:
+        floor_cmds.append(("frozen-imports", imports_exe, ()))
     order = ["ours", "go"]
     try:
         for r in range(1, RAILS):

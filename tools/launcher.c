@@ -119,9 +119,15 @@ int main(int argc, char **argv)
      * handles it: finalize, flush, exit with its code).
      * bench/ builds a CNI_RDMA_FLOOR copy that runs nothing and ends as a plugin call ends: the start-up floor
      * of any plugin in this bundle. */
-#ifdef CNI_RDMA_FLOOR
+#if defined(CNI_RDMA_FLOOR)
     /* ends as a plugin call ends (cni_rdma.main.run: _exit, no interpreter teardown) */
     PyRun_SimpleString("import posix\nposix._exit(0)\n");
+    return 0;
+#elif defined(CNI_RDMA_IMPORTS_FLOOR)
+    /* bench/: the empty app plus the imports of a macvlan + host-local call as main.py makes them, no work */
+    PyRun_SimpleString("import posix\nimport cni_rdma.main, cni_rdma.early\nfrom cni_rdma import bundled, registry\n"
+                       "bundled.install()\nregistry.load('plugins.macvlan.macvlan')\nimport cni_rdma.skel\n"
+                       "registry.load('ipam.host_local.host_local')\nposix._exit(0)\n");
     return 0;
 #else
     PyRun_SimpleString("from cni_rdma.main import run\nrun()\n");
