@@ -56,7 +56,7 @@ def delegate(req: Request, command: str) -> Optional[Result]:
     if module is not None:
         from . import skel
 
-        return skel.call(load(module), env, req.stdin)
+        return skel.call(load(module), env, req.stdin, outer=req)
     return _exec(exe, plugin, env, req, command)
 
 

@@ -112,16 +112,20 @@ def _check_version(cmd: str, v: str) -> None:
                        f'config is "{v}", plugin supports [{quoted}]')
 
 
-def call(module: ModuleType, env: Mapping[str, str], stdin: bytes) -> Optional[Result]:
-    """Validate and run one command; return the ADD result. Raises CniError. Also the in-process IPAM path."""
+def call(module: ModuleType, env: Mapping[str, str], stdin: bytes, outer: Optional[Request] = None) -> Optional[Result]:
+    """Validate and run one command; return the ADD result. Raises CniError. Also the in-process IPAM path, where
+    `outer` is the calling plugin's request: when it carries the same stdin and netns, its parsed config is reused
+    and the own-netns check it passed is not repeated (the same input cannot fail them differently)."""
     values = read_env(env)
     cmd = values["CNI_COMMAND"]
-    raw = _decode_config(stdin)
+    same = outer is not None and outer.stdin == stdin and outer.netns == values["CNI_NETNS"]
+    raw = outer.raw if outer is not None and same else _decode_config(stdin)
     if cmd not in _FUNCS:
         raise CniError(INVALID_ENV, f"unknown CNI_COMMAND: {cmd}")
     _check_version(cmd, _config_version(raw))
-    _check_not_own_netns(cmd, values["CNI_NETNS"], env)
-    conf = NetConf.from_json(raw)
+    if not same:
+        _check_not_own_netns(cmd, values["CNI_NETNS"], env)
+    conf = outer.conf if outer is not None and same else NetConf.from_json(raw)
     try:
         log = Logger.from_conf(raw, f"{conf.type or module.__name__} {cmd} {values['CNI_CONTAINERID']} "
                                     f"{values['CNI_IFNAME']}", cmd)

@@ -192,9 +192,9 @@ def _remember(req: Request, conf: Config, master: Link) -> None:
 
 
 def delete(req: Request) -> None:
-    if req.conf.ipam_type:
-        ipam.delete(req)  # first: the addresses are released even when the netns is gone
-    childlink.delete(req.netns, req.ifname, KIND)
+    # The addresses are released even when the netns is gone, while the kernel deletes the link (delete_beside).
+    release = (lambda: ipam.delete(req)) if req.conf.ipam_type else None
+    childlink.delete_beside(req.netns, req.ifname, KIND, release)
     try:
         with _store().lock():
             _store().delete(_child_record(req))

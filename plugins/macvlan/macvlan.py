@@ -110,9 +110,9 @@ def _checked_result(req: Request, result: Result) -> Result:
 
 
 def delete(req: Request) -> None:
-    if req.conf.ipam_type:
-        ipam.delete(req)  # first: the addresses are released even when the netns is gone
-    childlink.delete(req.netns, req.ifname, KIND)
+    # The addresses are released even when the netns is gone, while the kernel deletes the link (delete_beside).
+    release = (lambda: ipam.delete(req)) if req.conf.ipam_type else None
+    childlink.delete_beside(req.netns, req.ifname, KIND, release)
 
 
 def check(req: Request) -> None:
