@@ -121,15 +121,16 @@ def parse_attrs(data: bytes | memoryview, start: int = 0, end: int | None = None
     end = len(buf) if end is None else end
     if end > len(buf) or start > end:
         raise NetlinkDecodeError(f"attribute area {start}..{end} beyond message of {len(buf)} bytes")
-    out = []
+    out: list[tuple[int, bytes]] = []
+    append, header = out.append, NLA_HDR.unpack_from  # the loop runs ~40 times per link message
     pos = start
     while end - pos >= 4:
-        n, kind = NLA_HDR.unpack_from(buf, pos)
+        n, kind = header(buf, pos)
         if n < 4 or pos + n > end:
             raise NetlinkDecodeError(f"attribute type {kind & NLA_TYPE_MASK} has length {n} at offset {pos}, "
                                      f"{end - pos} bytes left")
-        out.append((kind & NLA_TYPE_MASK, buf[pos + 4:pos + n]))
-        pos += _pad(n)
+        append((kind & NLA_TYPE_MASK, buf[pos + 4:pos + n]))
+        pos += (n + 3) & ~3  # _pad(n)
     # Like the kernel's nla_for_each_attr, 1-3 trailing bytes (short of a header) are ignored.
     return out
 
@@ -181,7 +182,7 @@ def unpack(st: struct.Struct, b: bytes, what: str, offset: int = 0) -> tuple:
 
 
 def mac_str(b: bytes) -> str:
-    return ":".join(f"{x:02x}" for x in b)
+    return b.hex(":")  # "aa:bb:cc:dd:ee:ff" (empty bytes: "")
 
 
 def mac_bytes(mac: str) -> bytes:
