@@ -163,21 +163,21 @@ def add(req: Request) -> Result:
                     faults.point("ipam")
                     if not allocated.ips:
                         raise CniError(INTERNAL, "IPAM plugin returned missing IP config")
-                    result = _configure(req, iface, allocated)
+                    result = _configure(req, iface, allocated, link)
                     _remember(req, conf, master)
                     return result
             if prev is not None and prev.ips:
-                result = _configure(req, iface, prev)  # chained: apply the IPs an earlier plugin allocated
+                result = _configure(req, iface, prev, link)  # chained: apply the IPs an earlier plugin allocated
             else:
-                result = _configure(req, iface, Result())  # L2 only: just up
+                result = _configure(req, iface, Result(), link)  # L2 only: just up
             _remember(req, conf, master)
             return result
 
 
-def _configure(req: Request, iface: Interface, source: Result) -> Result:
+def _configure(req: Request, iface: Interface, source: Result, link: Link) -> Result:
     result = Result(interfaces=(iface,), ips=tuple(ip.replace(interface=0) for ip in source.ips),
                     routes=source.routes, dns=req.conf.dns)
-    in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=ipconfig.dad_mode(req.raw))
+    in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=ipconfig.dad_mode(req.raw), link=link)
     result.to_json(req.conf.cni_version)  # fail inside the rollback scope if it cannot be printed
     faults.point("result")
     return result
@@ -213,9 +213,9 @@ def check(req: Request) -> None:
 
 
 def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
-    childlink.check_pod_link(ifname, KIND, f"{conf.mode} {conf.flag}", master_index, conf.master or "(default)",
-                             iface.mac)
-    ipconfig.verify(ifname, prev)
+    link = childlink.check_pod_link(ifname, KIND, f"{conf.mode} {conf.flag}", master_index,
+                                    conf.master or "(default)", iface.mac)
+    ipconfig.verify(ifname, prev, link)
 
 
 def status(req: Request) -> None:

@@ -85,7 +85,7 @@ def add(req: Request) -> Result:
     with childlink.created(req.netns, req.ifname, make, conf.link_in_container) as link:
         iface = Interface(name=req.ifname, mac=link.mac or "", mtu=link.mtu, sandbox=req.netns)
         if not conf.has_ipam:
-            in_netns(req.netns, ipconfig.configure, req.ifname, Result(interfaces=(iface,)))
+            in_netns(req.netns, ipconfig.configure, req.ifname, Result(interfaces=(iface,)), link=link)
             return _checked_result(req, Result(interfaces=(iface,), dns=req.conf.dns))
         with ipam.allocated(req) as allocated:
             faults.point("ipam")
@@ -93,7 +93,7 @@ def add(req: Request) -> Result:
                 raise CniError(INTERNAL, "IPAM plugin returned missing IP config")
             result = Result(interfaces=(iface,), ips=tuple(_on_first(ip) for ip in allocated.ips),
                             routes=allocated.routes, dns=req.conf.dns)
-            in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=dad)
+            in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=dad, link=link)
             return _checked_result(req, result)
 
 
@@ -127,8 +127,8 @@ def check(req: Request) -> None:
 
 
 def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
-    childlink.check_pod_link(ifname, KIND, conf.mode, master_index, conf.master or "(default)", iface.mac)
-    ipconfig.verify(ifname, prev)
+    link = childlink.check_pod_link(ifname, KIND, conf.mode, master_index, conf.master or "(default)", iface.mac)
+    ipconfig.verify(ifname, prev, link)
 
 
 def status(req: Request) -> None:
