@@ -61,7 +61,7 @@ def read_fd(fd: int, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = posix.read(fd, min(limit + 1 - size, 1 << 20))
+        chunk = posix.read(fd, min(limit + 1 - size, 1 << 16))  # 64 KiB: a 1 MiB read buffer is an mmap each
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

@@ -48,9 +48,12 @@ _BOOT_ID: Optional[str] = None
 def _boot_id() -> str:
     global _BOOT_ID
     if _BOOT_ID is None:
-        try:
-            with open("/proc/sys/kernel/random/boot_id", "rb") as f:
-                _BOOT_ID = f.read().decode().strip() or "-"
+        try:  # posix, not open(): a buffered file object costs five syscalls more
+            fd = posix.open("/proc/sys/kernel/random/boot_id", posix.O_RDONLY | posix.O_CLOEXEC)
+            try:
+                _BOOT_ID = posix.read(fd, 64).decode().strip() or "-"
+            finally:
+                posix.close(fd)
         except OSError:
             _BOOT_ID = "-"
     return _BOOT_ID
@@ -106,10 +109,18 @@ class ReservationStore:
         self._fds: list[int] = []
         self._dirty = False
         self._broken = False
-        self._staged = False
+        self._buckets: dict[str, list[str]] = {}  # index buckets read or written by this call (under the lock)
 
     # ---- opening and locking -------------------------------------------------------------------
     def _open_dir(self, parent: int, name: str, mode: int) -> int:
+        try:  # it exists on every call but a network's first: open it right away
+            fd = posix.open(name, _O_DIR, dir_fd=parent)
+        except OSError:
+            return self._make_dir(parent, name, mode)  # create it, or fail as the first attempt would have
+        self._fds.append(fd)
+        return fd
+
+    def _make_dir(self, parent: int, name: str, mode: int) -> int:
         try:
             posix.mkdir(name, mode, dir_fd=parent)
         except FileExistsError:
@@ -127,12 +138,16 @@ class ReservationStore:
         return fd
 
     def open(self, lock: bool = True) -> "ReservationStore":
+        flags = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC
         try:
-            paths.makedirs(self.data_dir, 0o755, exist_ok=True)
-            data_fd = posix.open(self.data_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
-        except OSError as e:
-            self.close()
-            raise _io_error(f"cannot open dataDir {self.data_dir}", e) from None
+            data_fd = posix.open(self.data_dir, flags)  # exists on every call but the first
+        except OSError:
+            try:
+                paths.makedirs(self.data_dir, 0o755, exist_ok=True)
+                data_fd = posix.open(self.data_dir, flags)
+            except OSError as e:
+                self.close()
+                raise _io_error(f"cannot open dataDir {self.data_dir}", e) from None
         self._fds.append(data_fd)
         try:
             self.net = self._open_dir(data_fd, self.network, 0o755)
@@ -349,6 +364,13 @@ class ReservationStore:
 
     # ---- the owner index -----------------------------------------------------------------------
     def _bucket(self, name: str, retry: bool = True) -> list[str]:
+        if name in self._buckets:  # ADD and DEL read a bucket, then rewrite it
+            return self._buckets[name]
+        lines = self._read_bucket(name, retry)
+        self._buckets[name] = lines
+        return lines
+
+    def _read_bucket(self, name: str, retry: bool = True) -> list[str]:
         try:
             fd = safefile.open_regular(name, dir_fd=self.side)
         except FileNotFoundError:
@@ -384,12 +406,14 @@ class ReservationStore:
             lines.append(key + " ".join(ips))
         if lines:
             self._write_side(name, ("\n".join(lines) + "\n").encode())
+            self._buckets[name] = lines
             faults.point("indexed")
             return
         try:
             posix.unlink(name, dir_fd=self.side)
         except FileNotFoundError:
             pass
+        self._buckets[name] = []
 
     # ---- full scans: rebuild, GC, STATUS ------------------------------------------------------
     def names(self) -> list[str]:
@@ -409,6 +433,7 @@ class ReservationStore:
     def rebuild(self, found: Optional[dict[str, Optional[tuple[str, str]]]] = None) -> None:
         """Rewrite the owner index from the reservation files (the truth); sweep staging files."""
         self._touch()
+        self._buckets.clear()
         found = self.scan() if found is None else found
         buckets: dict[str, list[str]] = {}
         groups: dict[tuple[str, str], list[str]] = {}
