@@ -204,7 +204,7 @@ def _delete_named(ifname: str, kind: str, sending: Optional[Callable[[], None]] 
     with Rtnl() as nl:
         # Only our own kind: after an ADD that failed on a name clash, the runtime's DEL must not
         # remove another plugin's interface of the same name. Orphaned temp links go too (see temp_name).
-        for link in nl.links():
+        for link in nl.links(kind=kind):
             if link.kind == kind and (link.name == ifname or is_orphan_temp(link.name)):
                 if sending is not None:
                     sending()

@@ -114,7 +114,8 @@ def _live_mode(netns: str, ifname: str) -> Optional[tuple[str, str]]:
 def _siblings(master: Link) -> list[Link]:
     """ipvlan children of master visible in the master's own netns."""
     with Rtnl() as nl:
-        return [ln for ln in nl.links() if ln.kind == KIND and ln.link == master.index and ln.link_netnsid is None]
+        return [ln for ln in nl.links(kind=KIND)
+                if ln.kind == KIND and ln.link == master.index and ln.link_netnsid is None]
 
 
 def refuse_conflict(req: Request, conf: Config, master: Link) -> None:
