@@ -200,85 +200,74 @@ class Created:
             pass
 
 
-def _delete_named(ifname: str, kind: str, sending: Optional[Callable[[], None]] = None) -> None:
+def _delete_named(ifname: str, kind: str) -> None:
     with Rtnl() as nl:
         # Only our own kind: after an ADD that failed on a name clash, the runtime's DEL must not
         # remove another plugin's interface of the same name. Orphaned temp links go too (see temp_name).
         for link in nl.links(kind=kind):
             if link.kind == kind and (link.name == ifname or is_orphan_temp(link.name)):
-                if sending is not None:
-                    sending()
                 try:
                     nl.link_del(link.index)
                 except LinkNotFound:
                     pass
 
 
-def delete(netns: str, ifname: str, kind: str, sending: Optional[Callable[[], None]] = None) -> None:
-    """DEL: remove ifname (of this kind) from the pod; a missing netns, path or link is success.
-    sending: called right before the first delete request goes to the kernel (see delete_beside)."""
+def delete(netns: str, ifname: str, kind: str) -> None:
+    """DEL: remove ifname (of this kind) from the pod; a missing netns, path or link is success."""
     if not netns:
         return
     try:
-        in_netns(netns, _delete_named, ifname, kind, sending)
+        in_netns(netns, _delete_named, ifname, kind)
     except NetnsNotFound:
         return
 
 
 def delete_beside(netns: str, ifname: str, kind: str, work: Optional[Callable[[], None]]) -> None:
-    """DEL: delete() while work() (the IPAM release) runs in this thread.
+    """DEL: delete() while work() (the IPAM release) runs beside it, in a thread of its own.
 
     The kernel holds a link's deleter ~15-20 ms while it unregisters the device (synchronize_net, rcu_barrier):
-    the longest wait of a DEL, and no CPU of ours. So the link is looked up and its delete sent from a thread
-    of its own first; this thread waits only until that request is on its way, then runs work() while the
-    kernel works, then waits for the delete to finish. Errors as in the sequential order (work, then delete):
-    work's error wins; the delete's is raised when work succeeded. (Unlike the sequential order, a failing
-    IPAM release no longer keeps the link: DEL is retried until it succeeds, and the link is gone either way.)
+    the longest wait of a DEL, and no CPU of ours. work() runs during that wait instead of before it; the
+    delete keeps the critical path (this thread starts only the netns thread, as before). Errors as in the
+    sequential order (work, then delete): work's error wins, the delete's is raised when work succeeded.
+    (Unlike the sequential order, a failing IPAM release no longer keeps the link: DEL is retried until it
+    succeeds, and the link is gone either way.)
     """
     if work is None or not netns:
         if work is not None:
             work()
         delete(netns, ifname, kind)
         return
-    deleting = _Deleting(netns, ifname, kind)
+    beside = _Beside(work)
+    failed: Optional[BaseException] = None
     try:
-        work()
-    except BaseException:
-        deleting.wait()
-        raise
-    deleting.wait()
-    if deleting.error is not None:
-        raise deleting.error
+        delete(netns, ifname, kind)
+    except BaseException as e:
+        failed = e
+    beside.wait()
+    if beside.error is not None:
+        raise beside.error
+    if failed is not None:
+        raise failed
 
 
-class _Deleting:
-    """delete() in a `_thread` thread (threading costs ~3.5 ms of start-up); __init__ returns once the first
-    delete request is being sent, or delete() ended without one."""
+class _Beside:
+    """work() in a `_thread` thread (threading costs ~3.5 ms of start-up); wait() joins it, error keeps its
+    exception."""
 
-    def __init__(self, netns: str, ifname: str, kind: str) -> None:
+    def __init__(self, work: Callable[[], None]) -> None:
         import _thread
 
         self.error: Optional[BaseException] = None
-        self._sent = False
-        self._sending = _thread.allocate_lock()
         self._done = _thread.allocate_lock()
-        self._sending.acquire()
         self._done.acquire()
-        _thread.start_new_thread(self._run, (netns, ifname, kind))
-        self._sending.acquire()
+        _thread.start_new_thread(self._run, (work,))
 
-    def _signal(self) -> None:
-        if not self._sent:
-            self._sent = True
-            self._sending.release()
-
-    def _run(self, netns: str, ifname: str, kind: str) -> None:
+    def _run(self, work: Callable[[], None]) -> None:
         try:
-            delete(netns, ifname, kind, self._signal)
+            work()
         except BaseException as e:
             self.error = e
         finally:
-            self._signal()
             self._done.release()
 
     def wait(self) -> None:
