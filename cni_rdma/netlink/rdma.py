@@ -10,7 +10,7 @@ it, and the kernel resolves device indexes in *that* netns. In exclusive mode (`
 netns means opening the socket inside it (`cni_rdma.netns.in_netns`) and passing an fd of the target
 netns, opened beforehand in the main thread:
 
-    host_fd = os.open("/proc/self/ns/net", os.O_RDONLY)        # main thread: the host netns
+    host_fd = posix.open("/proc/self/ns/net", posix.O_RDONLY)  # main thread: the host netns
     def give_back(name):
         with Rdma() as nl:                                    # opened inside the pod netns
             nl.set_netns(nl.device(name=name).index, host_fd)
