@@ -26,7 +26,7 @@ from .netlink.errors import LinkNotFound, NetlinkError
 from .netlink.links import Link
 from .netlink.routes import RT_TABLE_MAIN
 from .netlink.rtnl import Rtnl
-from .netns import NetnsNotFound, in_netns, open_netns
+from .netns import NetnsNotFound, in_netns, in_netns_fd, open_netns
 
 MIN_MTU = 68  # ETH_MIN_MTU: below it the kernel refuses a macvlan/ipvlan
 
@@ -128,26 +128,26 @@ def _make_here(make: Callable, tmp: str) -> None:
 def create(netns: str, ifname: str, make: Callable, in_container: bool) -> Link:
     """Create the link (see module doc) and return it as seen in the pod, named ifname."""
     tmp = temp_name()
-    if in_container:
-        in_netns(netns, _make_here, make, tmp)
-    else:
-        fd = open_netns(netns)
-        try:
+    fd = open_netns(netns)  # once, for the create (its netns_fd, or its thread) and the rename's thread
+    try:
+        if in_container:
+            in_netns_fd(fd, _make_here, make, tmp, _path=netns)
+        else:
             with Rtnl() as nl:
                 make(nl, tmp, fd)
-        finally:
-            posix.close(fd)
-    try:
-        faults.point("made")  # the kill window: created under the temp name, not yet renamed
-        return in_netns(netns, _rename, tmp, ifname)
-    except BaseException:
-        # _rename removes the link on a netlink refusal; any other failure must not leave the temp-named
-        # link in the pod either.
         try:
-            in_netns(netns, _delete_temp, tmp)
-        except Exception:
-            pass
-        raise
+            faults.point("made")  # the kill window: created under the temp name, not yet renamed
+            return in_netns_fd(fd, _rename, tmp, ifname, _path=netns)
+        except BaseException:
+            # _rename removes the link on a netlink refusal; any other failure must not leave the temp-named
+            # link in the pod either.
+            try:
+                in_netns_fd(fd, _delete_temp, tmp, _path=netns)
+            except Exception:
+                pass
+            raise
+    finally:
+        posix.close(fd)
 
 
 def _delete_temp(tmp: str) -> None:
