@@ -53,3 +53,22 @@ def test_blocks_partition_the_usable_addresses(raw):
             b.alloc[ip_text(4, cands[0])] = "x/eth0"
             b.next = cands[-1] + 1
             assert pool.free(rs, b)[1] == cands[1]
+
+
+def test_borrow_shuffle_is_a_uniform_permutation_and_uniform_is_in_0_1():
+    # cluster_ipam._shuffle / _uniform stand in for random.shuffle / random.uniform (random imports os & co.)
+    import collections
+
+    from ipam.cluster_ipam.cluster_ipam import _shuffle, _uniform
+
+    counts: collections.Counter = collections.Counter()
+    for _ in range(6000):
+        items = ["a", "b", "c"]
+        _shuffle(items)
+        counts[tuple(items)] += 1
+    assert len(counts) == 6 and all(800 < n < 1200 for n in counts.values()), counts  # 1000 each; > 6 sigma
+    empty: list = []
+    _shuffle(empty)
+    assert empty == []
+    xs = [_uniform() for _ in range(2000)]
+    assert all(0 <= x < 1 for x in xs) and 0.4 < sum(xs) / len(xs) < 0.6

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from tests.etcd.conftest import netconf
+from tests.etcd.conftest import code, netconf, on_node, run
 from tests.netns.test_hot_imports import NEVER, PENDING
 from tests.topology import ROOT
 
@@ -53,3 +53,13 @@ def test_cluster_ipam_with_a_config_file(etcd_cluster, tmp_path):
     _check(names, "cluster-ipam ADD (configFile)")
     assert json.loads(out)["ips"][0]["address"] == "10.89.0.2/24"  # .1 is the default gateway
     _check(traced("DEL", conf)[0], "cluster-ipam DEL (configFile)")
+
+
+def test_cluster_ipam_add_that_borrows_a_block(etcd_cluster):
+    # two blocks, both claimed by other nodes: node-c's ADD borrows (shuffling the blocks: without random)
+    conf = netconf(etcd_cluster, {"ranges": [[{"subnet": "10.90.0.0/24", "rangeEnd": "10.90.0.63"}]], "blockSize": 27})
+    for node in ("node-a", "node-b"):
+        assert code(run("ADD", on_node(conf, node), cid=f"c-{node}")) == 0
+    names, out = traced("ADD", on_node(conf, "node-c"))
+    _check(names, "cluster-ipam ADD (borrowing)")
+    assert json.loads(out)["ips"][0]["address"].startswith("10.90.0.")
