@@ -110,6 +110,7 @@ class ReservationStore:
         self._dirty = False
         self._broken = False
         self._buckets: dict[str, list[str]] = {}  # index buckets read or written by this call (under the lock)
+        self._tmp_gone = False  # our staging file is known not to exist (renamed or unlinked by this call)
 
     # ---- opening and locking -------------------------------------------------------------------
     def _open_dir(self, parent: int, name: str, mode: int) -> int:
@@ -213,7 +214,7 @@ class ReservationStore:
     def _commit(self) -> None:
         st = posix.fstat(self.net)
         stamp = st.st_mtime_ns - 1
-        self._write_side(TOKEN, f"{_boot_id()} {st.st_ino} {stamp}".encode())
+        self._write_side(TOKEN, f"{_boot_id()} {st.st_ino} {stamp}".encode(), replaces=False)  # _touch removed it
         try:
             posix.utime(self.net, ns=(st.st_atime_ns, stamp))
             if posix.fstat(self.net).st_mtime_ns == stamp:
@@ -238,10 +239,12 @@ class ReservationStore:
     def _stage(self, data: bytes) -> str:
         tmp = f"tmp.{posix.getpid()}"
         try:
-            try:
-                posix.unlink(tmp, dir_fd=self.side)
-            except FileNotFoundError:
-                pass
+            if not self._tmp_gone:  # one a killed process with our PID left
+                try:
+                    posix.unlink(tmp, dir_fd=self.side)
+                except FileNotFoundError:
+                    pass
+            self._tmp_gone = False
             flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
             fd = posix.open(tmp, flags, 0o644, dir_fd=self.side)
             try:
@@ -265,11 +268,14 @@ class ReservationStore:
         except OSError:
             pass
 
-    def _write_side(self, name: str, data: bytes) -> None:
+    def _write_side(self, name: str, data: bytes, replaces: bool = True) -> None:
+        """name := data, atomically; replaces=False: name is known to be absent (nothing to _clear)."""
         tmp = self._stage(data)
-        self._clear(name, self.side)
+        if replaces:
+            self._clear(name, self.side)
         try:
             posix.rename(tmp, name, src_dir_fd=self.side, dst_dir_fd=self.side)
+            self._tmp_gone = True
         except OSError as e:
             self._broken = True
             raise _io_error(f"cannot write index file {name}", e) from None
@@ -294,6 +300,7 @@ class ReservationStore:
         finally:
             try:
                 posix.unlink(tmp, dir_fd=self.side)
+                self._tmp_gone = True
             except OSError:
                 pass
 
@@ -345,9 +352,11 @@ class ReservationStore:
         self._clear(f"{LAST_PREFIX}{idx}", self.net)
         try:
             posix.rename(tmp, f"{LAST_PREFIX}{idx}", src_dir_fd=self.side, dst_dir_fd=self.net)
+            self._tmp_gone = True
             faults.point("last")
         except OSError as e:
             posix.unlink(tmp, dir_fd=self.side)
+            self._tmp_gone = True
             if e.errno != errno.EXDEV:
                 self._broken = True
                 raise _io_error(f"cannot record the last reserved address in {self.path}", e) from None
