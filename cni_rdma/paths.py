@@ -136,3 +136,14 @@ def environ() -> "Mapping[str, str]":
 def getenv(name: str, default: str = "") -> str:
     """os.environ.get(name, default)."""
     return environ().get(name, default)
+
+
+DEFAULT_STATE_ROOT = "/var/lib/cni"
+STATE_ROOT_ENV = "CNI_RDMA_STATE_ROOT"
+
+
+def state_root() -> str:
+    """Where every plugin keeps its state: $CNI_RDMA_STATE_ROOT (absolute) or /var/lib/cni (cni_rdma.state's
+    stores; host-local's default dataDir, which thus needs no import of cni_rdma.state)."""
+    root = getenv(STATE_ROOT_ENV, "")
+    return root if isabs(root) else DEFAULT_STATE_ROOT

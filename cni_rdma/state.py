@@ -18,21 +18,11 @@ if TYPE_CHECKING:
 
 from . import jsonc, paths, safefile
 from .errors import INVALID_CONFIG, IO_FAILURE, CniError
+from .native import LOCK_EX, LOCK_NB, flock  # noqa: F401 (LOCK_NB re-exported: sriov-cni's VF lock)
+from .paths import DEFAULT_STATE_ROOT as DEFAULT_ROOT  # noqa: F401 (re-exported)
+from .paths import STATE_ROOT_ENV as ROOT_ENV  # noqa: F401 (re-exported)
+from .paths import state_root
 
-# flock(2) for every lock of ours (state records, host-local's store, sriov-cni's VF lock) and zlib's CRC-32 for
-# the names of state files (host-local's bucket files, cluster-ipam's first block): fcntl and zlib are extension
-# modules, a dlopen each on every call (~0.2 and ~0.45 ms); cni_rdma._native is built into the bundle (and in
-# place by `make dev`).
-try:
-    from ._native import crc32 as crc32  # "as": re-exported (host-local's store, cluster-ipam's blocks)
-    from ._native import flock
-except ImportError:  # a plain wheel install, where _native was never built
-    from fcntl import flock
-    from zlib import crc32 as crc32
-LOCK_EX, LOCK_NB = 2, 4  # <sys/file.h>: fcntl.LOCK_EX, fcntl.LOCK_NB without importing fcntl
-
-DEFAULT_ROOT = "/var/lib/cni"
-ROOT_ENV = "CNI_RDMA_STATE_ROOT"
 # A record name is [a-zA-Z0-9][a-zA-Z0-9_.:\-]* (fullmatch: "$" would accept a trailing newline), as sets: re
 # costs ~5 ms to import.
 _NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -75,12 +65,6 @@ def check_name(name: str) -> str:
             or ".." in name or len(name) > 250):
         raise CniError(INVALID_CONFIG, f"invalid state record name {name!r}")
     return name
-
-
-def state_root() -> str:
-    """Where every plugin keeps its state: $CNI_RDMA_STATE_ROOT (absolute) or /var/lib/cni."""
-    root = paths.getenv(ROOT_ENV, "")
-    return root if paths.isabs(root) else DEFAULT_ROOT
 
 
 class Held:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from cni_rdma import jsonc
 from cni_rdma.ipaddr import ip_address, ip_text
-from cni_rdma.state import crc32
+from cni_rdma.native import crc32
 
 
 def ip_value(text: str) -> tuple[int, int]:

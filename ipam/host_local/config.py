@@ -19,7 +19,6 @@ from cni_rdma import paths, safefile
 from cni_rdma.errors import INVALID_ENV, CniError, config_error
 from cni_rdma.frozen import Frozen
 from cni_rdma.ipaddr import IPAddress, IPInterface, ip_address, ip_interface, ip_network, ip_text
-from cni_rdma.state import state_root
 from cni_rdma.types import DNS, Route
 
 MAX_NAME = 255          # the network name is one directory entry
@@ -306,7 +305,7 @@ def load(raw: dict, cni_args: dict[str, str], cni_version: str) -> Config:
         raise config_error("ipam", "missing IPAM configuration (the 'ipam' key)")
     name = raw.get("name", "")
     check_names(name)
-    data_dir = _string(ipam, "dataDir", "ipam.dataDir") or paths.join(state_root(), "networks")
+    data_dir = _string(ipam, "dataDir", "ipam.dataDir") or paths.join(paths.state_root(), "networks")
     resolv_conf = _string(ipam, "resolvConf", "ipam.resolvConf")
 
     sets: list[RangeSet] = []

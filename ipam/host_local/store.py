@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 from cni_rdma import faults, paths, safefile
 from cni_rdma.errors import IO_FAILURE, CniError
 from cni_rdma.ipaddr import ip_address
-from cni_rdma.state import LOCK_EX, crc32, flock
+from cni_rdma.native import LOCK_EX, crc32, flock
 
 LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."

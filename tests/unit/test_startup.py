@@ -203,3 +203,13 @@ def test_a_plugin_call_ends_without_the_interpreters_teardown(argv0, args, env, 
     assert p.returncode == code, p.stderr
     assert out in p.stdout
     assert ("teardown" in p.stderr) == teardown
+
+
+# Code a call does not run costs its unmarshal and module body all the same (~15 us per kB of bytecode): the
+# state stores (cni_rdma/state.py, 17 kB) serve ipvlan, sriov and rdma, not macvlan or host-local.
+@pytest.mark.parametrize("plugin", ["macvlan", "host-local"])
+def test_macvlan_and_host_local_leave_the_state_stores_out(plugin):
+    code = PROBE.format(root=str(ROOT), module=PLUGINS[plugin], never=("cni_rdma.state", "cni_rdma.paths"))
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["cni_rdma.paths"]  # the probe sees a module of ours; state stays out

@@ -108,11 +108,11 @@ def test_flock_and_crc32_come_from_native_with_fcntl_zlib_semantics():
     import fcntl
     import zlib
 
-    from cni_rdma import _native, state
+    from cni_rdma import _native, native, state
 
-    assert (state.flock, state.crc32) == (_native.flock, _native.crc32)
-    assert (state.LOCK_EX, state.LOCK_NB) == (fcntl.LOCK_EX, fcntl.LOCK_NB)
-    assert state.crc32(b"net1\tctr\t") == zlib.crc32(b"net1\tctr\t")
+    assert (state.flock, native.flock, native.crc32) == (_native.flock, _native.flock, _native.crc32)
+    assert (native.LOCK_EX, native.LOCK_NB) == (fcntl.LOCK_EX, fcntl.LOCK_NB)
+    assert native.crc32(b"net1\tctr\t") == zlib.crc32(b"net1\tctr\t")
 
 
 def test_without_native_the_store_falls_back_to_fcntl_and_zlib(tmp_path):
@@ -131,9 +131,9 @@ class NoNative:
             raise ImportError("not built")
 sys.meta_path.insert(0, NoNative())
 import fcntl, zlib
-from cni_rdma import state
+from cni_rdma import native, state
 assert "cni_rdma._native" not in sys.modules
-assert (state.flock, state.crc32) == (fcntl.flock, zlib.crc32)
+assert (state.flock, native.crc32) == (fcntl.flock, zlib.crc32)
 with state.Store("x", {str(tmp_path)!r}).lock():
     print("locked")
 """
