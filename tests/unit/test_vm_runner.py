@@ -72,3 +72,24 @@ def test_rxe_patch_is_documented_as_a_fixture():
     text = (prepare.PATCHES / "rxe-disassociate.patch").read_text()
     assert "TEST FIXTURE" in text.splitlines()[0]
     assert "+\t.disassociate_ucontext = rxe_disassociate_ucontext," in text
+
+
+def test_hang_watch_ends_only_a_guest_that_reported_a_lockup_and_then_stalled(tmp_path):
+    console, out = tmp_path / "console.log", tmp_path / "stdout"
+    console.write_bytes(b"[ 1.0] booting\n")
+    out.write_bytes(b"")
+    w = run.HangWatch(console, [out], grace=100)
+    assert not w.hung(0) and not w.hung(500)  # quiet, but no lockup report: only the timeout ends it
+    with open(console, "ab") as f:
+        f.write(b"[ 90.1] watchdog: BUG: soft lo")  # the marker straddles two reads
+    assert not w.hung(510)
+    with open(console, "ab") as f:
+        f.write(b"ckup - CPU#0 stuck for 45s! [runc:279]\n")
+    assert not w.hung(520)  # reported: the grace starts
+    out.write_bytes(b"..")  # the guest carried on (pytest printed): forgiven
+    assert not w.hung(700)
+    with open(console, "ab") as f:
+        f.write(b"rcu: INFO: rcu_preempt self-detected stall on CPU\n")
+    assert not w.hung(710)
+    assert not w.hung(800)
+    assert w.hung(811)  # no byte from the guest for longer than the grace after the report: hung

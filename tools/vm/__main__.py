@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--rw", action="append", default=[], metavar="PATH",
                    help="also share PATH read-write (the repo always is)")
     r.add_argument("--keep", action="store_true", help="keep the run directory (console log etc.)")
+    r.add_argument("--retry", type=int, default=int(env("CNI_RDMA_VM_RETRY", 0)),
+                   help="boot again, up to N times, when the VM itself failed (125: no result from the command, "
+                        "e.g. a hung guest kernel); the command's own failures are never retried")
     r.add_argument("-v", "--verbose", action="store_true", help="stream the guest console too")
     r.add_argument("-q", "--quiet", action="store_true", help="no messages from the runner")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
@@ -76,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         command = a.command[1:] if a.command[:1] == ["--"] else a.command
         if not command:
             ap.error("run: no command (python -m tools.vm run -- CMD ...)")
-        return run_in_vm(k, command, rw=a.rw, timeout=a.timeout, mem=a.mem, cpus=a.cpus, append=a.append,
-                         accel=a.accel, verbose=a.verbose, keep=a.keep)
+        for attempt in range(a.retry + 1):
+            rc = run_in_vm(k, command, rw=a.rw, timeout=a.timeout, mem=a.mem, cpus=a.cpus, append=a.append,
+                           accel=a.accel, verbose=a.verbose, keep=a.keep)
+            if rc != 125 or attempt == a.retry:
+                return rc
+            host.warn(f"the VM failed (not the command): booting again ({attempt + 1} of {a.retry})")
+        return rc
     except VmError as e:
         print(f"vm: error: {e}", file=sys.stderr)
         return 125

@@ -180,6 +180,42 @@ class _Tail:
         self.f.close()
 
 
+# The guest kernel's own report of a CPU stuck in the kernel. Under software emulation (TCG) a guest has been
+# seen to lock up for good this way in `runc create` (before any CNI call); a host so loaded that the vCPU
+# threads starve can make the guest print it too, and then carry on. So the report alone ends nothing: a
+# guest that printed it and then shows no progress (no byte on its stdout/stderr) for HUNG_GRACE seconds is
+# hung, and the run ends as a VM failure (125) at once instead of at the timeout.
+LOCKUP_MARKERS = (b"watchdog: BUG: soft lockup", b"self-detected stall on CPU")
+HUNG_GRACE = 240.0
+
+
+class HangWatch:
+    """Decides from the console log and the guest's output sizes whether the guest is hung (see above)."""
+
+    def __init__(self, console: Path, outputs: list[Path], grace: float = HUNG_GRACE):
+        self.console, self.outputs, self.grace = console, outputs, grace
+        self.seen = 0  # bytes of the console already read
+        self.carry = b""  # the tail of the last read: a marker may straddle two reads
+        self.lockup_at: float | None = None
+        self.progress = -1
+
+    def hung(self, now: float) -> bool:
+        with open(self.console, "rb") as f:
+            f.seek(self.seen)
+            new = f.read()
+        self.seen += len(new)
+        text, self.carry = self.carry + new, (self.carry + new)[-64:]
+        size = sum(p.stat().st_size for p in self.outputs)
+        if self.lockup_at is None:
+            if any(m in text for m in LOCKUP_MARKERS):
+                self.lockup_at, self.progress = now, size
+            return False
+        if size != self.progress:  # the guest carried on: forget the report
+            self.lockup_at = None
+            return False
+        return now - self.lockup_at > self.grace
+
+
 def run_in_vm(k: Kernel, argv: list[str], *, rw: list[Path] | None = None, cwd: Path | None = None,
               timeout: float = 1800, mem: int = 2048, cpus: int = 2, append: str = "", accel: str = "auto",
               verbose: bool = False, keep: bool = False, extra_env: dict[str, str] | None = None) -> int:
@@ -221,12 +257,17 @@ def run_in_vm(k: Kernel, argv: list[str], *, rw: list[Path] | None = None, cwd: 
         tails = [_Tail(run / "stdout", sys.stdout.buffer), _Tail(run / "stderr", sys.stderr.buffer)]
         if verbose:
             tails.append(_Tail(run / "console.log", sys.stderr.buffer))
-        timed_out = False
+        timed_out = hung = False
+        watch, next_watch = HangWatch(run / "console.log", [run / "stdout", run / "stderr"]), started + 5
         while qemu.poll() is None:
             for t in tails:
                 t.pump()
-            if time.monotonic() - started > timeout:
+            now = time.monotonic()
+            if now - started > timeout:
                 timed_out = True
+            elif now > next_watch:
+                hung, next_watch = watch.hung(now), now + 5
+            if timed_out or hung:
                 qemu.kill()
                 qemu.wait()
                 break
@@ -244,12 +285,13 @@ def run_in_vm(k: Kernel, argv: list[str], *, rw: list[Path] | None = None, cwd: 
         if timed_out:
             warn(f"timed out after {timeout:.0f}s; VM killed")
             return 124
-        lines = []
+        lines = [f"the guest kernel reported a soft lockup / RCU stall and made no progress for {HUNG_GRACE:.0f}s"
+                 if hung else ""]
         for name in ("console.log", "qemu.log", "console.guest"):
             text = (run / name).read_text(errors="replace").strip()
             if text:
                 lines += [f"--- {name} (end) ---", *text.splitlines()[-40:]]
-        warn(f"the VM ended without a result (qemu exit {qemu.returncode})\n" + "\n".join(lines))
+        warn(f"the VM ended without a result (qemu exit {qemu.returncode})\n" + "\n".join(x for x in lines if x))
         return 125
     finally:
         if qemu is not None and qemu.poll() is None:
