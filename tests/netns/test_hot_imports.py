@@ -75,13 +75,15 @@ def fake_vf_node():
         yield host
 
 
-def test_sriov_host_local_add_del(fake_vf_node, pod, tmp_path):
+def test_sriov_host_local_add_check_del(fake_vf_node, pod, tmp_path):
     node, pci, vf = fake_vf_node
     conf = {"cniVersion": "1.1.0", "name": "hotimports-sriov", "type": "sriov", "deviceID": vf,
             "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "ranges": [[{"subnet": "10.232.0.0/24"}]]}}
     names, out = traced("sriov", "ADD", conf, node, pod.path, env=pci.env)
     _check(names, "sriov ADD")
     assert json.loads(out)["ips"][0]["address"].startswith("10.232.0.")
+    conf["prevResult"] = json.loads(out)
+    _check(traced("sriov", "CHECK", conf, node, pod.path, env=pci.env)[0], "sriov CHECK")
     _check(traced("sriov", "DEL", conf, node, pod.path, env=pci.env)[0], "sriov DEL")
 
 
