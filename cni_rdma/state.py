@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from . import jsonc, paths, safefile
 from .errors import INVALID_CONFIG, IO_FAILURE, CniError
-from .native import LOCK_EX, LOCK_NB, flock  # noqa: F401 (LOCK_NB re-exported: sriov-cni's VF lock)
+from .native import LOCK_EX, flock
 from .paths import DEFAULT_STATE_ROOT as DEFAULT_ROOT  # noqa: F401 (re-exported)
 from .paths import STATE_ROOT_ENV as ROOT_ENV  # noqa: F401 (re-exported)
 from .paths import state_root

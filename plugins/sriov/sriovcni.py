@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
 from cni_rdma import jsonc, paths
 from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CniError
-from cni_rdma.state import LOCK_EX, LOCK_NB, Held, flock
+from cni_rdma.native import LOCK_EX, LOCK_NB, flock
+from cni_rdma.state import Held
 
 DATA_DIR = "/var/lib/cni/sriov"  # sriov-cni's config.DefaultCNIDir (not configurable there); our Store("sriov").dir
 MAX_CACHE = 1 << 20  # a NetConf is a few KB; anything bigger is not one
