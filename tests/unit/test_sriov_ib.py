@@ -5,6 +5,7 @@ The kernel side cannot be exercised here or in the VM: no InfiniBand device exis
 from __future__ import annotations
 
 import os
+import posix
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_original_guids_reported_else_from_the_ipoib_address_else_all_ones():
     assert untouched.node_guid is None
 
 
-def test_rebind_writes_the_vf_address_to_unbind_then_bind(ib):
+def test_rebind_writes_the_vf_address_to_unbind_then_bind(ib, monkeypatch):
     """ib-sriov-cni's RebindVf (sriovnet UnbindVf/BindVf), over the fake PCI tree's driver directory."""
     from cni_rdma.sysfs import Sysfs
 
@@ -101,17 +102,15 @@ def test_rebind_writes_the_vf_address_to_unbind_then_bind(ib):
     seen = []
     for op in ("unbind", "bind"):
         (drv / op).write_text("")
-    real_open = os.open
+    real_open = posix.open  # the plugin path calls posix (os's C half) directly
 
     def spy(path, flags, *a, **kw):
         if str(path).startswith(str(drv)):
             seen.append(os.path.basename(path))
         return real_open(path, flags, *a, **kw)
 
-    os.open = spy
-    try:
+    with monkeypatch.context() as m:
+        m.setattr(posix, "open", spy)
         vfmanager.rebind_vf(Sysfs(str(ib.pci.root)), ib.vf)
-    finally:
-        os.open = real_open
     assert seen == ["unbind", "bind"]
     assert (drv / "unbind").read_text() == ib.vf and (drv / "bind").read_text() == ib.vf
