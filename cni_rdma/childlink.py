@@ -200,37 +200,40 @@ class Created:
             pass
 
 
-def _delete_named(ifname: str, kind: str) -> None:
+def _delete_named(ifname: str, kind: str, sending: Optional[Callable[[], None]] = None) -> None:
     with Rtnl() as nl:
         # Only our own kind: after an ADD that failed on a name clash, the runtime's DEL must not
         # remove another plugin's interface of the same name. Orphaned temp links go too (see temp_name).
         for link in nl.links(kind=kind):
             if link.kind == kind and (link.name == ifname or is_orphan_temp(link.name)):
+                if sending is not None:
+                    sending()
                 try:
                     nl.link_del(link.index)
                 except LinkNotFound:
                     pass
 
 
-def delete(netns: str, ifname: str, kind: str) -> None:
-    """DEL: remove ifname (of this kind) from the pod; a missing netns, path or link is success."""
+def delete(netns: str, ifname: str, kind: str, sending: Optional[Callable[[], None]] = None) -> None:
+    """DEL: remove ifname (of this kind) from the pod; a missing netns, path or link is success.
+    sending: called right before each delete request goes to the kernel (see delete_beside)."""
     if not netns:
         return
     try:
-        in_netns(netns, _delete_named, ifname, kind)
+        in_netns(netns, _delete_named, ifname, kind, sending)
     except NetnsNotFound:
         return
 
 
 def delete_beside(netns: str, ifname: str, kind: str, work: Optional[Callable[[], None]]) -> None:
-    """DEL: delete() while work() (the IPAM release) runs beside it, in a thread of its own.
+    """DEL: delete(), and work() (the IPAM release) in a thread of its own while the kernel deletes the link.
 
     The kernel holds a link's deleter ~15-20 ms while it unregisters the device (synchronize_net, rcu_barrier):
-    the longest wait of a DEL, and no CPU of ours. work() runs during that wait instead of before it; the
-    delete keeps the critical path (this thread starts only the netns thread, as before). Errors as in the
-    sequential order (work, then delete): work's error wins, the delete's is raised when work succeeded.
-    (Unlike the sequential order, a failing IPAM release no longer keeps the link: DEL is retried until it
-    succeeds, and the link is gone either way.)
+    the longest wait of a DEL, and no CPU of ours. work() starts right before the delete request is sent (the
+    lookup before it keeps the GIL to itself: it is the critical path) and runs during that wait; without a
+    link to delete, after the lookup. Errors as in the sequential order (work, then delete): work's error
+    wins, the delete's is raised when work succeeded. (Unlike the sequential order, a failing IPAM release no
+    longer keeps the link: DEL is retried until it succeeds, and the link is gone either way.)
     """
     if work is None or not netns:
         if work is not None:
@@ -240,9 +243,10 @@ def delete_beside(netns: str, ifname: str, kind: str, work: Optional[Callable[[]
     beside = _Beside(work)
     failed: Optional[BaseException] = None
     try:
-        delete(netns, ifname, kind)
+        delete(netns, ifname, kind, beside.start)
     except BaseException as e:
         failed = e
+    beside.start()  # no link was there (or the lookup failed): work runs now
     beside.wait()
     if beside.error is not None:
         raise beside.error
@@ -251,16 +255,28 @@ def delete_beside(netns: str, ifname: str, kind: str, work: Optional[Callable[[]
 
 
 class _Beside:
-    """work() in a `_thread` thread (threading costs ~3.5 ms of start-up); wait() joins it, error keeps its
-    exception."""
+    """work() in a `_thread` thread (threading costs ~3.5 ms of start-up): start() once (later calls do
+    nothing), wait() joins it, error keeps its exception."""
 
     def __init__(self, work: Callable[[], None]) -> None:
         import _thread
 
         self.error: Optional[BaseException] = None
+        self._work: Optional[Callable[[], None]] = work
         self._done = _thread.allocate_lock()
         self._done.acquire()
-        _thread.start_new_thread(self._run, (work,))
+
+    def start(self) -> None:
+        # Called by the netns thread, then by the caller once that thread has ended: never at the same time.
+        work, self._work = self._work, None
+        if work is not None:
+            import _thread
+
+            try:
+                _thread.start_new_thread(self._run, (work,))
+            except BaseException:
+                self._work = work  # not started: the caller's start() tries again (wait() never hangs)
+                raise
 
     def _run(self, work: Callable[[], None]) -> None:
         try:
