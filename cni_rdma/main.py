@@ -1,8 +1,8 @@
 """Entry point of the single executable: dispatch on the name it was invoked as (argv[0]).
 
-Imports only sys and posix at the top (not os: ~2 ms with what it pulls): the about line, VERSION and CNI_* env
-errors are answered by cni_rdma/early.py before the plugin (and os, json, ...) is imported
-(tests/unit/test_startup.py).
+Imports only sys and posix at the top (no plugin imports os: ~2 ms with what it pulls): the about line, VERSION
+and CNI_* env errors are answered by cni_rdma/early.py before the plugin is imported (tests/unit/test_startup.py);
+frozen, the plugin's modules then come from the bundle's modules file (cni_rdma/bundled.py).
 """
 import gc
 import posix
