@@ -149,6 +149,31 @@ def test_plugin_modules_come_from_the_modules_file(tmp_path, modules_file):
         assert answer["code"] == 999 and "failed to load" in answer["msg"], answer
 
 
+PROBE_CODE = """
+import codecs, encodings, sys
+print(repr([encodings.__spec__.origin, encodings.__path__, sys.modules["encodings.utf_8"].__spec__.origin,
+            codecs.lookup("cp1252").name, "bücher.de".encode("idna"), sys.getfilesystemencoding()]))
+"""
+
+
+@frozen_only
+def test_the_codec_registry_is_frozen_into_the_executable_and_finds_every_codec(tmp_path):
+    # tools/launcher.c freezes encodings, encodings.aliases and encodings.utf_8 (no file read before our first
+    # line); encodings.__path__ still leads to the bundle's other codecs. A probe build of the same launcher
+    # (CNI_RDMA_PROBE: never shipped) runs this code in the bundle's interpreter.
+    from tools.build_bundle import launcher_command
+
+    internal = (_exe().parent / "_internal").resolve()
+    (tmp_path / "_internal").symlink_to(internal)
+    cmd = launcher_command(tmp_path / "probe", internal, ("CNI_RDMA_PROBE",), rpath=f"{internal}/lib:{internal}")
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    p = subprocess.run([str(tmp_path / "probe")], env={"CNI_RDMA_PROBE_CODE": PROBE_CODE}, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == repr(["frozen", [f"{tmp_path}/_internal/encodings"], "frozen", "cp1252",
+                                     b"xn--bcher-kva.de", "utf-8"])
+
+
 @frozen_only
 def test_install_links_refuses_go_plugin_and_uninstalls(tmp_path):
     bundle = _exe().parent
