@@ -5,8 +5,8 @@ through the path finder, ~0.1 ms each: about a quarter of an ADD's import time (
 tools/build_bundle.py packs every .pyc of the bundle into one file (an index, then the code objects as their
 .pyc files hold them); `install()` reads the index once and puts a finder first on sys.meta_path that reads
 and runs a module's code on import (one pread). Imports keep their meaning: lazy stays lazy, `__file__` and
-`__path__` are what the loose files gave (they stay in the bundle: the interpreter's own start-up and any
-module imported before `install()` use them).
+`__path__` are what the loose files gave (they stay in the bundle for the modules imported before
+`install()`: tools/launcher.c freezes this module into the executable and installs it before cni_rdma.main).
 
 `preload(name)` (registry.load, before a plugin or in-process IPAM module is imported) goes one step further:
 the file lists, for each registry module, the modules its import runs, dependencies first (recorded by the
@@ -112,6 +112,11 @@ def install() -> bool:
         return False
     if any(isinstance(f, BundledModules) for f in sys.meta_path):
         return True
+    package = sys.modules[__name__.rpartition(".")[0]]
+    if not getattr(package, "__path__", True):
+        # tools/launcher.c freezes this module and its package into the executable: a frozen package has no
+        # directory; the bundle's is where its other modules' files are.
+        package.__path__.append(f"{root}/{package.__name__}")
     try:
         fd = posix.open(f"{root}/{FILE_NAME}", posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW)
     except FileNotFoundError:

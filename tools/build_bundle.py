@@ -210,9 +210,11 @@ def pack_modules(internal: Path, preloads: dict[str, tuple[str, ...]] | None = N
     return len(modules)
 
 
-# Frozen into the executable (PyImport_FrozenModules): what the interpreter imports before any line of ours, so
-# that its start reads no file and builds no path finder (tools/launcher.c; ~0.5 ms of every call).
-FROZEN_AT_START = (("encodings", True), ("encodings.aliases", False), ("encodings.utf_8", False))
+# Frozen into the executable (PyImport_FrozenModules): what the interpreter imports before any line of ours, and
+# the loader of the bundle's modules file (cni_rdma/bundled.py) with its package, so that a call reads no .pyc
+# file and builds no path finder for the bundle's directory (tools/launcher.c; ~0.5 ms each).
+FROZEN_AT_START = (("encodings", True), ("encodings.aliases", False), ("encodings.utf_8", False),
+                   ("cni_rdma", True), ("cni_rdma.bundled", False))
 
 
 def frozen_source(internal: Path) -> str:

@@ -6,7 +6,8 @@
  * ctypes probe, zlib and struct) on every call. This does only what a plugin needs: the interpreter
  * configured as PyInstaller configures it (isolated: no PYTHON* variables, no site, no user site, no
  * bytecode writes, UTF-8 mode, sys.path = the bundle only), sys.frozen and sys._MEIPASS set, then
- * `cni_rdma.main.run()` (main(), then the exit). cni_rdma/_native.c is compiled in as the built-in module
+ * `cni_rdma.main.run()` (main(), then the exit), its modules from the bundle's modules file (cni_rdma/bundled.py,
+ * frozen in with the codec registry). cni_rdma/_native.c is compiled in as the built-in module
  * `cni_rdma._native` (no dlopen; cni_rdma/bundled.py's finder resolves the dotted name).
  */
 #define PY_SSIZE_T_CLEAN
@@ -151,12 +152,16 @@ int main(int argc, char **argv)
     return Py_FinalizeEx() < 0 ? 120 : 0;
 #elif defined(CNI_RDMA_IMPORTS_FLOOR)
     /* bench/: the empty app plus the imports of a macvlan + host-local call as main.py makes them, no work */
-    PyRun_SimpleString("import posix\nimport cni_rdma.main, cni_rdma.early\nfrom cni_rdma import bundled, registry\n"
-                       "bundled.install()\nregistry.load('plugins.macvlan.macvlan')\nimport cni_rdma.skel\n"
+    PyRun_SimpleString("import posix\nimport cni_rdma.bundled\ncni_rdma.bundled.install()\n"
+                       "import cni_rdma.main, cni_rdma.early\nfrom cni_rdma import registry\n"
+                       "registry.load('plugins.macvlan.macvlan')\nimport cni_rdma.skel\n"
                        "registry.load('ipam.host_local.host_local')\nposix._exit(0)\n");
     return 0;
 #else
-    PyRun_SimpleString("from cni_rdma.main import run\nrun()\n");
+    /* The modules file first (cni_rdma.bundled, frozen in): main and everything after it come from there. A
+     * broken file is left to main(), which answers it as a CNI error. */
+    PyRun_SimpleString("import cni_rdma.bundled\ntry:\n    cni_rdma.bundled.install()\nexcept Exception:\n    pass\n"
+                       "from cni_rdma.main import run\nrun()\n");
 #endif
     /* Only an exception other than SystemExit gets here; its traceback is printed on stderr. */
     return Py_FinalizeEx() < 0 ? 120 : 1;

@@ -116,17 +116,18 @@ def test_modules_file_holds_every_module_and_native_is_built_in():
     assert not list((internal / "cni_rdma").glob("_native*.so"))
 
 
-# The modules a plugin process imports before cni_rdma.bundled.install() (main.py), and jsonc, which the
-# control case's "failed to load" answer needs: loose files.
+# Without the modules file: the modules a plugin process imports from loose files before main.py's install()
+# (its "failed to load" answer needs jsonc too).
 EARLY_FILES = {"__init__", "main", "registry", "early", "errors", "version", "bundled", "jsonc"}
 
 
 @frozen_only
 @pytest.mark.parametrize("modules_file", [True, False])
 def test_plugin_modules_come_from_the_modules_file(tmp_path, modules_file):
-    # A copy of the bundle without the loose .pyc of everything a plugin imports after main.py: a plugin call
-    # still answers (code 7 from the skeleton, after the plugin module loaded), and without the modules file
-    # it cannot load the plugin (the control: the loose files really are gone).
+    # A copy of the bundle without the loose .pyc of our packages: a plugin call still answers (code 7 from the
+    # skeleton, after the plugin module loaded): the launcher installs the modules file's finder (cni_rdma.bundled,
+    # frozen into the executable) before cni_rdma.main. Without the modules file (the control: the loose files
+    # really are gone) it cannot load the plugin.
     bundle = tmp_path / "bundle"
     import shutil
 
@@ -134,7 +135,7 @@ def test_plugin_modules_come_from_the_modules_file(tmp_path, modules_file):
     internal = bundle / "_internal"
     for pkg in ("cni_rdma", "plugins", "ipam"):
         for pyc in (internal / pkg).rglob("*.pyc"):
-            if not (pyc.parent == internal / "cni_rdma" and pyc.stem in EARLY_FILES):
+            if modules_file or not (pyc.parent == internal / "cni_rdma" and pyc.stem in EARLY_FILES):
                 pyc.unlink()
     if not modules_file:
         (internal / "cni_rdma.modules").unlink()
@@ -151,15 +152,19 @@ def test_plugin_modules_come_from_the_modules_file(tmp_path, modules_file):
 
 PROBE_CODE = """
 import codecs, encodings, sys
+import cni_rdma.bundled
+cni_rdma.bundled.install()
+import cni_rdma.main
 print(repr([encodings.__spec__.origin, encodings.__path__, sys.modules["encodings.utf_8"].__spec__.origin,
-            codecs.lookup("cp1252").name, "bücher.de".encode("idna"), sys.getfilesystemencoding()]))
+            codecs.lookup("cp1252").name, "bücher.de".encode("idna"), sys.getfilesystemencoding(),
+            cni_rdma.bundled.__spec__.origin, cni_rdma.__path__, type(cni_rdma.main.__loader__).__name__]))
 """
 
 
 @frozen_only
 def test_the_codec_registry_is_frozen_into_the_executable_and_finds_every_codec(tmp_path):
     # tools/launcher.c freezes encodings, encodings.aliases and encodings.utf_8 (no file read before our first
-    # line); encodings.__path__ still leads to the bundle's other codecs. A probe build of the same launcher
+    # line), and cni_rdma.bundled with its package; the packages' __path__ still leads to the bundle's files. A probe build of the same launcher
     # (CNI_RDMA_PROBE: never shipped) runs this code in the bundle's interpreter.
     from tools.build_bundle import launcher_command
 
@@ -171,7 +176,8 @@ def test_the_codec_registry_is_frozen_into_the_executable_and_finds_every_codec(
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == repr(["frozen", [f"{tmp_path}/_internal/encodings"], "frozen", "cp1252",
-                                     b"xn--bcher-kva.de", "utf-8"])
+                                     b"xn--bcher-kva.de", "utf-8", "frozen", [f"{tmp_path}/_internal/cni_rdma"],
+                                     "BundledModules"])
 
 
 @frozen_only
