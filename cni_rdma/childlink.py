@@ -240,7 +240,12 @@ def delete_beside(netns: str, ifname: str, kind: str, work: Optional[Callable[[]
             work()
         delete(netns, ifname, kind)
         return
-    beside = _Beside(work)
+    try:
+        beside = _Beside(work)
+    except RuntimeError:  # no thread to be had ("can't start new thread"): the sequential order
+        work()
+        delete(netns, ifname, kind)
+        return
     failed: Optional[BaseException] = None
     try:
         delete(netns, ifname, kind, beside.start)
@@ -255,31 +260,33 @@ def delete_beside(netns: str, ifname: str, kind: str, work: Optional[Callable[[]
 
 
 class _Beside:
-    """work() in a `_thread` thread (threading costs ~3.5 ms of start-up): start() once (later calls do
-    nothing), wait() joins it, error keeps its exception."""
+    """work() in a `_thread` thread (threading costs ~3.5 ms of start-up), held at a gate until start() opens it
+    (later calls do nothing); wait() joins it, error keeps its exception.
+
+    The thread is started here, by the caller, and not by the netns thread that opens the gate: a thread
+    inherits its creator's network namespace, and the IPAM release must run in the node's (cluster-ipam's etcd,
+    an exec'd IPAM), never in the pod's. Blocked at the gate it holds no GIL: the lookup keeps the CPU."""
 
     def __init__(self, work: Callable[[], None]) -> None:
         import _thread
 
         self.error: Optional[BaseException] = None
-        self._work: Optional[Callable[[], None]] = work
         self._done = _thread.allocate_lock()
         self._done.acquire()
+        self._gate = _thread.allocate_lock()
+        self._gate.acquire()
+        self._opened = False
+        _thread.start_new_thread(self._run, (work,))
 
     def start(self) -> None:
         # Called by the netns thread, then by the caller once that thread has ended: never at the same time.
-        work, self._work = self._work, None
-        if work is not None:
-            import _thread
-
-            try:
-                _thread.start_new_thread(self._run, (work,))
-            except BaseException:
-                self._work = work  # not started: the caller's start() tries again (wait() never hangs)
-                raise
+        if not self._opened:
+            self._opened = True
+            self._gate.release()
 
     def _run(self, work: Callable[[], None]) -> None:
         try:
+            self._gate.acquire()
             work()
         except BaseException as e:
             self.error = e

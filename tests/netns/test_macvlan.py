@@ -7,6 +7,8 @@ proving nothing is left behind: no link in the pod, no temp link, no IP reservat
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.netns.macvlan_helpers import (conf, err, host_local, ipam_path, node_links, ok, pod_links, reservations,
@@ -348,6 +350,24 @@ def fake_ipam(tmp_path):
     exe.write_text(f"#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> {log}\n")
     exe.chmod(0o755)
     return str(exe.parent), log
+
+
+def test_del_releases_the_addresses_in_the_nodes_netns_while_the_link_goes(node, pod, tmp_path):
+    # DEL releases the addresses in a thread of its own while the kernel deletes the pod's link
+    # (childlink.delete_beside); that thread must run in the node's netns, as the IPAM call always did
+    # (cluster-ipam reaches etcd there; an exec'd IPAM inherits it), never in the pod's.
+    seen = tmp_path / "ipam-netns"
+    exe = tmp_path / "bin" / "ns-ipam"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\ncat >/dev/null\n"
+                   f"if [ \"$CNI_COMMAND\" = DEL ]; then readlink /proc/self/ns/net > {seen}; exit 0; fi\n"
+                   "echo '{\"cniVersion\": \"1.0.0\", \"ips\": [{\"address\": \"10.99.0.5/24\"}]}'\n")
+    exe.chmod(0o755)
+    c = conf(master="eth0", ipam={"type": "ns-ipam"})
+    ok(run("ADD", c, node, pod, path=f"{exe.parent}:{ipam_path()}"))
+    ok(run("DEL", c, node, pod, path=f"{exe.parent}:{ipam_path()}"))
+    assert seen.read_text().strip() == f"net:[{os.stat(node.path).st_ino}]"
+    assert "net1" not in pod_links(pod)
 
 
 def test_status_and_gc_delegate_to_ipam(node, tmp_path):
