@@ -128,8 +128,9 @@ def environ() -> "Mapping[str, str]":
         return os.environ
     global _environ
     if _environ is None:
-        enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
-        _environ = {k.decode(enc, errors): v.decode(enc, errors) for k, v in posix.environ.items()}
+        from .early import environ as decoded  # the one decoder (cni_rdma/early.py: loaded on every plugin call)
+
+        _environ = decoded()
     return _environ
 
 
