@@ -191,10 +191,7 @@ def pack_modules(internal: Path, preloads: dict[str, tuple[str, ...]] | None = N
         name = ".".join(parts[:-1] if is_package else parts)
         if not all(part.isidentifier() for part in name.split(".")):
             continue  # not importable by that path (e.g. data inside a dist-info)
-        data = pyc.read_bytes()
-        if data[:4] != importlib.util.MAGIC_NUMBER:
-            raise BuildError(f"{pyc}: not a .pyc of this interpreter")
-        modules.append((name, is_package, data[16:]))  # the code object, after the 16-byte .pyc header
+        modules.append((name, is_package, pyc_code(pyc)))
     entries, offset = [], 0
     for name, is_package, code in modules:
         entries.append((name, is_package, offset, len(code)))
@@ -217,17 +214,21 @@ FROZEN_AT_START = (("encodings", True), ("encodings.aliases", False), ("encoding
                    ("cni_rdma", True), ("cni_rdma.bundled", False))
 
 
-def frozen_source(internal: Path) -> str:
-    """C source of the launcher's frozen-module table: FROZEN_AT_START's code objects from the bundle's .pyc."""
+def pyc_code(pyc: Path) -> bytes:
+    """The marshalled code object a .pyc holds (after its 16-byte header); BuildError for another interpreter's."""
     import importlib.util
 
+    data = pyc.read_bytes()
+    if data[:4] != importlib.util.MAGIC_NUMBER:
+        raise BuildError(f"{pyc}: not a .pyc of this interpreter")
+    return data[16:]
+
+
+def frozen_source(internal: Path) -> str:
+    """C source of the launcher's frozen-module table: FROZEN_AT_START's code objects from the bundle's .pyc."""
     arrays, entries = [], []
     for i, (name, is_package) in enumerate(FROZEN_AT_START):
-        pyc = internal / (name.replace(".", "/") + ("/__init__.pyc" if is_package else ".pyc"))
-        data = pyc.read_bytes()
-        if data[:4] != importlib.util.MAGIC_NUMBER:
-            raise BuildError(f"{pyc}: not a .pyc of this interpreter")
-        code = data[16:]
+        code = pyc_code(internal / (name.replace(".", "/") + ("/__init__.pyc" if is_package else ".pyc")))
         rows = ",\n".join(",".join(str(b) for b in code[j:j + 32]) for j in range(0, len(code), 32))
         arrays.append(f"static const unsigned char m{i}[] = {{\n{rows}\n}};")
         entries.append(f'    {{.name = "{name}", .code = m{i}, .size = (int)sizeof m{i}, '
