@@ -112,11 +112,6 @@ def install() -> bool:
         return False
     if any(isinstance(f, BundledModules) for f in sys.meta_path):
         return True
-    package = sys.modules[__name__.rpartition(".")[0]]
-    if not getattr(package, "__path__", True):
-        # tools/launcher.c freezes this module and its package into the executable: a frozen package has no
-        # directory; the bundle's is where its other modules' files are.
-        package.__path__.append(f"{root}/{package.__name__}")
     try:
         fd = posix.open(f"{root}/{FILE_NAME}", posix.O_RDONLY | posix.O_CLOEXEC | posix.O_NOFOLLOW)
     except FileNotFoundError:

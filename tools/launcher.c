@@ -39,6 +39,37 @@ static int set_str(PyConfig *c, wchar_t **field, const char *value, const char *
     return PyStatus_Exception(st) ? fail(what, st) : 0;
 }
 
+/* A frozen package has no directory (this config has no sys._stdlib_dir), so its modules that are not frozen
+ * (encodings.idna, encodings.cp1252..., cni_rdma.main...) would not be found: each package of the frozen table is
+ * imported (they are all imported by every call anyway) and given the bundle's directory as its __path__. */
+static int frozen_packages_find_their_files(const char *home)
+{
+    for (const struct _frozen *f = cni_rdma_frozen; f->name != NULL; f++) {
+        if (!f->is_package)
+            continue;
+        char dir[PATH_MAX + 64];
+        int n = snprintf(dir, sizeof dir, "%s/%s", home, f->name);
+        if (n < 0 || n >= (int)sizeof dir) {
+            PyErr_Format(PyExc_OSError, "bundle path too long for %s", f->name);
+            return -1;
+        }
+        for (char *c = dir + strlen(home) + 1; *c; c++)
+            if (*c == '.')
+                *c = '/'; /* a dotted package name is a nested directory */
+        PyObject *module = PyImport_ImportModule(f->name), *path = NULL, *entry = NULL;
+        int rc = -1;
+        if (module != NULL && (path = PyObject_GetAttrString(module, "__path__")) != NULL &&
+            (entry = PyUnicode_DecodeFSDefault(dir)) != NULL)
+            rc = PyList_Append(path, entry);
+        Py_XDECREF(entry);
+        Py_XDECREF(path);
+        Py_XDECREF(module);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* The bundle is the directory this executable lives in (symlinks, e.g. /opt/cni/bin/macvlan, resolved);
@@ -120,22 +151,10 @@ int main(int argc, char **argv)
         return 1;
     }
     Py_DECREF(meipass);
-    /* A frozen package has no directory (this config has no sys._stdlib_dir): the other codecs' modules
-     * (encodings.idna, encodings.cp1252...) are the bundle's files. */
-    PyObject *enc_name = PyUnicode_FromString("encodings"), *encodings = NULL, *enc_path = NULL, *enc_dir = NULL;
-    if (enc_name != NULL)
-        encodings = PyImport_GetModule(enc_name);
-    Py_XDECREF(enc_name);
-    char enc_dir_s[PATH_MAX + 16];
-    snprintf(enc_dir_s, sizeof enc_dir_s, "%s/encodings", home);
-    if (encodings == NULL || (enc_path = PyObject_GetAttrString(encodings, "__path__")) == NULL ||
-        (enc_dir = PyUnicode_DecodeFSDefault(enc_dir_s)) == NULL || PyList_Append(enc_path, enc_dir) != 0) {
+    if (frozen_packages_find_their_files(home) != 0) {
         PyErr_Print();
         return 1;
     }
-    Py_DECREF(enc_dir);
-    Py_DECREF(enc_path);
-    Py_DECREF(encodings);
     /* run() ends the process: posix._exit once a plugin's answer is flushed, else SystemExit (PyErr_Print
      * handles it: finalize, flush, exit with its code).
      * bench/ builds a CNI_RDMA_FLOOR copy that runs nothing and ends as a plugin call ends: the start-up floor
