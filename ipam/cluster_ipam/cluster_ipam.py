@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ipam.host_local.config import Range, RangeSet
 
-from cni_rdma import paths
+from cni_rdma import paths, safefile
 from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, PLUGIN, TRY_AGAIN_LATER, CniError, config_error
 from cni_rdma.skel import Request
@@ -384,13 +384,16 @@ def _stats(req: Request, what: str, c: etcd.Client) -> None:
     req.log.debug(f"{what}: reads={c.reads} txns={c.txns} conflicts={c.conflicts}")
     path = paths.getenv("CNI_RDMA_ETCD_STATS")  # bench only: one line per call
     if path:
+        try:  # an env-named path: never a symlink, a FIFO (would block) or a device (safefile)
+            fd = safefile.open_regular(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT, mode=0o600)
+        except OSError:
+            return
         try:
-            flags = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_NOFOLLOW | posix.O_CLOEXEC
-            fd = posix.open(path, flags, 0o600)
             posix.write(fd, f"{req.command} reads={c.reads} txns={c.txns} conflicts={c.conflicts}\n".encode())
-            posix.close(fd)
         except OSError:
             pass
+        finally:
+            posix.close(fd)
 
 
 def release(s: Session, rkey: bytes, handle: str, only_if: Optional[dict] = None) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -245,3 +246,17 @@ def test_readme_nads_allocate_from_their_pools(etcd_cluster):
         got.append(ips(run("ADD", c))[0])
     assert got[0].startswith("172.81.0.1") and got[0].endswith("/16")
     assert got[1].startswith("222.") and got[1].endswith("/8")
+
+
+def test_the_bench_stats_file_is_never_a_fifo_or_a_symlink(etcd_cluster, tmp_path):
+    # CNI_RDMA_ETCD_STATS (bench/cluster_ipam.py) names a file from the environment: a FIFO there must not hang
+    # the call (no reader), a symlink must not be followed; a regular file gets one line per call.
+    c = netconf(etcd_cluster, {"ranges": [[{"subnet": "10.83.0.0/24"}]]})
+    fifo, link, target, stats = tmp_path / "fifo", tmp_path / "link", tmp_path / "target", tmp_path / "stats"
+    os.mkfifo(fifo)
+    link.symlink_to(target)
+    for path in (fifo, link, stats):
+        r = run("ADD", c, cid=f"c-{path.name}", extra_env={"CNI_RDMA_ETCD_STATS": str(path)}, timeout=30)
+        assert r.code == 0, r.stdout
+    assert not target.exists()
+    assert stats.read_text().startswith("ADD reads=")
