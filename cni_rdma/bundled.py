@@ -13,10 +13,13 @@ the file lists, for each registry module, the modules its import runs, dependenc
 build); they are run in that order without the import machinery (its locks, spec search and attribute setup
 cost ~25 us a module, ~1 ms a call). Any import those modules make that is not done yet still goes through
 the machinery, so the result is the same modules, the same attributes, in the same sys.modules.
+`preload(name, command)` (cni_rdma.skel, before the plugin's function for that command) runs what the module's
+COMMAND_IMPORTS (the modules add() or check() import inside the function, off a DEL's path) run after it.
 
 Format (all integers little-endian): MAGIC, the interpreter's 4-byte .pyc magic, the index's length (4 bytes),
 the index (marshal: a pair of a tuple of (name, is_package, offset, size) and a dict registry module -> tuple
-of module names), then the code objects; offsets count from the end of the index.
+of module names, and (registry module, command) -> tuple of module names), then the code objects; offsets
+count from the end of the index.
 """
 import marshal
 import posix
@@ -36,7 +39,7 @@ class BundledModules:
         self.root = root  # the bundle's _internal directory
         self.fd = fd  # kept open (close-on-exec) for the process's life: imports can come at any time
         self.index = index  # name -> (is_package, offset, size)
-        self.preloads = preloads  # registry module -> the modules its import runs, dependencies first
+        self.preloads = preloads  # registry module (and (module, command)) -> the modules it runs, dependencies first
         self.base = base
         self.machinery = sys.modules["_frozen_importlib"]
 
@@ -70,10 +73,11 @@ class BundledModules:
     def get_source(self, name):  # linecache asks (tracebacks): the bundle holds no sources
         return None
 
-    def preload(self, name: str) -> None:
-        """Run the modules importing `name` would run, in the recorded order, as the import system would."""
+    def preload(self, name: str, command: str | None = None) -> None:
+        """Run the modules importing `name` (then its COMMAND_IMPORTS of `command`) would run, in the recorded
+        order, as the import system would."""
         modules = sys.modules
-        for mod_name in self.preloads.get(name, ()):
+        for mod_name in self.preloads.get(name if command is None else (name, command), ()):
             if mod_name in modules or mod_name not in self.index:
                 continue  # done already, or not ours (an extension module): left to its import
             parent, _, child = mod_name.rpartition(".")
@@ -129,10 +133,11 @@ def install() -> bool:
     return True
 
 
-def preload(name: str) -> None:
-    """Frozen, with the modules file installed: run what importing `name` (a registry module) runs, without the
-    import machinery (see the module docstring). Otherwise nothing: the import does it all."""
+def preload(name: str, command: str | None = None) -> None:
+    """Frozen, with the modules file installed: run what importing `name` (a registry module) runs, or with a
+    command what its COMMAND_IMPORTS for it run after that, without the import machinery (see the module
+    docstring). Otherwise nothing: the import does it all."""
     for finder in sys.meta_path:
         if isinstance(finder, BundledModules):
-            finder.preload(name)
+            finder.preload(name, command)
             return

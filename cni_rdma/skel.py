@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO, Mapping, Optional, TextIO
 
 from . import cniargs, jsonc, paths
+from .bundled import preload
 from .early import error_version, is_valid_id, read_env
 from .errors import (
     DECODE_FAILURE,
@@ -147,6 +148,7 @@ def call(module: ModuleType, env: Mapping[str, str], stdin: bytes, outer: Option
     if fn is None:
         raise CniError(INVALID_ENV, f"{conf.type or 'this plugin'} does not implement {cmd}")
     req.log.debug(f"{cmd} netns={req.netns!r} args={req.cni_args!r}")
+    preload(module.__name__, cmd)  # frozen: what this command imports inside the plugin (its COMMAND_IMPORTS)
     try:
         result = fn(req)
     except NetlinkError as e:  # the one place a netlink failure becomes a CNI error (code 5)

@@ -10,6 +10,7 @@ Options: `--out DIR` (a variant elsewhere), `--host-glibc` (skip self_contain: t
 """
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -146,7 +147,8 @@ def self_contain(bundle: Path, final: Path) -> list[str]:
 
 
 # Run by pack_modules in the build interpreter, on the bundle's own modules: the order in which importing a
-# registry module finishes running each module (dependencies first), as cni_rdma.bundled.preload replays it.
+# registry module (then `then`) finishes running each module (dependencies first), as cni_rdma.bundled.preload
+# replays it; and the module's COMMAND_IMPORTS.
 PRELOAD_TRACE = """
 import sys
 sys.path[:] = [{dynload!r}, {internal!r}]
@@ -160,23 +162,48 @@ machinery.SourcelessFileLoader.exec_module = recording
 for name in {first!r}:
     __import__(name)
 __import__({module!r})
+for name in {then!r}:
+    __import__(name)
 print(" ".join(order))
+print(repr(getattr(sys.modules[{module!r}], "COMMAND_IMPORTS", {{}})))
 """
+
+
+def _trace(internal: Path, module: str, first: tuple[str, ...], then: tuple[str, ...] = ()) -> tuple[tuple, dict]:
+    dynload = next(internal.glob("python3*/lib-dynload"), internal)
+    code = PRELOAD_TRACE.format(dynload=str(dynload), internal=str(internal), module=module, first=first, then=then)
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise BuildError(f"importing {module} from the bundle failed: {p.stderr.strip()[-2000:]}")
+    order, commands = p.stdout.splitlines()
+    return tuple(order.split()), ast.literal_eval(commands)
 
 
 def preload_order(internal: Path, module: str, first: tuple[str, ...] = ("cni_rdma.skel",)) -> tuple[str, ...]:
     """What importing `module` (a registry module; after cni_rdma.skel, as main.py has it) runs, in order."""
-    dynload = next(internal.glob("python3*/lib-dynload"), internal)
-    code = PRELOAD_TRACE.format(dynload=str(dynload), internal=str(internal), module=module, first=first)
-    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=120)
-    if p.returncode != 0:
-        raise BuildError(f"importing {module} from the bundle failed: {p.stderr.strip()[-2000:]}")
-    return tuple(p.stdout.split())
+    return _trace(internal, module, first)[0]
 
 
-def pack_modules(internal: Path, preloads: dict[str, tuple[str, ...]] | None = None) -> int:
+def preload_orders(internal: Path, module: str, first: tuple[str, ...] = ("cni_rdma.skel",)) -> dict:
+    """The preload entries of a registry module: its preload_order, and for each command of its COMMAND_IMPORTS
+    (what add()/check() import inside the function, off a DEL's path) what importing those runs after it, keyed
+    (module, command): cni_rdma.skel replays that before the command, so a lazy import costs it no machinery."""
+    order, commands = _trace(internal, module, first)
+    entries: dict = {module: order}
+    after: dict[tuple[str, ...], tuple[str, ...]] = {}  # ADD and CHECK mostly import the same
+    for command, names in sorted(commands.items()):
+        if names not in after:
+            then, _ = _trace(internal, module, first, names)
+            if then[:len(order)] != order:
+                raise BuildError(f"importing {module} then {names} ran {then}, not {order} first")
+            after[names] = then[len(order):]
+        entries[(module, command)] = after[names]
+    return entries
+
+
+def pack_modules(internal: Path, preloads: dict | None = None) -> int:
     """Write internal/cni_rdma.modules: every .pyc of the bundle in one file (format: cni_rdma/bundled.py),
-    with each registry module's preload order (`preload_order`; `preloads` in its place for tests).
+    with each registry module's preload entries (`preload_orders`; `preloads` in its place for tests).
 
     Frozen plugins import from it (one pread per module instead of a stat, open, fstat and read of a file
     each); the loose .pyc files stay for the interpreter's start-up and the modules imported before
@@ -197,7 +224,9 @@ def pack_modules(internal: Path, preloads: dict[str, tuple[str, ...]] | None = N
         entries.append((name, is_package, offset, len(code)))
         offset += len(code)
     if preloads is None:
-        preloads = {module: preload_order(internal, module) for module in sorted(set(PLUGINS.values()))}
+        preloads = {}
+        for module in sorted(set(PLUGINS.values())):
+            preloads.update(preload_orders(internal, module))
     raw_index = marshal.dumps((tuple(entries), preloads))
     out = internal / MODULES_FILE
     with open(out, "wb") as f:

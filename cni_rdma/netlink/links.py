@@ -231,7 +231,8 @@ def link_attrs(*, mac: str | None = None, mtu: int | None = None, txqlen: int | 
 
 # ---------------------------------------------------------------- requests
 class LinkOps(NetlinkSocket):
-    """The link requests of `Rtnl`."""
+    """The link requests of `Rtnl`; alone, an rtnetlink socket for links only (cni_rdma.childlink: a DEL loads no
+    address, route or VF code)."""
 
     def link_get(self, name: str | None = None, index: int | None = None) -> Link:
         """One link by name (or alternative name) or by index; LinkNotFound when absent."""

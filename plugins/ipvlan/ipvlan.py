@@ -29,12 +29,11 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Optional
 
-from cni_rdma import childlink, faults, ipam, ipconfig
+from cni_rdma import childlink, faults, ipam
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
 from cni_rdma.errors import INTERNAL, INVALID_CONFIG, CniError
 from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
-from cni_rdma.netlink.links import Link
-from cni_rdma.netlink.rtnl import Rtnl
+from cni_rdma.netlink.links import Link, LinkOps
 from cni_rdma.netns import NetnsNotFound, in_netns
 from cni_rdma.record import Record
 from cni_rdma.skel import Request
@@ -45,6 +44,10 @@ ABOUT = "cni-rdma ipvlan"
 KIND = "ipvlan"
 MODES = ("l2", "l3", "l3s")
 FLAGS = ("bridge", "private", "vepa")
+# Imported inside add() and check(): a DEL configures no address or route, and every module it imports runs
+# before its RTM_DELLINK (cni_rdma.ipconfig brings sysctl and Rtnl's address, route and VF code: ~1 ms).
+# Frozen, these commands run them with this module's own imports (tools/build_bundle.py, cni_rdma.bundled).
+COMMAND_IMPORTS = {"ADD": ("cni_rdma.ipconfig",), "CHECK": ("cni_rdma.ipconfig",)}
 
 
 class Config(Record):
@@ -99,7 +102,7 @@ def _host_ns() -> str:
 def _live_mode(netns: str, ifname: str) -> Optional[tuple[str, str]]:
     """(mode, flag) of a recorded child if it still exists, else None (a stale record)."""
     def look() -> Optional[tuple[str, str]]:
-        with Rtnl() as nl:
+        with LinkOps() as nl:  # links only, as cni_rdma.childlink
             try:
                 link = nl.link_get(name=ifname)
             except LinkNotFound:
@@ -113,7 +116,7 @@ def _live_mode(netns: str, ifname: str) -> Optional[tuple[str, str]]:
 
 def _siblings(master: Link) -> list[Link]:
     """ipvlan children of master visible in the master's own netns."""
-    with Rtnl() as nl:
+    with LinkOps() as nl:
         return [ln for ln in nl.links(kind=KIND)
                 if ln.kind == KIND and ln.link == master.index and ln.link_netnsid is None]
 
@@ -146,6 +149,8 @@ def _conflict(conf: Config, master: Link, who: str) -> None:
 
 # ------------------------------------------------------------------ commands
 def add(req: Request) -> Result:
+    from cni_rdma import ipconfig  # see COMMAND_IMPORTS
+
     conf = load_conf(req)
     ipconfig.dad_mode(req.raw)  # a bad value fails before anything is created
     master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
@@ -176,6 +181,8 @@ def add(req: Request) -> Result:
 
 
 def _configure(req: Request, iface: Interface, source: Result, link: Link) -> Result:
+    from cni_rdma import ipconfig  # see COMMAND_IMPORTS
+
     result = Result(interfaces=(iface,), ips=tuple(ip.replace(interface=0) for ip in source.ips),
                     routes=source.routes, dns=req.conf.dns)
     in_netns(req.netns, ipconfig.configure, req.ifname, result, dad=ipconfig.dad_mode(req.raw), link=link)
@@ -214,6 +221,8 @@ def check(req: Request) -> None:
 
 
 def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
+    from cni_rdma import ipconfig  # see COMMAND_IMPORTS
+
     link = childlink.check_pod_link(ifname, KIND, f"{conf.mode} {conf.flag}", master_index,
                                     conf.master or "(default)", iface.mac)
     ipconfig.verify(ifname, prev, link)

@@ -19,7 +19,7 @@ ipam       optional: without it the interface is L2 only (up, no addresses)
 """
 from __future__ import annotations
 
-from cni_rdma import childlink, confkeys, faults, ipam, ipconfig
+from cni_rdma import childlink, confkeys, faults, ipam
 from cni_rdma.confkeys import get_bool, get_choice, get_int, get_str, q
 from cni_rdma.errors import INTERNAL, CniError, config_error
 from cni_rdma.netlink.links import Link
@@ -32,6 +32,10 @@ from cni_rdma.types import Interface, Result
 ABOUT = "cni-rdma macvlan"
 KIND = "macvlan"
 MODES = ("bridge", "private", "vepa", "passthru", "source")
+# Imported inside add() and check(): a DEL configures no address or route, and every module it imports runs
+# before its RTM_DELLINK (cni_rdma.ipconfig brings sysctl and Rtnl's address, route and VF code: ~1 ms).
+# Frozen, these commands run them with this module's own imports (tools/build_bundle.py, cni_rdma.bundled).
+COMMAND_IMPORTS = {"ADD": ("cni_rdma.ipconfig",), "CHECK": ("cni_rdma.ipconfig",)}
 
 
 class Config(Record):
@@ -72,6 +76,8 @@ def require_ethernet(master: Link) -> None:
 
 
 def add(req: Request) -> Result:
+    from cni_rdma import ipconfig  # see COMMAND_IMPORTS
+
     conf = load_conf(req)
     dad = ipconfig.dad_mode(req.raw)
     master = childlink.find_master(req.netns, conf.master, conf.link_in_container)
@@ -127,6 +133,8 @@ def check(req: Request) -> None:
 
 
 def _check_in_pod(ifname: str, iface: Interface, conf: Config, master_index: int, prev: Result) -> None:
+    from cni_rdma import ipconfig  # see COMMAND_IMPORTS
+
     link = childlink.check_pod_link(ifname, KIND, conf.mode, master_index, conf.master or "(default)", iface.mac)
     ipconfig.verify(ifname, prev, link)
 
