@@ -272,3 +272,71 @@ def test_install_with_destdir_as_the_daemonset_does(tmp_path):
     assert (host / "opt/cni/lib/cni-rdma/TYPES").read_text().split() == TYPES
     for t in TYPES:
         assert os.readlink(host / "opt/cni/bin" / t) == "/opt/cni/lib/cni-rdma/cni-rdma"
+
+
+# A plugin call in the bundle's interpreter setting, as tools/launcher.c starts it (the bundle's _internal as the
+# whole path, frozen, cni_rdma._native built in: here the tree's build of it, loaded first), that records every
+# module of the modules file that an import had to find through the import machinery after the plugin loaded.
+COMMAND_PROBE = """
+import importlib.machinery, importlib.util, json, posix, sys
+native = importlib.util.spec_from_file_location("cni_rdma._native", {native!r})
+sys.path[:] = [{dynload!r}, {internal!r}]
+sys.frozen, sys._MEIPASS = True, {internal!r}
+sys.path_importer_cache.clear()
+from cni_rdma import bundled
+bundled.install()
+sys.modules["cni_rdma._native"] = module = importlib.util.module_from_spec(native)
+native.loader.exec_module(module)
+from cni_rdma import early, errors, jsonc, main, registry, version  # imported before install() in the bundle
+finder = sys.meta_path[0]
+machinery = []
+find_spec = finder.find_spec
+finder.find_spec = lambda name, *a: (name in finder.index and machinery.append(name)) or find_spec(name, *a)
+preload = finder.preload
+finder.preload = lambda name, command=None: preload(name, command) or machinery.clear()  # after registry.load
+code = main.main([{argv0!r}])
+sys.stdout.flush()
+posix.write(posix.open({report!r}, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC), json.dumps({{"code": code, "machinery": machinery, "modules": sorted(sys.modules)}}).encode())
+"""
+
+
+def _probe_call(tmp_path: Path, node, command: str, env: dict, stdin: bytes) -> tuple[dict, str]:
+    internal = _exe().parent / "_internal"
+    dynload = next(internal.glob("python3*/lib-dynload"))
+    native = next((ROOT / "cni_rdma").glob("_native*.so"))
+    bin_dir = tmp_path / "bin"
+    if not bin_dir.exists():
+        bin_dir.mkdir()
+        for name in ("macvlan", "host-local"):  # frozen, our own entry is sys.executable: host-local in-process
+            (bin_dir / name).symlink_to(os.path.realpath(sys.executable))
+    report = tmp_path / f"{command}.json"
+    code = COMMAND_PROBE.format(native=str(native), dynload=str(dynload), internal=str(internal),
+                                argv0=str(bin_dir / "macvlan"), report=str(report))
+    full_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_PATH": str(bin_dir), **env}
+    p = subprocess.run(["nsenter", f"--net={node.path}", sys.executable, "-I", "-S", "-c", code], input=stdin,
+                       env=full_env, capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    return json.loads(report.read_text()), p.stdout.decode()
+
+
+@frozen_only
+def test_frozen_add_and_check_run_their_lazy_imports_without_the_machinery_and_del_skips_them(node, pod, tmp_path):
+    # macvlan imports cni_rdma.ipconfig inside add() and check() (its COMMAND_IMPORTS, off a DEL's path): the
+    # build records what that import runs and skel replays it before the command, so an ADD or a CHECK finds no
+    # module of the bundle through the import machinery (~25 us each); a DEL never loads them.
+    from tests.unit.test_startup import ADD_ONLY
+
+    conf = {"cniVersion": "1.1.0", "name": "frozen-lazy", "type": "macvlan", "master": "eth0",
+            "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "ranges": [[{"subnet": "10.234.0.0/24"}]],
+                     "routes": [{"dst": "0.0.0.0/0"}]}}
+    env = {"CNI_CONTAINERID": "frozenlazy", "CNI_NETNS": pod.path, "CNI_IFNAME": "net1"}
+    add, out = _probe_call(tmp_path, node, "ADD", env, json.dumps(conf).encode())
+    assert add["code"] == 0 and json.loads(out)["ips"], out
+    assert ADD_ONLY <= set(add["modules"]) and "ipam.host_local.host_local" in add["modules"]
+    assert add["machinery"] == []
+    conf["prevResult"] = json.loads(out)
+    check, out = _probe_call(tmp_path, node, "CHECK", env, json.dumps(conf).encode())
+    assert check["code"] == 0 and check["machinery"] == [], out
+    delete, out = _probe_call(tmp_path, node, "DEL", env, json.dumps(conf).encode())
+    assert delete["code"] == 0, out
+    assert ADD_ONLY & set(delete["modules"]) == set()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.build_bundle import pack_modules, preload_order
+from tools.build_bundle import pack_modules, preload_order, preload_orders
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +21,9 @@ SOURCES = {
     "pkg/sub/__init__.py": "",
     "pkg/sub/lazy.py": "import top\nLAZY = top.VALUE + '-lazy'\n",
     "pkg/broken.py": "raise RuntimeError('broken at import')\n",
+    # a registry module whose add() imports a module inside the function (as plugins/macvlan/macvlan.py does)
+    "plug.py": "import pkg\nCOMMAND_IMPORTS = {'ADD': ('pkg.sub.lazy',), 'CHECK': ('pkg.sub.lazy',)}\n\n"
+               "def add():\n    from pkg.sub import lazy\n    return lazy.LAZY\n",
 }
 
 # Runs in a fresh interpreter "frozen" on the tree as tools/launcher.c starts one (sys.path = the bundle,
@@ -130,6 +133,48 @@ def test_preload_runs_the_recorded_order_without_the_import_machinery(tmp_path):
     assert out["machinery"] == ["pkg", "pkg.mod", "pkg.sub"]
     assert out["lazy"] == "top-lazy" and out["twice"] == 4 and out["bound"] is True
     assert out["attrs"] == ["pkg", [f"{internal}/pkg"], "pkg.sub", f"{internal}/pkg/sub/lazy.pyc", "pkg.mod", True]
+
+
+COMMAND_PROBE = """
+import json, sys
+sys.path[:] = [{internal!r}]
+sys.frozen, sys._MEIPASS = True, {internal!r}
+sys.path.insert(0, {root!r})
+from cni_rdma import bundled
+sys.path.pop(0)
+bundled.install()
+finder = sys.meta_path[0]
+calls = []
+find_spec = finder.find_spec
+finder.find_spec = lambda name, *a: calls.append(name) or find_spec(name, *a)
+bundled.preload("plug")  # registry.load
+import plug
+out = {{"eager": calls[:]}}
+del calls[:]
+bundled.preload("plug", "DEL")  # skel.call, before delete(): nothing recorded for it
+out["del"] = ["pkg.sub.lazy" in sys.modules, "top" in sys.modules]
+bundled.preload("plug", "ADD")  # skel.call, before add()
+out["add"] = [plug.add(), calls]
+print(json.dumps(out))
+"""
+
+
+def test_a_commands_lazy_imports_are_recorded_and_replayed_without_the_machinery(tmp_path):
+    internal = _tree(tmp_path)
+    entries = preload_orders(internal, "plug", first=())
+    lazy = ("top", "pkg.sub.lazy")  # what importing COMMAND_IMPORTS runs after the module's own imports
+    assert entries == {"plug": ("pkg.sub", "pkg.mod", "pkg", "plug"), ("plug", "ADD"): lazy, ("plug", "CHECK"): lazy}
+    pack_modules(internal, entries)
+    for pyc in internal.rglob("*.pyc"):
+        pyc.unlink()
+    p = subprocess.run([sys.executable, "-I", "-S", "-c",
+                        COMMAND_PROBE.format(internal=str(internal), root=str(ROOT))],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["eager"] == ["pkg", "pkg.mod", "pkg.sub"]  # as in the test above: the package first
+    assert out["del"] == [False, False]  # a command without an entry runs nothing more: lazy stays lazy
+    assert out["add"] == ["top-lazy", []]  # add()'s import found its module run: no import machinery
 
 
 def test_a_bundle_without_the_file_uses_the_loose_files(tmp_path):
