@@ -3,18 +3,25 @@
  * setns(2): Python 3.11 has no os.setns (3.12 has); ctypes costs ~1.7 ms of every call that enters a netns.
  * ns_type: the NS_GET_NSTYPE ioctl on an nsfs fd (fcntl.ioctl's module is a dlopen).
  * flock(2) and the CRC-32 of host-local's bucket file: fcntl and zlib are extension modules, each a dlopen
- * (~0.2 and ~0.45 ms of every call). In the bundle this file is compiled into the executable itself
+ * (~0.2 and ~0.45 ms of every call).
+ * A netlink socket (open, send to the kernel, receive one datagram) and inet_pton: the _socket extension module
+ * is a dlopen plus ~500 constants and three types made at import, ~0.7 ms of every call (bench/README.md). In the bundle this file is compiled into the executable itself
  * (tools/launcher.c registers it as a built-in module: no dlopen at all); `make dev` builds it in place
  * (tools/build_ext.py). Callers fall back to ctypes/fcntl/zlib where it was never built (a plain wheel install).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netlink.h>
 #include <sched.h>
 #include <stdint.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #define NS_GET_NSTYPE 0xB703 /* _IO(0xb7, 0x3) in <linux/nsfs.h>, Linux >= 4.11 */
 
@@ -99,11 +106,134 @@ static PyObject *native_crc32(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLong(~c & 0xFFFFFFFFu);
 }
 
+/* A netlink socket of `protocol`, bound (the kernel picks the port id), with extended and capped acks and strict
+ * dump checking where the kernel has them, and a receive timeout of `timeout_us` microseconds (0: none): the
+ * kernel's SO_RCVTIMEO, so a silent kernel is an EAGAIN, never a hang. Returns the fd (close-on-exec). */
+static PyObject *native_nl_socket(PyObject *self, PyObject *args)
+{
+    int protocol;
+    long long timeout_us;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iL:nl_socket", &protocol, &timeout_us))
+        return NULL;
+    if (timeout_us < 0) {
+        PyErr_SetString(PyExc_ValueError, "nl_socket: negative timeout");
+        return NULL;
+    }
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    static const int opts[] = {NETLINK_EXT_ACK, NETLINK_CAP_ACK, NETLINK_GET_STRICT_CHK};
+    int one = 1;
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        (void)setsockopt(fd, SOL_NETLINK, opts[i], &one, sizeof one); /* older kernels: plain acks */
+    struct sockaddr_nl addr = {.nl_family = AF_NETLINK};
+    struct timeval tv = {.tv_sec = (time_t)(timeout_us / 1000000), .tv_usec = (suseconds_t)(timeout_us % 1000000)};
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        (timeout_us && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(fd);
+}
+
+/* One datagram to the kernel (an unconnected netlink socket sends to port 0): the GIL is released, since the
+ * kernel handles the request inside this call (an RTM_DELLINK waits ~20 ms there). Retried on EINTR (PEP 475). */
+static PyObject *native_nl_send(PyObject *self, PyObject *args)
+{
+    int fd;
+    Py_buffer data;
+    ssize_t n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iy*:nl_send", &fd, &data))
+        return NULL;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        n = send(fd, data.buf, (size_t)data.len, 0);
+        Py_END_ALLOW_THREADS
+        if (n >= 0 || errno != EINTR || PyErr_CheckSignals())
+            break;
+    }
+    PyBuffer_Release(&data);
+    if (n < 0)
+        return PyErr_Occurred() ? NULL : PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromSsize_t(n);
+}
+
+/* The next datagram, whole: its length first (MSG_PEEK|MSG_TRUNC answers the full length), then a bytes object
+ * of exactly that size. No fixed buffer to outgrow (a PF's VF table has no upper bound). OSError EAGAIN when the
+ * receive timeout runs out; b"" for an empty datagram. */
+static PyObject *native_nl_recv(PyObject *self, PyObject *args)
+{
+    int fd;
+    ssize_t n;
+    char peek[16];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i:nl_recv", &fd))
+        return NULL;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        n = recv(fd, peek, sizeof peek, MSG_PEEK | MSG_TRUNC);
+        Py_END_ALLOW_THREADS
+        if (n >= 0)
+            break;
+        if (errno != EINTR)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        if (PyErr_CheckSignals())
+            return NULL;
+    }
+    PyObject *buf = PyBytes_FromStringAndSize(NULL, n);
+    if (buf == NULL)
+        return NULL;
+    for (;;) {
+        ssize_t got;
+        Py_BEGIN_ALLOW_THREADS
+        got = recv(fd, PyBytes_AS_STRING(buf), (size_t)n, 0);
+        Py_END_ALLOW_THREADS
+        if (got >= 0) {
+            if (got != n && _PyBytes_Resize(&buf, got) != 0) /* only if the queue changed under us */
+                return NULL;
+            return buf;
+        }
+        if (errno != EINTR || PyErr_CheckSignals()) {
+            if (!PyErr_Occurred())
+                PyErr_SetFromErrno(PyExc_OSError);
+            Py_DECREF(buf);
+            return NULL;
+        }
+    }
+}
+
+/* inet_pton(3) of a str: the packed address, or None when it is not an address of that family. A NUL in the text
+ * is a ValueError and a lone surrogate a UnicodeEncodeError, as with _socket.inet_pton. */
+static PyObject *native_inet_pton(PyObject *self, PyObject *args)
+{
+    int af;
+    const char *text;
+    unsigned char out[16];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "is:inet_pton", &af, &text))
+        return NULL;
+    if (af != AF_INET && af != AF_INET6) {
+        errno = EAFNOSUPPORT;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (inet_pton(af, text, out) != 1)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)out, af == AF_INET ? 4 : 16);
+}
+
 static PyMethodDef methods[] = {
     {"setns", native_setns, METH_VARARGS, "setns(fd, nstype): move the calling thread into a namespace."},
     {"ns_type", native_ns_type, METH_VARARGS, "ns_type(fd): the CLONE_NEW* type of an nsfs fd (NS_GET_NSTYPE)."},
     {"flock", native_flock, METH_VARARGS, "flock(fd, operation): as fcntl.flock on a file descriptor."},
     {"crc32", native_crc32, METH_VARARGS, "crc32(data, value=0): as zlib.crc32."},
+    {"nl_socket", native_nl_socket, METH_VARARGS, "nl_socket(protocol, timeout_us): a bound netlink socket's fd."},
+    {"nl_send", native_nl_send, METH_VARARGS, "nl_send(fd, data): send one datagram to the kernel."},
+    {"nl_recv", native_nl_recv, METH_VARARGS, "nl_recv(fd): the next datagram, whole."},
+    {"inet_pton", native_inet_pton, METH_VARARGS, "inet_pton(af, text): packed address, or None if invalid."},
     {NULL, NULL, 0, NULL},
 };
 

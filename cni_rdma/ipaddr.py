@@ -1,7 +1,7 @@
 """IP addresses, interface addresses (address/prefix) and networks: what the plugins used of `ipaddress`.
 
 `import ipaddress` costs a plugin process ~3 ms on every CNI call (its class hierarchy, functools, and
-re behind it). This module is three small records over C-level parsing (`_socket.inet_pton`) and integer
+re behind it). This module is three small records over C-level parsing (inet_pton(3), cni_rdma.native) and integer
 math. Names and attributes follow ipaddress (`ip_address`, `.version`, `.packed`, `.ip`, `.network`,
 `.prefixlen`, `.network_address`, `.broadcast_address`), so code reads the same, and the netlink encoders
 still take ipaddress values (tests build them).
@@ -19,13 +19,14 @@ Beyond ipaddress: addresses of both families order (IPv4 first) instead of raisi
 """
 from __future__ import annotations
 
-from _socket import AF_INET, AF_INET6, inet_pton
-
 from .frozen import Frozen
+from .native import inet_pton  # not _socket's: its import costs ~0.7 ms of every call
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Optional
+
+AF_INET, AF_INET6 = 2, 10  # <sys/socket.h>
 
 _BITS = {4: 32, 6: 128}
 _ALL4 = 0xFFFFFFFF
@@ -220,9 +221,10 @@ def from_packed(b: bytes) -> IPAddress:
 
 def _v4(text: str) -> Optional[int]:
     try:
-        return int.from_bytes(inet_pton(AF_INET, text), "big")
-    except (OSError, ValueError):  # ValueError: a NUL or a lone surrogate in the text
+        packed = inet_pton(AF_INET, text)
+    except ValueError:  # a NUL or a lone surrogate in the text
         return None
+    return None if packed is None else int.from_bytes(packed, "big")
 
 
 def _parse(text: str) -> Optional[IPAddress]:
@@ -235,7 +237,9 @@ def _parse(text: str) -> Optional[IPAddress]:
         return None
     try:
         packed = inet_pton(AF_INET6, addr)
-    except (OSError, ValueError):
+    except ValueError:
+        return None
+    if packed is None:
         return None
     return IPAddress(6, int.from_bytes(packed, "big"), zone if sep else None)
 

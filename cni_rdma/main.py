@@ -46,6 +46,8 @@ def main(argv: "list[str] | None" = None) -> int:
         # The operator CLI (click, pyudev; `install`/`uninstall` run cni_rdma.installer): imported only here,
         # never on a plugin's path.
         gc.enable()
+        import _signal  # noqa: F401  # Ctrl-C as KeyboardInterrupt: frozen, tools/launcher.c skips that set-up
+
         from .bundled import install
 
         install()  # frozen: the bundle's modules from one file (cni_rdma/bundled.py)

@@ -9,10 +9,11 @@ Decoding never trusts lengths from the wire: every malformed or truncated messag
 """
 from __future__ import annotations
 
-import _socket as socket  # the C module: socket.py would pull in enum and selectors (~7 ms at start-up)
 import errno as _errno
+import posix
 import struct
 
+from ..native import nl_recv, nl_send, nl_socket  # not _socket: its import costs ~0.7 ms of every call
 from .errors import NetlinkDecodeError, NetlinkError, error_for
 
 # --- netlink framing (linux/netlink.h) ---
@@ -62,10 +63,6 @@ U64 = struct.Struct("=Q")
 BE16 = struct.Struct(">H")
 
 _DUMP_RETRIES = 5
-_TIMEVAL = struct.Struct("@ll")  # struct timeval (native longs), for SO_RCVTIMEO
-# Scratch space of the length peek in NetlinkSocket._recv: MSG_PEEK|MSG_TRUNC answers the datagram's whole length
-# whatever the buffer, and nothing ever reads what lands here.
-_PEEK = bytearray(16)
 
 
 # --- attribute encoding ---
@@ -255,28 +252,16 @@ class NetlinkSocket:
     protocol = NETLINK_ROUTE
 
     def __init__(self, timeout: float | None = 30.0):
-        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, self.protocol)
-        try:
-            for opt in (NETLINK_EXT_ACK, NETLINK_CAP_ACK, NETLINK_GET_STRICT_CHK):
-                try:
-                    s.setsockopt(SOL_NETLINK, opt, 1)
-                except OSError:
-                    pass  # older kernels: plain acks, client-side filtering still applies
-            s.bind((0, 0))
-            if timeout is not None:
-                # The kernel's receive timeout, not settimeout(): a Python-level timeout makes the socket
-                # non-blocking and polls before every send and receive (two syscalls per request more).
-                sec = int(timeout)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                             _TIMEVAL.pack(sec, int((timeout - sec) * 1_000_000) or (0 if sec else 1)))
-        except BaseException:
-            s.close()
-            raise
-        self._sock = s
+        # The kernel's receive timeout (SO_RCVTIMEO), not a Python-level one: that would make the socket
+        # non-blocking and poll before every send and receive (two syscalls per request more).
+        timeout_us = 0 if timeout is None else max(int(timeout * 1_000_000), 1)
+        self._fd = nl_socket(self.protocol, timeout_us)  # bound, with extended acks (cni_rdma/_native.c)
         self._seq = 0
 
     def close(self) -> None:
-        self._sock.close()
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            posix.close(fd)
 
     def __enter__(self):
         return self
@@ -285,24 +270,22 @@ class NetlinkSocket:
         self.close()
 
     def fileno(self) -> int:
-        return self._sock.fileno()
+        return self._fd
 
     def _send(self, kind: int, flags: int, body: bytes, op: str, dev: str | None) -> int:
         self._seq = (self._seq + 1) & 0xFFFFFFFF or 1
         try:
-            self._sock.sendto(message(kind, flags, self._seq, body), (0, 0))
+            nl_send(self._fd, message(kind, flags, self._seq, body))
         except OSError as e:
             raise NetlinkError(e.errno or _errno.EIO, op, dev) from None
         return self._seq
 
     def _recv(self, op: str, dev: str | None) -> list[tuple[int, int, int, bytes]]:
-        # The next datagram's whole length first (MSG_PEEK|MSG_TRUNC), then the datagram into bytes of exactly
-        # that size: no fixed receive buffer to outgrow (a PF's VF table has no upper bound) and none to
-        # allocate per socket (a 256 KiB bytearray was mmap'd and page-faulted anew by every socket, ~0.25 ms).
+        # The next datagram whole, at its own length (nl_recv peeks it first): no fixed receive buffer to outgrow
+        # (a PF's VF table has no upper bound) and none to allocate per socket.
         try:
-            n = self._sock.recv_into(_PEEK, 0, socket.MSG_PEEK | socket.MSG_TRUNC)
-            data = self._sock.recv(n) if n else b""
-        except (socket.timeout, BlockingIOError):  # SO_RCVTIMEO ran out (EAGAIN)
+            data = nl_recv(self._fd)
+        except BlockingIOError:  # SO_RCVTIMEO ran out (EAGAIN)
             raise NetlinkError(_errno.ETIMEDOUT, op, dev, "no reply from the kernel") from None
         except OSError as e:
             raise NetlinkError(e.errno or _errno.EIO, op, dev) from None

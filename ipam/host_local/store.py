@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 from cni_rdma import faults, paths, safefile
 from cni_rdma.errors import IO_FAILURE, CniError
-from cni_rdma.ipaddr import ip_address
-from cni_rdma.native import LOCK_EX, crc32, flock
+from cni_rdma.ipaddr import AF_INET, ip_address
+from cni_rdma.native import LOCK_EX, crc32, flock, inet_pton
 
 LOCK_NAME = "lock"
 LAST_PREFIX = "last_reserved_ip."
@@ -84,13 +84,12 @@ def ip_key(name: str) -> Optional[tuple[int, int]]:
     """(version, value) if a directory entry names a reservation (Go's net.IP.String form), else None."""
     if not name or not (name[0].isdigit() or name[0] in "abcdefABCDEF:"):
         return None
-    import _socket  # C-level parsing: a rebuild parses every name of the network
-
     try:
-        packed = _socket.inet_pton(_socket.AF_INET, name)
+        packed = inet_pton(AF_INET, name)  # C-level parsing: a rebuild parses every name of the network
+    except ValueError:  # a NUL or a lone surrogate
+        return None
+    if packed is not None:
         return (4, int.from_bytes(packed, "big")) if "%d.%d.%d.%d" % tuple(packed) == name else None
-    except OSError:
-        pass
     try:
         a = ip_address(name)
     except ValueError:

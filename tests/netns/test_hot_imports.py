@@ -27,8 +27,9 @@ NEVER = {
     "logging", "tempfile", "shutil", "random", "hashlib", "datetime", "traceback", "copy", "string",
     # os (~2 ms with what it pulls in): the hot path calls its C half, posix, and cni_rdma.paths
     "os", "_collections_abc", "posixpath", "genericpath", "stat",
-    # extension modules (a dlopen each): flock and crc32 come from cni_rdma._native
-    "fcntl", "zlib",
+    # extension modules (a dlopen each): flock and crc32 come from cni_rdma._native, and so do the netlink
+    # socket and inet_pton (_socket: ~0.7 ms; cluster-ipam's etcd client still needs it for TCP)
+    "fcntl", "zlib", "_socket",
 }
 # Still imported while the rewrite of issue 13 lands piece by piece (each one leaves this set as it goes).
 PENDING: set[str] = set()
@@ -52,9 +53,9 @@ def traced(plugin: str, command: str, conf: dict, node: topology.Node, pod_path:
     return names, p.stdout.decode()
 
 
-def _check(names: set[str], what: str) -> None:
+def _check(names: set[str], what: str, allowed: frozenset[str] = frozenset()) -> None:
     assert "cni_rdma.skel" in names, f"{what}: the trace shows no plugin call"
-    bad = sorted(names & (NEVER - PENDING))
+    bad = sorted(names & (NEVER - PENDING - allowed))
     assert not bad, f"{what} imports {bad}"
 
 
@@ -83,7 +84,7 @@ def test_sriov_host_local_add_check_del(fake_vf_node, pod, tmp_path):
     conf = {"cniVersion": "1.1.0", "name": "hotimports-sriov", "type": "sriov", "deviceID": vf,
             "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "ranges": [[{"subnet": "10.232.0.0/24"}]]}}
     names, out = traced("sriov", "ADD", conf, node, pod.path, env=pci.env)
-    _check(names, "sriov ADD")
+    _check(names, "sriov ADD", frozenset({"_socket"}))  # the gratuitous ARP goes out on an AF_PACKET socket
     assert json.loads(out)["ips"][0]["address"].startswith("10.232.0.")
     conf["prevResult"] = json.loads(out)
     _check(traced("sriov", "CHECK", conf, node, pod.path, env=pci.env)[0], "sriov CHECK")

@@ -236,3 +236,90 @@ def test_native_flock_locks_like_fcntl(tmp_path):
         os.close(b)
     with pytest.raises(OSError):
         _native.flock(a, fcntl.LOCK_EX)  # closed: EBADF
+
+
+INET_TEXTS = ["10.1.2.3", "0.0.0.0", "255.255.255.255", "1.2.3", "1.2.3.256", "01.2.3.4", "", "::", "::1",
+              "fe80::1", "::ffff:1.2.3.4", "1::2::3", "12345::", "gg::", " 1.2.3.4", "1.2.3.4\n"]
+
+
+def _fallback_native():
+    """cni_rdma.native as a plain wheel install has it: _native never built (its stdlib fallbacks). Loaded under
+    another name, so the real module and the package's attributes stay as they are."""
+    import importlib.util
+
+    import cni_rdma
+
+    spec = importlib.util.spec_from_file_location("cni_rdma._native_fallback", Path(cni_rdma.__file__).parent /
+                                                  "native.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    saved = sys.modules.get("cni_rdma._native")
+    sys.modules["cni_rdma._native"] = None  # type: ignore[assignment]  # `from ._native import` fails
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["cni_rdma._native"]
+        else:
+            sys.modules["cni_rdma._native"] = saved
+    return module
+
+
+@pytest.mark.parametrize("text", INET_TEXTS)
+def test_native_inet_pton_is_the_socket_modules(text):
+    import _socket
+
+    from cni_rdma import native
+
+    fallback = _fallback_native()
+    assert fallback.inet_pton is not native.inet_pton
+    for af in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            expected = _socket.inet_pton(af, text)
+        except OSError:
+            expected = None
+        assert native.inet_pton(af, text) == expected
+        assert fallback.inet_pton(af, text) == expected
+
+
+def test_native_inet_pton_refuses_what_the_socket_module_refuses():
+    from cni_rdma import native
+
+    for impl in (native, _fallback_native()):
+        with pytest.raises(ValueError):
+            impl.inet_pton(2, "1.2.3.4\0")  # embedded NUL
+        with pytest.raises(UnicodeEncodeError):
+            impl.inet_pton(10, "\udc80::1")  # lone surrogate
+
+
+@pytest.mark.parametrize("which", ["native", "fallback"])
+def test_netlink_socket_asks_the_kernel(which):
+    """nl_socket/nl_send/nl_recv against the kernel: RTM_GETLINK of lo answers lo, then the ack; with nothing
+    queued the receive timeout is an EAGAIN (BlockingIOError), not a hang."""
+    import os
+    import time
+
+    from cni_rdma import native
+    from cni_rdma.netlink import core, rtmsg
+
+    impl = native if which == "native" else _fallback_native()
+    assert isinstance(impl.nl_recv, type(len)) == (which == "native")  # C builtin, or the Python fallback
+    fd = impl.nl_socket(core.NETLINK_ROUTE, 200_000)
+    try:
+        assert os.get_inheritable(fd) is False  # close-on-exec
+        body = rtmsg.IFINFOMSG.pack(0, 0, 1, 0, 0)  # index 1: lo
+        impl.nl_send(fd, core.message(rtmsg.RTM_GETLINK, core.NLM_F_REQUEST | core.NLM_F_ACK, 7, body))
+        replies = core.split_messages(impl.nl_recv(fd))
+        kinds = [k for k, _flags, seq, _p in replies if seq == 7]
+        assert rtmsg.RTM_NEWLINK in kinds
+        if core.NLMSG_ERROR not in kinds:
+            kinds += [k for k, *_ in core.split_messages(impl.nl_recv(fd))]
+        assert core.NLMSG_ERROR in kinds
+        start = time.monotonic()
+        with pytest.raises(BlockingIOError):
+            impl.nl_recv(fd)
+        assert 0.15 < time.monotonic() - start < 5
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError):
+        impl.nl_recv(fd)  # closed: EBADF

@@ -24,14 +24,15 @@ def test_layer_imports_only_cheap_stdlib_modules():
     layer = {f"cni_rdma.netlink.{m}" for m in ("core", "errors", "rtmsg", "links", "addresses", "routes", "vfs",
                                                 "rtnl", "rdma")}
     assert ours <= {"cni_rdma", "cni_rdma.errors", "cni_rdma.frozen", "cni_rdma.record", "cni_rdma.ipaddr",
-                    "cni_rdma.netlink", "cni_rdma.sysctl"} | layer
-    for heavy in ("pyroute2", "socket", "selectors", "ipaddress", "ctypes", "subprocess", "json", "logging"):
+                    "cni_rdma.netlink", "cni_rdma.sysctl", "cni_rdma.native", "cni_rdma._native"} | layer
+    for heavy in ("pyroute2", "socket", "_socket", "selectors", "ipaddress", "ctypes", "subprocess", "json",
+                  "logging"):
         assert heavy not in mods, f"the netlink layer imports {heavy}"
 
 
 def test_a_lookup_needs_no_more_modules():
     mods = _modules_after("from cni_rdma.netlink.rtnl import Rtnl\nwith Rtnl() as nl: nl.link_get(name='lo')")
-    assert "ipaddress" not in mods and "socket" not in mods
+    assert "ipaddress" not in mods and "socket" not in mods and "_socket" not in mods
 
 
 def test_layer_has_its_own_exception_root():
