@@ -324,7 +324,7 @@ def test_frozen_add_and_check_run_their_lazy_imports_without_the_machinery_and_d
     # macvlan imports cni_rdma.ipconfig inside add() and check() (its COMMAND_IMPORTS, off a DEL's path): the
     # build records what that import runs and skel replays it before the command, so an ADD or a CHECK finds no
     # module of the bundle through the import machinery (~25 us each); a DEL never loads them.
-    from tests.unit.test_startup import ADD_ONLY
+    from tests.unit.test_startup import ADD_ONLY, VF_ONLY
 
     conf = {"cniVersion": "1.1.0", "name": "frozen-lazy", "type": "macvlan", "master": "eth0",
             "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "ranges": [[{"subnet": "10.234.0.0/24"}]],
@@ -333,10 +333,11 @@ def test_frozen_add_and_check_run_their_lazy_imports_without_the_machinery_and_d
     add, out = _probe_call(tmp_path, node, "ADD", env, json.dumps(conf).encode())
     assert add["code"] == 0 and json.loads(out)["ips"], out
     assert ADD_ONLY <= set(add["modules"]) and "ipam.host_local.host_local" in add["modules"]
+    assert VF_ONLY & set(add["modules"]) == set()
     assert add["machinery"] == []
     conf["prevResult"] = json.loads(out)
     check, out = _probe_call(tmp_path, node, "CHECK", env, json.dumps(conf).encode())
     assert check["code"] == 0 and check["machinery"] == [], out
     delete, out = _probe_call(tmp_path, node, "DEL", env, json.dumps(conf).encode())
     assert delete["code"] == 0, out
-    assert ADD_ONLY & set(delete["modules"]) == set()
+    assert (ADD_ONLY | VF_ONLY) & set(delete["modules"]) == set()

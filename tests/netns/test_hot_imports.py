@@ -17,7 +17,7 @@ import pytest
 from tests import topology
 from tests.sriov_env import one_vf_node
 from tests.topology import ROOT
-from tests.unit.test_startup import ADD_ONLY
+from tests.unit.test_startup import ADD_ONLY, VF_ONLY
 
 DEV_BIN = ROOT / "build" / "dev-bin"
 # Never on the path of a successful ADD/CHECK/DEL.
@@ -66,11 +66,12 @@ def test_macvlan_host_local_add_check_del(node, pod, tmp_path):
                      "routes": [{"dst": "0.0.0.0/0"}]}}
     names, out = traced("macvlan", "ADD", conf, node, pod.path)
     _check(names, "macvlan ADD")
+    assert names & VF_ONLY == set(), "macvlan ADD imports the VF requests"
     conf["prevResult"] = json.loads(out)
     _check(traced("macvlan", "CHECK", conf, node, pod.path)[0], "macvlan CHECK")
     names = traced("macvlan", "DEL", conf, node, pod.path)[0]
     _check(names, "macvlan DEL")
-    assert names & ADD_ONLY == set(), "a DEL imports what only ADD and CHECK run"
+    assert names & (ADD_ONLY | VF_ONLY) == set(), "a DEL imports what only ADD and CHECK (or sriov) run"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from tests.netns.macvlan_helpers import host_local
 from tests.netns.test_hot_imports import _check, traced
-from tests.unit.test_startup import ADD_ONLY
+from tests.unit.test_startup import ADD_ONLY, VF_ONLY
 from tests.vm import guest
 from tests.vm.test_rdma_vm import rdma_conf, vf_with_rdma
 
@@ -25,11 +25,12 @@ def test_ipvlan_host_local_add_check_del(dummy_master, pod, tmp_path):
             "ipam": host_local(tmp_path, routes=[])}
     names, out = traced("ipvlan", "ADD", conf, dummy_master, pod.path)
     _check(names, "ipvlan ADD")
+    assert names & VF_ONLY == set(), "ipvlan ADD imports the VF requests"
     conf["prevResult"] = json.loads(out)
     _check(traced("ipvlan", "CHECK", conf, dummy_master, pod.path)[0], "ipvlan CHECK")
     names = traced("ipvlan", "DEL", conf, dummy_master, pod.path)[0]
     _check(names, "ipvlan DEL")
-    assert names & ADD_ONLY == set(), "a DEL imports what only ADD and CHECK run"
+    assert names & (ADD_ONLY | VF_ONLY) == set(), "a DEL imports what only ADD and CHECK (or sriov) run"
     assert guest.link("net1", pod.name) is None
 
 
