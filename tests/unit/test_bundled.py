@@ -93,7 +93,9 @@ def test_imports_from_the_modules_file_only(tmp_path):
     assert out["broken"] == ["broken at import", False]  # a failed import leaves nothing in sys.modules
 
 
-PRELOAD_PROBE = """
+# The bundle's modules file installed as tools/launcher.c has it, and every import that reaches the import
+# machinery (the finder's find_spec) recorded in `calls`.
+RECORDING = """
 import json, sys
 sys.path[:] = [{internal!r}]
 sys.frozen, sys._MEIPASS = True, {internal!r}
@@ -105,6 +107,8 @@ finder = sys.meta_path[0]
 calls = []
 find_spec = finder.find_spec
 finder.find_spec = lambda name, *a: calls.append(name) or find_spec(name, *a)  # the import machinery's entry
+"""
+PRELOAD_PROBE = RECORDING + """
 bundled.preload("pkg.sub.lazy")
 preloaded = sorted(m for m in sys.modules if m == "top" or m.startswith("pkg"))
 import pkg.sub.lazy
@@ -115,18 +119,22 @@ print(json.dumps({{"preloaded": preloaded, "machinery": calls, "lazy": pkg.sub.l
 """
 
 
+def _packed_probe(internal: Path, preloads: dict, probe: str) -> dict:
+    """Pack the tree with these preload entries, leave only the modules file, run the probe; its JSON."""
+    pack_modules(internal, preloads)
+    for pyc in internal.rglob("*.pyc"):
+        pyc.unlink()
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", probe.format(internal=str(internal), root=str(ROOT))],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
 def test_preload_runs_the_recorded_order_without_the_import_machinery(tmp_path):
     internal = _tree(tmp_path)
     order = preload_order(internal, "pkg.sub.lazy", first=())
     assert order == ("pkg.sub", "pkg.mod", "pkg", "top", "pkg.sub.lazy")  # dependencies first
-    pack_modules(internal, {"pkg.sub.lazy": order})
-    for pyc in internal.rglob("*.pyc"):
-        pyc.unlink()
-    p = subprocess.run([sys.executable, "-I", "-S", "-c",
-                        PRELOAD_PROBE.format(internal=str(internal), root=str(ROOT))],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
+    out = _packed_probe(internal, {"pkg.sub.lazy": order}, PRELOAD_PROBE)
     assert out["preloaded"] == ["pkg", "pkg.mod", "pkg.sub", "pkg.sub.lazy", "top"]
     # pkg.sub finished first, but a package runs before its modules: pkg (whose __init__ imports pkg.mod, which
     # imports pkg.sub) went through the import machinery; top and pkg.sub.lazy did not
@@ -135,18 +143,7 @@ def test_preload_runs_the_recorded_order_without_the_import_machinery(tmp_path):
     assert out["attrs"] == ["pkg", [f"{internal}/pkg"], "pkg.sub", f"{internal}/pkg/sub/lazy.pyc", "pkg.mod", True]
 
 
-COMMAND_PROBE = """
-import json, sys
-sys.path[:] = [{internal!r}]
-sys.frozen, sys._MEIPASS = True, {internal!r}
-sys.path.insert(0, {root!r})
-from cni_rdma import bundled
-sys.path.pop(0)
-bundled.install()
-finder = sys.meta_path[0]
-calls = []
-find_spec = finder.find_spec
-finder.find_spec = lambda name, *a: calls.append(name) or find_spec(name, *a)
+COMMAND_PROBE = RECORDING + """
 bundled.preload("plug")  # registry.load
 import plug
 out = {{"eager": calls[:]}}
@@ -164,14 +161,7 @@ def test_a_commands_lazy_imports_are_recorded_and_replayed_without_the_machinery
     entries = preload_orders(internal, "plug", first=())
     lazy = ("top", "pkg.sub.lazy")  # what importing COMMAND_IMPORTS runs after the module's own imports
     assert entries == {"plug": ("pkg.sub", "pkg.mod", "pkg", "plug"), ("plug", "ADD"): lazy, ("plug", "CHECK"): lazy}
-    pack_modules(internal, entries)
-    for pyc in internal.rglob("*.pyc"):
-        pyc.unlink()
-    p = subprocess.run([sys.executable, "-I", "-S", "-c",
-                        COMMAND_PROBE.format(internal=str(internal), root=str(ROOT))],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
+    out = _packed_probe(internal, entries, COMMAND_PROBE)
     assert out["eager"] == ["pkg", "pkg.mod", "pkg.sub"]  # as in the test above: the package first
     assert out["del"] == [False, False]  # a command without an entry runs nothing more: lazy stays lazy
     assert out["add"] == ["top-lazy", []]  # add()'s import found its module run: no import machinery
