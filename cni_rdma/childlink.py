@@ -11,8 +11,8 @@ under a random temporary name (a name that exists on the host must not collide),
 inside the pod; an interface of that name already there is an error.
 
 Links only, so a `LinkOps` socket (rtnetlink without the address, route and VF requests of `Rtnl`): a DEL
-imports none of that code (~40 kB of bytecode, ~0.6 ms before its RTM_DELLINK). Only the default route's
-lookup of an unset master needs routes: `Rtnl` is imported there.
+imports none of that code (~40 kB of bytecode, ~1 ms before its RTM_DELLINK). Only the default route's
+lookup of an unset master needs routes: a `RouteOps` socket, imported there.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Callable, Optional
 
-    from .netlink.rtnl import Rtnl
+    from .netlink.routes import RouteOps
 
 from . import faults, paths
 from .confkeys import q
@@ -35,41 +35,38 @@ from .netns import NetnsNotFound, in_netns, in_netns_fd, open_netns
 MIN_MTU = 68  # ETH_MIN_MTU: below it the kernel refuses a macvlan/ipvlan
 
 
-def default_route_ifname(nl: Rtnl) -> Optional[str]:
+def default_route_ifname(routes: RouteOps, links: LinkOps) -> Optional[str]:
     """The interface of the first default route of the main table (IPv4 first, then IPv6), as Go."""
-    from .netlink.routes import RT_TABLE_MAIN  # loaded with nl's class: see _lookup_master
+    from .netlink.routes import RT_TABLE_MAIN
 
-    for route in nl.routes(table=RT_TABLE_MAIN):
+    for route in routes.routes(table=RT_TABLE_MAIN):
         if not route.is_default:
             continue
         oif = route.oif or next((h.oif for h in route.multipath if h.oif), None)
         if oif:
             try:
-                return nl.link_get(index=oif).name
+                return links.link_get(index=oif).name
             except LinkNotFound:
                 continue
     return None
 
 
 def _lookup_master(name: str, where: str) -> Link:
-    if name:
-        with LinkOps() as nl:
-            return _master_link(nl, name, where)
-    # No "master": the default route's interface (ADD, CHECK, STATUS), the one lookup here that needs routes.
-    from .netlink.rtnl import Rtnl
-
-    with Rtnl() as nl:
-        name = default_route_ifname(nl) or ""
+    with LinkOps() as nl:
         if not name:
-            raise CniError(INVALID_CONFIG, f'invalid "master": not set, and no default route interface found {where}')
-        return _master_link(nl, name, where)
+            # The default route's interface (ADD, CHECK, STATUS without "master"): the one lookup here that
+            # needs routes, on a socket of their own (not Rtnl: its VF requests are 15 kB more to import).
+            from .netlink.routes import RouteOps
 
-
-def _master_link(nl: LinkOps, name: str, where: str) -> Link:
-    try:
-        return nl.link_get(name=name)
-    except LinkNotFound:
-        raise CniError(INVALID_CONFIG, f'invalid "master": link {q(name)} not found {where}') from None
+            with RouteOps() as rt:
+                name = default_route_ifname(rt, nl) or ""
+            if not name:
+                raise CniError(INVALID_CONFIG,
+                               f'invalid "master": not set, and no default route interface found {where}')
+        try:
+            return nl.link_get(name=name)
+        except LinkNotFound:
+            raise CniError(INVALID_CONFIG, f'invalid "master": link {q(name)} not found {where}') from None
 
 
 def find_master(netns: str, name: str, in_container: bool) -> Link:
