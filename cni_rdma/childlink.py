@@ -16,7 +16,6 @@ lookup of an unset master needs routes: a `RouteOps` socket, imported there.
 """
 from __future__ import annotations
 
-import errno
 import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 
     from .netlink.routes import RouteOps
 
-from . import faults, paths
+from . import errnos, faults, paths
 from .confkeys import q
 from .errors import INVALID_CONFIG, INVALID_ENV, IO_FAILURE, NOT_AVAILABLE, CniError
 from .netlink.errors import LinkNotFound, NetlinkError
@@ -125,7 +124,7 @@ def _rename(tmp: str, ifname: str) -> Link:
                 nl.link_del(link.index)
             except NetlinkError:
                 pass
-            if e.errno == errno.EEXIST:
+            if e.errno == errnos.EEXIST:
                 raise CniError(INVALID_ENV, f"interface {q(ifname)} already exists in the pod netns") from None
             raise CniError(IO_FAILURE, f"failed to rename {q(tmp)} to {q(ifname)}", e.details) from None
         return nl.link_get(index=link.index)

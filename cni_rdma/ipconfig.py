@@ -31,7 +31,7 @@ TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every
 if TYPE_CHECKING:
     from typing import Optional
 
-from . import faults, sysctl
+from . import errnos, faults, sysctl
 from .confkeys import get_choice, q
 from .errors import INVALID_CONFIG, IO_FAILURE, CniError
 from .ipaddr import IPAddress, from_packed
@@ -224,12 +224,10 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad: str = DA
 
 
 def _wait_dad(nl: _Rtnl, index: int, ifname: str, timeout: float) -> None:
-    import errno
-
     try:
         nl.wait_dad(index, timeout=timeout)
     except NetlinkError as e:
-        if e.errno == errno.EADDRNOTAVAIL:
+        if e.errno == errnos.EADDRNOTAVAIL:
             raise CniError(IO_FAILURE, f"duplicate address detection failed on {q(ifname)}", e.ext_ack) from None
         # Still tentative after the timeout (e.g. no carrier yet): not an error, as in Go.
 
@@ -248,15 +246,13 @@ def eui64_link_local(mac: str | None) -> str | None:
 def _link_local_now(nl: _Rtnl, index: int, mac: str | None) -> None:
     """The link-local address, usable before link up (nodad): the source of neighbour solicitations
     while the IPAM addresses are still optimistic (see dad_mode)."""
-    import errno
-
     ll = eui64_link_local(mac)
     if ll is None:
         return
     try:
         nl.addr_add(index, ll, nodad=True)
     except NetlinkError as e:
-        if e.errno != errno.EEXIST:
+        if e.errno != errnos.EEXIST:
             raise CniError(IO_FAILURE, f"failed to add link-local address {ll}", e.details) from None
 
 

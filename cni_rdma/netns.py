@@ -6,13 +6,13 @@ creates a namespace (unlike pyroute2's IPRoute(netns=...)).
 """
 from __future__ import annotations
 
-import errno
 import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Callable, TypeVar
 
+from . import errnos
 from .errors import IO_FAILURE, CniError
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def in_netns_fd(fd: int, fn: Callable[..., T], *args, _path: str = "", **kwargs)
                 _setns(fd)
             except OSError as e:
                 what = _path or f"fd {fd}"
-                if e.errno == errno.EINVAL:
+                if e.errno == errnos.EINVAL:
                     raise CniError(IO_FAILURE, f"{what} is not a network namespace") from None
                 raise CniError(IO_FAILURE, f"setns into {what} failed", e.strerror or str(e)) from None
             box["value"] = fn(*args, **kwargs)

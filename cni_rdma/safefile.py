@@ -12,8 +12,9 @@ why; a path with a NUL byte or lone surrogates is an OSError too, never a ValueE
 from __future__ import annotations
 
 import _stat  # the C half of stat (os and stat cost ~2 ms: cni_rdma/paths.py)
-import errno
 import posix
+
+from . import errnos
 
 RESOLV_CONF_MAX = 64 << 10      # a resolv.conf is a few hundred bytes; glibc reads far less than this
 STATE_RECORD_MAX = 1 << 20      # one plugin state record (a few hundred bytes of JSON)
@@ -41,15 +42,15 @@ def open_regular(path: str | bytes, flags: int = posix.O_RDONLY, *, dir_fd: int 
     try:
         fd = posix.open(path, (flags | _FLAGS) & ~posix.O_NOFOLLOW if follow else flags | _FLAGS, mode, dir_fd=dir_fd)
     except ValueError:  # embedded NUL, or a str with lone surrogates
-        raise OSError(errno.EINVAL, "path contains a NUL byte or is not valid UTF-8") from None
+        raise OSError(errnos.EINVAL, "path contains a NUL byte or is not valid UTF-8") from None
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise OSError(errno.ELOOP, "is a symlink; refusing to follow it", path) from None
+        if e.errno == errnos.ELOOP:
+            raise OSError(errnos.ELOOP, "is a symlink; refusing to follow it", path) from None
         raise
     try:
         st = posix.fstat(fd)
         if not _stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, f"is {kind(st.st_mode)}, not a regular file", path)
+            raise NotRegularFile(errnos.EINVAL, f"is {kind(st.st_mode)}, not a regular file", path)
     except BaseException:
         posix.close(fd)
         raise
@@ -67,7 +68,7 @@ def read_fd(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
-            raise FileTooLarge(errno.EFBIG, f"is larger than {limit} bytes")
+            raise FileTooLarge(errnos.EFBIG, f"is larger than {limit} bytes")
 
 
 def read(path: str | bytes, limit: int, *, dir_fd: int | None = None, follow: bool = False) -> bytes:

@@ -1,8 +1,7 @@
 """Addresses: the `Addr` record, its decoder and the address requests of `Rtnl` (add, list, DAD wait)."""
 from __future__ import annotations
 
-import errno
-
+from .. import errnos
 from ..ipaddr import IPInterface, ip_interface
 from ..record import Record
 from .core import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NetlinkSocket, a_u32, attr, attr_map, d_str, d_u32, unpack
@@ -120,12 +119,12 @@ class AddrOps(NetlinkSocket):
             pending = False
             for a in self.addrs(index=index, family=AF_INET6):
                 if a.dadfailed:
-                    raise NetlinkError(errno.EADDRNOTAVAIL, "duplicate address detection", f"ifindex {index}",
+                    raise NetlinkError(errnos.EADDRNOTAVAIL, "duplicate address detection", f"ifindex {index}",
                                        f"{a.address} is a duplicate")
                 pending = pending or a.tentative
             if not pending:
                 return
             if time.monotonic() >= deadline:
-                raise NetlinkError(errno.ETIME, "duplicate address detection", f"ifindex {index}",
+                raise NetlinkError(errnos.ETIME, "duplicate address detection", f"ifindex {index}",
                                    f"addresses still tentative after {timeout}s")
             time.sleep(interval)

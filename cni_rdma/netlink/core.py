@@ -9,10 +9,10 @@ Decoding never trusts lengths from the wire: every malformed or truncated messag
 """
 from __future__ import annotations
 
-import errno as _errno
 import posix
 import struct
 
+from .. import errnos
 from ..native import nl_recv, nl_send, nl_socket  # not _socket: its import costs ~0.7 ms of every call
 from .errors import NetlinkDecodeError, NetlinkError, error_for
 
@@ -74,7 +74,7 @@ def attr(kind: int, payload: bytes) -> bytes:
     """One netlink attribute (header + payload + padding to 4 bytes)."""
     n = 4 + len(payload)
     if n > 0xFFFF:
-        raise NetlinkError(_errno.EMSGSIZE, "encode attribute", f"type {kind}", f"{n} bytes, at most 65535")
+        raise NetlinkError(errnos.EMSGSIZE, "encode attribute", f"type {kind}", f"{n} bytes, at most 65535")
     return NLA_HDR.pack(n, kind) + payload + b"\0" * (_pad(n) - n)
 
 
@@ -189,7 +189,7 @@ def mac_bytes(mac: str) -> bytes:
             raise ValueError
         return bytes(int(p, 16) for p in parts)
     except ValueError:
-        raise NetlinkError(_errno.EINVAL, "encode MAC address", mac) from None
+        raise NetlinkError(errnos.EINVAL, "encode MAC address", mac) from None
 
 
 # --- message framing ---
@@ -277,7 +277,7 @@ class NetlinkSocket:
         try:
             nl_send(self._fd, message(kind, flags, self._seq, body))
         except OSError as e:
-            raise NetlinkError(e.errno or _errno.EIO, op, dev) from None
+            raise NetlinkError(e.errno or errnos.EIO, op, dev) from None
         return self._seq
 
     def _recv(self, op: str, dev: str | None) -> list[tuple[int, int, int, bytes]]:
@@ -286,9 +286,9 @@ class NetlinkSocket:
         try:
             data = nl_recv(self._fd)
         except BlockingIOError:  # SO_RCVTIMEO ran out (EAGAIN)
-            raise NetlinkError(_errno.ETIMEDOUT, op, dev, "no reply from the kernel") from None
+            raise NetlinkError(errnos.ETIMEDOUT, op, dev, "no reply from the kernel") from None
         except OSError as e:
-            raise NetlinkError(e.errno or _errno.EIO, op, dev) from None
+            raise NetlinkError(e.errno or errnos.EIO, op, dev) from None
         if not data:
             raise NetlinkDecodeError(f"{op}: empty datagram")
         return split_messages(data)
@@ -346,4 +346,4 @@ class NetlinkSocket:
                         replies.append(payload)
             if not interrupted:
                 return replies
-        raise NetlinkError(_errno.EINTR, op, dev, "dump kept being interrupted by concurrent changes")
+        raise NetlinkError(errnos.EINTR, op, dev, "dump kept being interrupted by concurrent changes")

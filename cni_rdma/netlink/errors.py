@@ -7,8 +7,9 @@ never mistaken for an absent device.
 """
 from __future__ import annotations
 
-import errno as _errno
 import posix
+
+from .. import errnos
 
 
 class NetlinkError(Exception):
@@ -25,10 +26,22 @@ class NetlinkError(Exception):
         self.ext_ack = ext_ack
         what = f"{op} {dev!r}" if dev is not None else op
         self.msg = f"netlink: {what} failed"
-        self.details = f"{posix.strerror(err)} ({_errno.errorcode.get(err, err)})"
-        if ext_ack:
-            self.details += f": {ext_ack}"
+        self._details: str | None = None
         super().__init__(self.msg)
+
+    @property
+    def details(self) -> str:
+        # Worded when read, not when raised: the errno's name comes from the errno module (~0.2 ms to import),
+        # and most of these are caught and handled (a link not there yet, a busy VF) without a word printed.
+        if self._details is None:
+            self._details = f"{posix.strerror(self.errno)} ({errnos.errorcode(self.errno)})"
+            if self.ext_ack:
+                self._details += f": {self.ext_ack}"
+        return self._details
+
+    @details.setter
+    def details(self, text: str) -> None:
+        self._details = text
 
     def __str__(self) -> str:
         return f"{self.msg}: {self.details}"
@@ -42,20 +55,20 @@ class LinkNotFound(NotFound):
     """No such network device (ENODEV)."""
 
     def __init__(self, op: str, dev: str | None, ext_ack: str = ""):
-        super().__init__(_errno.ENODEV, op, dev, ext_ack)
+        super().__init__(errnos.ENODEV, op, dev, ext_ack)
 
 
 class NetlinkDecodeError(NetlinkError):
     """A reply that cannot be decoded (truncated, bad length...): errno EBADMSG."""
 
     def __init__(self, what: str):
-        super().__init__(_errno.EBADMSG, "decode netlink message")
+        super().__init__(errnos.EBADMSG, "decode netlink message")
         self.msg = "netlink: malformed message"
         self.details = what
 
 
 def error_for(err: int, op: str, dev: str | None, ext_ack: str = "") -> NetlinkError:
     """The exception for a kernel errno: ENODEV is LinkNotFound, anything else the root."""
-    if err == _errno.ENODEV:
+    if err == errnos.ENODEV:
         return LinkNotFound(op, dev, ext_ack)
     return NetlinkError(err, op, dev, ext_ack)

@@ -5,9 +5,9 @@ Links only tests create (veth, vlan, dummy) are in tests/netlink_ops.py.
 """
 from __future__ import annotations
 
-import errno
 import struct
 
+from .. import errnos
 from ..record import Record
 from .core import (
     NLM_F_CREATE,
@@ -289,7 +289,7 @@ class LinkOps(NetlinkSocket):
                          source_macs: tuple | list = (), bcqueuelen: int | None = None, up: bool = False) -> None:
         """Create a macvlan on parent_index (in this netns); with netns_fd it is created in that netns."""
         if mode not in MACVLAN_MODES:
-            raise NetlinkError(errno.EINVAL, "create macvlan", name, f"unknown mode {mode!r}")
+            raise NetlinkError(errnos.EINVAL, "create macvlan", name, f"unknown mode {mode!r}")
         data = a_u32(IFLA_MACVLAN_MODE, MACVLAN_MODES[mode])
         if source_macs:
             data += a_u32(IFLA_MACVLAN_MACADDR_MODE, MACVLAN_MACADDR_SET)
@@ -302,9 +302,9 @@ class LinkOps(NetlinkSocket):
     def link_add_ipvlan(self, name: str, parent_index: int, mode: str = "l2", flag: str = "bridge", *,
                         mtu: int | None = None, netns_fd: int | None = None, up: bool = False) -> None:
         if mode not in IPVLAN_MODES:
-            raise NetlinkError(errno.EINVAL, "create ipvlan", name, f"unknown mode {mode!r}")
+            raise NetlinkError(errnos.EINVAL, "create ipvlan", name, f"unknown mode {mode!r}")
         if flag not in IPVLAN_FLAGS:
-            raise NetlinkError(errno.EINVAL, "create ipvlan", name, f"unknown flag {flag!r}")
+            raise NetlinkError(errnos.EINVAL, "create ipvlan", name, f"unknown flag {flag!r}")
         data = a_u16(IFLA_IPVLAN_MODE, IPVLAN_MODES[mode]) + a_u16(IFLA_IPVLAN_FLAGS, IPVLAN_FLAGS[flag])
         self.newlink(name, "ipvlan", data, parent_index=parent_index, mtu=mtu, netns_fd=netns_fd, up=up)
 

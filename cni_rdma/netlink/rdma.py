@@ -20,8 +20,7 @@ A kernel without RDMA (no ib_core) refuses the socket itself: `RdmaUnavailable`.
 """
 from __future__ import annotations
 
-import errno
-
+from .. import errnos
 from ..record import Record
 from .core import NETLINK_RDMA, NetlinkSocket, a_u32, attr_map, d_str, d_u8, d_u32, d_u64
 from .errors import NetlinkDecodeError, NetlinkError, NotFound
@@ -78,7 +77,7 @@ class RdmaDeviceNotFound(NotFound):
     """No RDMA device of that name or index in the socket's netns."""
 
     def __init__(self, dev: str):
-        super().__init__(errno.ENODEV, "get RDMA device", dev)
+        super().__init__(errnos.ENODEV, "get RDMA device", dev)
 
 
 class RdmaDevice(Record):
@@ -172,7 +171,7 @@ class Rdma(NetlinkSocket):
         try:
             super().__init__(timeout)
         except OSError as e:  # EPROTONOSUPPORT: no ib_core; anything else is just as fatal here
-            raise RdmaUnavailable(e.errno or errno.EPROTONOSUPPORT) from None
+            raise RdmaUnavailable(e.errno or errnos.EPROTONOSUPPORT) from None
 
     # ---- devices
     def devices(self) -> list[RdmaDevice]:
@@ -194,7 +193,7 @@ class Rdma(NetlinkSocket):
             replies = self.request(nl_type(RDMA_NLDEV_CMD_GET), a_u32(RDMA_NLDEV_ATTR_DEV_INDEX, index),
                                    op="get RDMA device", dev=f"index {index}", reply_type=nl_type(RDMA_NLDEV_CMD_GET))
         except NetlinkError as e:
-            if e.errno in (errno.EINVAL, errno.ENODEV):  # nldev answers EINVAL for an unknown index
+            if e.errno in (errnos.EINVAL, errnos.ENODEV):  # nldev answers EINVAL for an unknown index
                 raise RdmaDeviceNotFound(f"index {index}") from None
             raise
         if not replies:

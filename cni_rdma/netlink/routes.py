@@ -4,9 +4,9 @@
 """
 from __future__ import annotations
 
-import errno
 import struct
 
+from .. import errnos
 from ..ipaddr import IPAddress, IPInterface, IPNetwork
 from ..record import Record
 from .core import (
@@ -185,7 +185,7 @@ def encode_route(r: NlRoute, delete: bool = False) -> bytes:
         hops = []
         for nh in r.multipath:
             if not 1 <= nh.weight <= 256:
-                raise NetlinkError(errno.EINVAL, "route nexthop", str(r.dst), f"weight {nh.weight} outside 1..256")
+                raise NetlinkError(errnos.EINVAL, "route nexthop", str(r.dst), f"weight {nh.weight} outside 1..256")
             sub = attr(RTA_GATEWAY, nh.gateway.packed) if nh.gateway is not None else b""
             hflags = (nh.flags & ~RTNH_F_ONLINK) | (RTNH_F_ONLINK if nh.onlink else 0)
             hops.append(RTNEXTHOP.pack(RTNEXTHOP.size + len(sub), hflags, nh.weight - 1, nh.oif or 0) + sub)
@@ -219,7 +219,7 @@ class RouteOps(NetlinkSocket):
         try:
             payloads = self.dump(RTM_GETROUTE, body, op="dump routes", reply_type=RTM_NEWROUTE)
         except NetlinkError as e:
-            if e.errno == errno.ENOENT and table is not None:  # ENOENT: that table does not exist (yet)
+            if e.errno == errnos.ENOENT and table is not None:  # ENOENT: that table does not exist (yet)
                 return []
             raise
         out = []

@@ -5,9 +5,9 @@
 """
 from __future__ import annotations
 
-import errno
 import struct
 
+from .. import errnos
 from ..record import Record
 from .core import BE16, attr, attr_map, mac_bytes, mac_str, parse_attrs, unpack
 from .errors import NetlinkDecodeError, NetlinkError
@@ -119,7 +119,7 @@ def encode_vf_settings(vf: int, *, mac=None, vlan=None, qos=None, vlan_proto=Non
     if vlan is not None or qos is not None or vlan_proto is not None:
         proto = vlan_proto or "802.1Q"
         if proto not in VLAN_PROTOS:
-            raise NetlinkError(errno.EINVAL, "set vf vlan", dev, f"unknown vlan protocol {proto!r}")
+            raise NetlinkError(errnos.EINVAL, "set vf vlan", dev, f"unknown vlan protocol {proto!r}")
         if proto == "802.1Q":
             sub.append(attr(IFLA_VF_VLAN, VF_VLAN.pack(vf, vlan or 0, qos or 0)))
         else:
@@ -131,7 +131,7 @@ def encode_vf_settings(vf: int, *, mac=None, vlan=None, qos=None, vlan_proto=Non
         sub.append(attr(IFLA_VF_TRUST, VF_SETTING.pack(vf, int(trust))))
     if link_state is not None:
         if link_state not in VF_LINK_STATES:
-            raise NetlinkError(errno.EINVAL, "set vf link state", dev, f"unknown link state {link_state!r}")
+            raise NetlinkError(errnos.EINVAL, "set vf link state", dev, f"unknown link state {link_state!r}")
         sub.append(attr(IFLA_VF_LINK_STATE, VF_SETTING.pack(vf, VF_LINK_STATES[link_state])))
     if min_tx_rate is not None or max_tx_rate is not None:
         sub.append(attr(IFLA_VF_RATE, VF_RATE.pack(vf, min_tx_rate or 0, max_tx_rate or 0)))
@@ -189,7 +189,7 @@ class VfOps(LinkOps):
         if (min_tx_rate is None) != (max_tx_rate is None):  # IFLA_VF_RATE sets both: keep the other
             cur = self.vf_get(pf_index, vf)
             if cur is None:
-                raise NetlinkError(errno.EINVAL, "set vf rate", dev, "no such VF")
+                raise NetlinkError(errnos.EINVAL, "set vf rate", dev, "no such VF")
             min_tx_rate = cur.min_tx_rate if min_tx_rate is None else min_tx_rate
             max_tx_rate = cur.max_tx_rate if max_tx_rate is None else max_tx_rate
         sub = encode_vf_settings(vf, mac=mac, vlan=vlan, qos=qos, vlan_proto=vlan_proto, spoofchk=spoofchk,

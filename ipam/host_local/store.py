@@ -24,14 +24,13 @@ network directory is followed if it is a symlink: every access is relative to a 
 """
 from __future__ import annotations
 
-import errno
 import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
     from typing import Optional
 
-from cni_rdma import faults, paths, safefile
+from cni_rdma import errnos, faults, paths, safefile
 from cni_rdma.errors import IO_FAILURE, CniError
 from cni_rdma.ipaddr import AF_INET, ip_address
 from cni_rdma.native import LOCK_EX, crc32, flock, inet_pton
@@ -130,7 +129,7 @@ class ReservationStore:
         try:
             fd = posix.open(name, _O_DIR, dir_fd=parent)
         except OSError as e:
-            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            if e.errno in (errnos.ELOOP, errnos.ENOTDIR):
                 raise CniError(IO_FAILURE, f"{paths.join(self.data_dir, name)} is a symlink or not a directory; "
                                "refusing to follow it") from None
             raise _io_error(f"cannot open directory {name!r} under {self.data_dir}", e) from None
@@ -292,7 +291,7 @@ class ReservationStore:
         except FileExistsError:
             return False
         except OSError as e:
-            if e.errno != errno.EXDEV:
+            if e.errno != errnos.EXDEV:
                 self._broken = True
                 raise _io_error(f"cannot reserve {ip} in {self.path}", e) from None
             return self._reserve_in_place(ip, data)
@@ -356,7 +355,7 @@ class ReservationStore:
         except OSError as e:
             posix.unlink(tmp, dir_fd=self.side)
             self._tmp_gone = True
-            if e.errno != errno.EXDEV:
+            if e.errno != errnos.EXDEV:
                 self._broken = True
                 raise _io_error(f"cannot record the last reserved address in {self.path}", e) from None
             try:  # a planted FIFO must not block the write (safefile: O_NONBLOCK, regular-file check)

@@ -31,7 +31,6 @@ device for the attachment, 103 the kernel refused to move the device.
 """
 from __future__ import annotations
 
-import errno
 import posix
 import time
 
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
 
     from cni_rdma.netlink.rdma import Rdma
 
-from cni_rdma import paths
+from cni_rdma import errnos, paths
 from cni_rdma.confkeys import gc_keep
 from cni_rdma.errors import INVALID_CONFIG, NOT_AVAILABLE, UNKNOWN_CONTAINER, CniError, config_error
 from cni_rdma.frozen import Frozen
@@ -130,7 +129,7 @@ def _netns_mode(nl: Rdma) -> str:
     try:
         return nl.netns_mode()
     except NetlinkError as e:
-        if e.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # kernels before 5.2 have no netns modes at all
+        if e.errno in (errnos.EOPNOTSUPP, errnos.EINVAL):  # kernels before 5.2 have no netns modes at all
             raise CniError(ERR_RDMA_UNAVAILABLE, "RDMA netlink cannot report the netns mode",
                            f"{e.details}: the kernel is too old for RDMA network namespaces (needs 5.2+)") from None
         raise
@@ -178,10 +177,10 @@ def _move_here_to(name: str, target_fd: int, where: str, nl: Optional[Rdma] = No
 
 def move_error(e, name: str, where: str) -> CniError:
     hint = ""
-    if e.errno == errno.EOPNOTSUPP:
+    if e.errno == errnos.EOPNOTSUPP:
         hint = (": the driver of this device cannot change netns (it has no disassociate_ucontext op, "
                 "like stock rdma_rxe and siw), or the RDMA subsystem is in shared mode")
-    elif e.errno == errno.EBUSY:
+    elif e.errno == errnos.EBUSY:
         hint = ": a device of that name already exists in the target netns"
     return CniError(ERR_MOVE, f"failed to move RDMA device {name!r} to {where}", f"{e.details}{hint}")
 

@@ -31,7 +31,6 @@ files only, bounded reads, names built from validated IDs only, writes atomic (t
 """
 from __future__ import annotations
 
-import errno
 import posix
 import time
 
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
 
     from .vfstate import VfState
 
-from cni_rdma import jsonc, paths
+from cni_rdma import errnos, jsonc, paths
 from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, TRY_AGAIN_LATER, CniError
 from cni_rdma.native import LOCK_EX, LOCK_NB, flock
 from cni_rdma.state import Held
@@ -361,7 +360,7 @@ def _take_pci_lock(device_id: str, root: str, timeout: float) -> int:
                 flock(fd, LOCK_EX | LOCK_NB)
                 break
             except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                if e.errno not in (errnos.EWOULDBLOCK, errnos.EAGAIN):
                     raise CniError(IO_FAILURE, f"cannot lock {path}", e.strerror or str(e)) from None
                 if time.monotonic() >= deadline:
                     raise CniError(TRY_AGAIN_LATER, f"VF {device_id} is being configured by another plugin call",

@@ -30,7 +30,6 @@ EINVAL/EPERM fail at once.
 """
 from __future__ import annotations
 
-import errno
 import posix
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from cni_rdma.netlink.rtnl import Rtnl
     from cni_rdma.types import Result
 
-from cni_rdma import faults, netns
+from cni_rdma import errnos, faults, netns
 from cni_rdma.errors import INVALID_CONFIG, IO_FAILURE, CniError
 from cni_rdma.netlink.errors import LinkNotFound, NetlinkError
 from cni_rdma.netlink.rtmsg import ARPHRD_INFINIBAND
@@ -52,7 +51,7 @@ from .vfstate import OrigVfState, VfState
 
 # Sleeps between the attempts of a MAC change: 20 attempts, 100 ms apart (sriov-cni's schedule).
 MAC_RETRY_SLEEPS = (0.1,) * 19
-_TRANSIENT = frozenset({errno.EBUSY, errno.EAGAIN})
+_TRANSIENT = frozenset({errnos.EBUSY, errnos.EAGAIN})
 
 
 class PodLink:
@@ -119,7 +118,7 @@ def set_mac_with_retry(set_mac: Callable[[], None], read_mac: Callable[[], Optio
     for attempt in range(1, len(sleeps) + 2):
         try:
             if faults.transient(fault):
-                raise NetlinkError(errno.EBUSY, f"set {what} MAC", mac, "injected test fault")
+                raise NetlinkError(errnos.EBUSY, f"set {what} MAC", mac, "injected test fault")
             set_mac()
         except NetlinkError as e:
             if e.errno not in _TRANSIENT:
@@ -472,7 +471,7 @@ def _out_of_pod(st: VfState, host_fd: int) -> Optional[str]:
                 nl.link_set(link.index, name=name, netns_fd=host_fd)
                 return name
             except NetlinkError as e:
-                if e.errno != errno.EEXIST:
+                if e.errno != errnos.EEXIST:
                     raise
     raise CniError(IO_FAILURE, f"VF {st.device_id}: cannot move it to the host",
                    f"the host has devices named {st.orig.host_ifname} and {st.tmp_name}")
@@ -502,7 +501,7 @@ def _restore_host_netdev(nl: Rtnl, link: Link, st: VfState, log: Logger) -> None
         if rename or mtu:
             nl.link_set(index, name=rename, mtu=mtu)
     except NetlinkError as e:
-        if e.errno != errno.EEXIST or rename is None:
+        if e.errno != errnos.EEXIST or rename is None:
             raise
         log.warning(f"VF {st.device_id}: the host already has a device named {rename}; it stays {link.name}")
         if mtu:

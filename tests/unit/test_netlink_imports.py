@@ -24,8 +24,8 @@ def test_layer_imports_only_cheap_stdlib_modules():
     layer = {f"cni_rdma.netlink.{m}" for m in ("core", "errors", "rtmsg", "links", "addresses", "routes", "vfs",
                                                 "rtnl", "rdma")}
     assert ours <= {"cni_rdma", "cni_rdma.errors", "cni_rdma.frozen", "cni_rdma.record", "cni_rdma.ipaddr",
-                    "cni_rdma.netlink", "cni_rdma.sysctl", "cni_rdma.native", "cni_rdma._native"} | layer
-    for heavy in ("pyroute2", "socket", "_socket", "selectors", "ipaddress", "ctypes", "subprocess", "json",
+                    "cni_rdma.netlink", "cni_rdma.sysctl", "cni_rdma.native", "cni_rdma._native", "cni_rdma.errnos"} | layer
+    for heavy in ("pyroute2", "socket", "_socket", "errno", "selectors", "ipaddress", "ctypes", "subprocess", "json",
                   "logging"):
         assert heavy not in mods, f"the netlink layer imports {heavy}"
 
