@@ -239,8 +239,10 @@ def pack_modules(internal: Path, preloads: dict | None = None) -> int:
 # Frozen into the executable (PyImport_FrozenModules): what the interpreter imports before any line of ours, and
 # the loader of the bundle's modules file (cni_rdma/bundled.py) with its package, so that a call reads no .pyc
 # file and builds no path finder for the bundle's directory (tools/launcher.c; ~0.5 ms each).
-FROZEN_AT_START = (("encodings", True), ("encodings.aliases", False), ("encodings.utf_8", False),
-                   ("cni_rdma", True), ("cni_rdma.bundled", False))
+FROZEN_AT_START = (("encodings", True), ("encodings.utf_8", False), ("cni_rdma", True), ("cni_rdma.bundled", False))
+# Frozen from our source instead of the bundle's .pyc: the codec search without the alias table at start-up
+# (~1.1M instructions of every call; cni_rdma/codec_search.py says why it is the same search).
+FROZEN_FROM_SOURCE = {"encodings": ROOT / "cni_rdma" / "codec_search.py"}
 
 
 def pyc_code(pyc: Path) -> bytes:
@@ -254,10 +256,17 @@ def pyc_code(pyc: Path) -> bytes:
 
 
 def frozen_source(internal: Path) -> str:
-    """C source of the launcher's frozen-module table: FROZEN_AT_START's code objects from the bundle's .pyc."""
+    """C source of the launcher's frozen-module table: FROZEN_AT_START's code objects from the bundle's .pyc (or,
+    for FROZEN_FROM_SOURCE, compiled from our source)."""
+    import marshal
+
     arrays, entries = [], []
     for i, (name, is_package) in enumerate(FROZEN_AT_START):
-        code = pyc_code(internal / (name.replace(".", "/") + ("/__init__.pyc" if is_package else ".pyc")))
+        source = FROZEN_FROM_SOURCE.get(name)
+        if source is not None:
+            code = marshal.dumps(compile(source.read_text(), f"<frozen {name}>", "exec", dont_inherit=True))
+        else:
+            code = pyc_code(internal / (name.replace(".", "/") + ("/__init__.pyc" if is_package else ".pyc")))
         rows = ",\n".join(",".join(str(b) for b in code[j:j + 32]) for j in range(0, len(code), 32))
         arrays.append(f"static const unsigned char m{i}[] = {{\n{rows}\n}};")
         entries.append(f'    {{.name = "{name}", .code = m{i}, .size = (int)sizeof m{i}, '
