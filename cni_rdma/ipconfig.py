@@ -43,9 +43,10 @@ from .netlink.rtmsg import AF_INET, AF_INET6
 from .types import IPConfig, Result
 
 
-class _Rtnl(LinkOps, AddrOps, RouteOps):
-    """`Rtnl` without its VF requests: configure and verify send link, address and route requests only, and
-    cni_rdma.netlink.vfs (15 kB of bytecode) would load on every macvlan/ipvlan ADD and CHECK for nothing."""
+class _AddressingSocket(LinkOps, AddrOps, RouteOps):
+    """The rtnetlink socket configure and verify use: link, address and route requests. Not `Rtnl`, whose VF
+    requests (cni_rdma.netlink.vfs, 15 kB of bytecode) would load on every macvlan/ipvlan ADD and CHECK for
+    nothing."""
 
 
 DAD_TIMEOUT = 10.0  # seconds; Go's SettleAddresses uses the same bound
@@ -101,7 +102,7 @@ def gateways(ips: list[IPConfig]) -> dict[int, IPAddress]:
     return gws
 
 
-def _link(nl: _Rtnl, ifname: str):
+def _link(nl: _AddressingSocket, ifname: str):
     try:
         return nl.link_get(name=ifname)
     except LinkNotFound:
@@ -193,7 +194,7 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad: str = DA
     if v6:
         _enable_ipv6(ifname)
         dad = _ipv6_link_sysctls(ifname, dad)
-    with _Rtnl() as nl:
+    with _AddressingSocket() as nl:
         if link is None:
             link = _link(nl, ifname)
         if v6 and dad == "optimistic":
@@ -223,7 +224,7 @@ def configure(ifname: str, result: Result, *, notify: bool = True, dad: str = DA
         faults.point("routes")
 
 
-def _wait_dad(nl: _Rtnl, index: int, ifname: str, timeout: float) -> None:
+def _wait_dad(nl: _AddressingSocket, index: int, ifname: str, timeout: float) -> None:
     try:
         nl.wait_dad(index, timeout=timeout)
     except NetlinkError as e:
@@ -243,7 +244,7 @@ def eui64_link_local(mac: str | None) -> str | None:
     return str(from_packed(b"\xfe\x80" + bytes(6) + eui)) + "/64"
 
 
-def _link_local_now(nl: _Rtnl, index: int, mac: str | None) -> None:
+def _link_local_now(nl: _AddressingSocket, index: int, mac: str | None) -> None:
     """The link-local address, usable before link up (nodad): the source of neighbour solicitations
     while the IPAM addresses are still optimistic (see dad_mode)."""
     ll = eui64_link_local(mac)
@@ -256,7 +257,7 @@ def _link_local_now(nl: _Rtnl, index: int, mac: str | None) -> None:
             raise CniError(IO_FAILURE, f"failed to add link-local address {ll}", e.details) from None
 
 
-def _no_dadfailed(nl: _Rtnl, index: int, ifname: str) -> None:
+def _no_dadfailed(nl: _AddressingSocket, index: int, ifname: str) -> None:
     """One look without waiting: a duplicate that already answered (a fast link) fails the ADD."""
     failed = [str(a.address) for a in nl.addrs(index=index, family=AF_INET6) if a.dadfailed]
     if failed:
@@ -268,7 +269,7 @@ def verify(ifname: str, result: Result, link: Optional[Link] = None) -> None:
     """CHECK: ifname is up and carries result's addresses and routes (in the calling thread's netns).
     link: ifname as the caller just read it, so it is not looked up again."""
     ips = ips_for(ifname, result)
-    with _Rtnl() as nl:
+    with _AddressingSocket() as nl:
         if link is None:
             link = _link(nl, ifname)
         if not link.up:
