@@ -85,12 +85,13 @@ def run(exe: Path, command: str, env_extra: dict, stdin: bytes = b"", args: tupl
     return Sample(wall_ns / 1e6, cpu_us / 1e3, rss_kb / 1024), out, err
 
 
-def build_floor(ours: Path, define: str = "CNI_RDMA_FLOOR", name: str = "floor") -> Path | None:
+def build_floor(ours: Path, defines: tuple[str, ...] = ("CNI_RDMA_FLOOR",), name: str = "floor") -> Path | None:
     """The frozen empty app: tools/launcher.c built with CNI_RDMA_FLOOR (it starts the bundle's interpreter
     exactly as a plugin call does, then runs nothing), next to a symlink to the bundle's _internal. No plugin
     in this bundle can start faster; what our VERSION costs above it is our own imports.
-    With CNI_RDMA_IMPORTS_FLOOR: the same, plus the imports of a macvlan + host-local call and no work, the
-    floor under any of our ADDs and DELs."""
+    With CNI_RDMA_IMPORTS_FLOOR: the same, plus the imports of a macvlan + host-local DEL and no work, the
+    floor under any of our DELs; with CNI_RDMA_IMPORTS_FLOOR_ADD as well, those of an ADD (a DEL imports less:
+    macvlan's COMMAND_IMPORTS)."""
     from tools.build_bundle import BuildError, launcher_command
 
     exe = ours.resolve() / "macvlan"
@@ -105,7 +106,7 @@ def build_floor(ours: Path, define: str = "CNI_RDMA_FLOOR", name: str = "floor")
     interp = subprocess.run(["patchelf", "--print-interpreter", str(bundle / "cni-rdma")], capture_output=True,
                             text=True).stdout.strip().rstrip("\0")
     try:  # linked exactly as the bundle's executable, with absolute paths into the bundle
-        cmd = launcher_command(out, internal, (define,), rpath=f"{internal / 'lib'}:{internal}")
+        cmd = launcher_command(out, internal, defines, rpath=f"{internal / 'lib'}:{internal}")
     except BuildError as e:
         print(f"bench: no floor build: {e}", file=sys.stderr)
         return None
@@ -294,7 +295,8 @@ FLOOR_NAMES = {
     "c": "a C program (`/bin/true`: exec + ld.so)",
     "python": "`python3 -I -S -c pass` (the interpreter the bundle freezes, not frozen)",
     "frozen-empty": "the frozen empty app (our launcher, this bundle, runs nothing)",
-    "frozen-imports": "the frozen empty app + the imports of a macvlan + host-local call (no work)",
+    "frozen-imports": "the frozen empty app + the imports of a macvlan + host-local DEL (no work)",
+    "frozen-imports-add": "the frozen empty app + the imports of a macvlan + host-local ADD (no work)",
     "ours": "our VERSION (frozen)",
 }
 
@@ -338,19 +340,19 @@ def summary(results: dict[str, Series], ours: Path, floors: dict[str, list[Sampl
                    f"{100 * start / add:.0f}% of our ADD ({add:.1f} ms) and {100 * start / dele:.0f}% of our DEL "
                    f"({dele:.1f} ms); Go's whole ADD, IPAM exec included, costs {med('ADD', 'go'):.1f} ms.")
         empty = floors.get("frozen-empty") if floors else None
-        imports = floors.get("frozen-imports") if floors else None
         if empty:
             f = statistics.median(x.cpu_ms for x in empty)
-            fi = statistics.median(x.cpu_ms for x in imports) if imports else float("nan")
+            fi = {op: statistics.median(x.cpu_ms for x in xs) if (xs := (floors or {}).get(name)) else float("nan")
+                  for op, name in (("ADD", "frozen-imports-add"), ("DEL", "frozen-imports"))}
             out += ["", "What the floors leave (CPU, medians of this run): the frozen empty app costs "
-                    f"{f:.1f} ms before any line of ours runs; with the imports of a macvlan + host-local call "
-                    f"(and no work) {fi:.1f} ms.", "",
+                    f"{f:.1f} ms before any line of ours runs; with the imports of a macvlan + host-local ADD "
+                    f"(and no work) {fi['ADD']:.1f} ms, of a DEL {fi['DEL']:.1f} ms.", "",
                     "| operation | Go CPU ms | target × | budget ms | empty app, × Go | empty app + imports, × Go "
                     "| ours above the empty app + imports (the work) ms |", "|---|---|---|---|---|---|---|"]
             for op in ("ADD", "DEL"):
                 go, target = med(op, "go"), TARGETS[(op, "cpu_ms")]
-                out.append(f"| {op} | {go:.1f} | {target:.1f}× | {go * target:.1f} | {f / go:.2f}× | {fi / go:.2f}× | "
-                           f"{med(op, 'ours') - fi:.1f} |")
+                out.append(f"| {op} | {go:.1f} | {target:.1f}× | {go * target:.1f} | {f / go:.2f}× | "
+                           f"{fi[op] / go:.2f}× | {med(op, 'ours') - fi[op]:.1f} |")
     return out + [""]
 
 
@@ -385,18 +387,22 @@ def main(argv: list[str] | None = None) -> int:
     work = tempfile.mkdtemp(prefix="cni-rdma-bench-")
     results = {op: Series() for op in ("VERSION", "ADD", "DEL", "8-rail ADD", "8-rail DEL", "dual-stack ADD")}
     floor_exe = build_floor(args.ours)
-    imports_exe = build_floor(args.ours, "CNI_RDMA_IMPORTS_FLOOR", "imports-floor")
+    imports_exe = build_floor(args.ours, ("CNI_RDMA_IMPORTS_FLOOR",), "imports-floor")
+    imports_add_exe = build_floor(args.ours, ("CNI_RDMA_IMPORTS_FLOOR", "CNI_RDMA_IMPORTS_FLOOR_ADD"),
+                                  "imports-floor-add")
     # Start-up floors, measured in the same VERSION rounds: exec of a C program, the bare interpreter the
     # bundle freezes (not frozen), the frozen empty app (our launcher running nothing), and the empty app
-    # plus the imports of a macvlan + host-local call (no work).
+    # plus the imports of a macvlan + host-local DEL, then ADD (no work).
     floors: dict[str, list[Sample]] = {"go": [], "c": [], "python": [], "frozen-empty": [], "frozen-imports": [],
-                                       "ours": []}
+                                       "frozen-imports-add": [], "ours": []}
     floor_cmds = [("c", Path("/bin/true"), ()), ("python", Path(os.path.realpath(sys.executable)),
                                                 ("-I", "-S", "-c", "pass"))]
     if floor_exe is not None:
         floor_cmds.append(("frozen-empty", floor_exe, ()))
     if imports_exe is not None:
         floor_cmds.append(("frozen-imports", imports_exe, ()))
+    if imports_add_exe is not None:
+        floor_cmds.append(("frozen-imports-add", imports_add_exe, ()))
     order = ["ours", "go"]
     try:
         for r in range(1, RAILS):

@@ -178,10 +178,16 @@ int main(int argc, char **argv)
         return 1;
     return Py_FinalizeEx() < 0 ? 120 : 0;
 #elif defined(CNI_RDMA_IMPORTS_FLOOR)
-    /* bench/: the empty app plus the imports of a macvlan + host-local call as main.py makes them, no work */
+    /* bench/: the empty app plus the imports of a macvlan + host-local DEL as main.py and skel make them, no work;
+     * with CNI_RDMA_IMPORTS_FLOOR_ADD those of an ADD (macvlan's COMMAND_IMPORTS for ADD replayed too) */
+#ifdef CNI_RDMA_IMPORTS_FLOOR_ADD
+#define FLOOR_COMMAND_IMPORTS "cni_rdma.bundled.preload('plugins.macvlan.macvlan', 'ADD')\n"
+#else
+#define FLOOR_COMMAND_IMPORTS ""
+#endif
     PyRun_SimpleString("import posix\nimport cni_rdma.bundled\ncni_rdma.bundled.install()\n"
                        "import cni_rdma.main, cni_rdma.early\nfrom cni_rdma import registry\n"
-                       "registry.load('plugins.macvlan.macvlan')\nimport cni_rdma.skel\n"
+                       "registry.load('plugins.macvlan.macvlan')\nimport cni_rdma.skel\n" FLOOR_COMMAND_IMPORTS
                        "registry.load('ipam.host_local.host_local')\nposix._exit(0)\n");
     return 0;
 #else
