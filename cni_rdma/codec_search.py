@@ -10,9 +10,10 @@ The search is the standard library's, step for step (tests/unit/test_codec_searc
 every alias and codec name): a name is normalized, looked up in the alias table, and the codec module imported.
 Only the table is loaded on first need: for the names in `NOT_ALIASES` (none is a key of the table, the test
 checks) the lookup cannot find anything, so it is skipped. The package's other names (`normalize_encoding`,
-`CodecRegistryError`, `search_function`, `aliases`, `_aliases`, `_cache`) are here as there.
+`CodecRegistryError`, `search_function`, `aliases`, `_aliases`, `_cache`) are here as there. It imports
+`_codecs`, not `codecs` (see cni_rdma/utf8_codec.py).
 """
-import codecs
+import _codecs
 import sys
 
 # Normalized codec names the interpreter and the plugins ask for that are no key of encodings.aliases.aliases:
@@ -89,7 +90,11 @@ def search_function(encoding):
         return None
 
     entry = getregentry()
-    if not isinstance(entry, codecs.CodecInfo):
+    # a CodecInfo (or the bundle's UTF-8 entry, cni_rdma/utf8_codec.py, which has its attributes without the codecs
+    # module); a bare tuple, the old API, is made one as the standard library does
+    if not hasattr(entry, "incrementaldecoder"):
+        import codecs
+
         if not 4 <= len(entry) <= 7:
             raise CodecRegistryError(f'module "{mod.__name__}" ({mod.__file__}) failed to register')
         if (not callable(entry[0]) or not callable(entry[1]) or
@@ -114,4 +119,4 @@ def search_function(encoding):
     return entry
 
 
-codecs.register(search_function)
+_codecs.register(search_function)

@@ -152,12 +152,14 @@ def test_plugin_modules_come_from_the_modules_file(tmp_path, modules_file):
 
 PROBE_CODE = """
 import sys
-aliases_at_start = "encodings.aliases" in sys.modules
+aliases_at_start = "encodings.aliases" in sys.modules or "codecs" in sys.modules
+utf8_entry = type(sys.stdout.buffer and __import__("encodings.utf_8").utf_8.getregentry()).__module__
 import codecs, encodings
 import cni_rdma.bundled
 cni_rdma.bundled.install()
 import cni_rdma.main
-print(repr([aliases_at_start, encodings.NOT_ALIASES and encodings.__spec__.origin, encodings.__path__,
+print(repr([aliases_at_start, utf8_entry, codecs.lookup("utf-8").name, codecs.getreader("utf-8").__name__,
+            encodings.NOT_ALIASES and encodings.__spec__.origin, encodings.__path__,
             sys.modules["encodings.utf_8"].__spec__.origin, codecs.lookup("cp1252").name,
             "bücher.de".encode("idna"), codecs.lookup("latin1").name, sys.modules["encodings.aliases"].__spec__.origin,
             sys.getfilesystemencoding(), cni_rdma.bundled.__spec__.origin, cni_rdma.__path__,
@@ -168,7 +170,8 @@ print(repr([aliases_at_start, encodings.NOT_ALIASES and encodings.__spec__.origi
 @frozen_only
 def test_the_codec_registry_is_frozen_into_the_executable_and_finds_every_codec(tmp_path):
     # tools/launcher.c freezes encodings (our codec search, cni_rdma/codec_search.py: the alias table only when a
-    # name needs it, from the modules file) and encodings.utf_8 (no file read before our first line), and
+    # name needs it, from the modules file) and encodings.utf_8 (cni_rdma/utf8_codec.py: no codecs module at
+    # start; codecs.lookup and the stream classes still work once it is imported), and
     # cni_rdma.bundled with its package; the packages' __path__ still leads to the bundle's files. A probe build of the same launcher
     # (CNI_RDMA_PROBE: never shipped) runs this code in the bundle's interpreter.
     from tools.build_bundle import launcher_command
@@ -180,7 +183,8 @@ def test_the_codec_registry_is_frozen_into_the_executable_and_finds_every_codec(
     p = subprocess.run([str(tmp_path / "probe")], env={"CNI_RDMA_PROBE_CODE": PROBE_CODE}, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == repr([False, "frozen", [f"{tmp_path}/_internal/encodings"], "frozen", "cp1252",
+    assert p.stdout.strip() == repr([False, "encodings.utf_8", "utf-8", "StreamReader", "frozen",
+                                     [f"{tmp_path}/_internal/encodings"], "frozen", "cp1252",
                                      b"xn--bcher-kva.de", "iso8859-1", f"{tmp_path}/_internal/encodings/aliases.pyc",
                                      "utf-8", "frozen",
                                      [f"{tmp_path}/_internal/cni_rdma"], "BundledModules"])
