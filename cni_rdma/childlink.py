@@ -29,7 +29,7 @@ from .confkeys import q
 from .errors import INVALID_CONFIG, INVALID_ENV, IO_FAILURE, NOT_AVAILABLE, CniError
 from .netlink.errors import LinkNotFound, NetlinkError
 from .netlink.links import Link, LinkOps
-from .netns import NetnsNotFound, in_netns, in_netns_fd, open_netns
+from .netns import NetnsNotFound, in_netns, in_netns_fd, open_netns, started_in_netns_fd
 
 MIN_MTU = 68  # ETH_MIN_MTU: below it the kernel refuses a macvlan/ipvlan
 
@@ -236,75 +236,68 @@ def delete(netns: str, ifname: str, kind: str, sending: Optional[Callable[[], No
 
 
 def delete_beside(netns: str, ifname: str, kind: str, work: Optional[Callable[[], None]]) -> None:
-    """DEL: delete(), and work() (the IPAM release) in a thread of its own while the kernel deletes the link.
+    """DEL: delete(), and work() (the IPAM release) on this thread while the kernel deletes the link.
 
     The kernel holds a link's deleter ~15-20 ms while it unregisters the device (synchronize_net, rcu_barrier):
-    the longest wait of a DEL, and no CPU of ours. work() starts right before the delete request is sent (the
-    lookup before it keeps the GIL to itself: it is the critical path) and runs during that wait; without a
-    link to delete, after the lookup. Errors as in the sequential order (work, then delete): work's error
-    wins, the delete's is raised when work succeeded. (Unlike the sequential order, a failing IPAM release no
-    longer keeps the link: DEL is retried until it succeeds, and the link is gone either way.)
+    the longest wait of a DEL, and no CPU of ours. The netns thread looks the link up and sends the delete; this
+    thread, which stays in the node's netns (where the IPAM release must run: cluster-ipam's etcd, an exec'd
+    IPAM), waits until the request is about to go (the lookup keeps the GIL to itself: it is the critical path)
+    and runs work() during the kernel's wait; without a link to delete, after the lookup. No second thread:
+    each costs ~0.2 ms. Errors as in the sequential order (work, then delete): work's error wins, the delete's
+    is raised when work succeeded. (Unlike the sequential order, a failing IPAM release no longer keeps the link:
+    DEL is retried until it succeeds, and the link is gone either way.)
     """
     if work is None or not netns:
         if work is not None:
             work()
         delete(netns, ifname, kind)
         return
-    try:
-        beside = _Beside(work)
-    except RuntimeError:  # no thread to be had ("can't start new thread"): the sequential order
-        work()
-        delete(netns, ifname, kind)
-        return
-    failed: Optional[BaseException] = None
-    try:
-        delete(netns, ifname, kind, beside.start)
-    except BaseException as e:
-        failed = e
-    beside.start()  # no link was there (or the lookup failed): work runs now
-    beside.wait()
-    if beside.error is not None:
-        raise beside.error
-    if failed is not None:
-        raise failed
+    import _thread
 
+    sending = _thread.allocate_lock()
+    sending.acquire()
+    told: list[bool] = []
 
-class _Beside:
-    """work() in a `_thread` thread (threading costs ~3.5 ms of start-up), held at a gate until start() opens it
-    (later calls do nothing); wait() joins it, error keeps its exception.
+    def about_to_send() -> None:  # the netns thread only: before the delete request, and when it ends
+        if not told:
+            told.append(True)
+            sending.release()
 
-    The thread is started here, by the caller, and not by the netns thread that opens the gate: a thread
-    inherits its creator's network namespace, and the IPAM release must run in the node's (cluster-ipam's etcd,
-    an exec'd IPAM), never in the pod's. Blocked at the gate it holds no GIL: the lookup keeps the CPU."""
-
-    def __init__(self, work: Callable[[], None]) -> None:
-        import _thread
-
-        self.error: Optional[BaseException] = None
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        self._gate = _thread.allocate_lock()
-        self._gate.acquire()
-        self._opened = False
-        _thread.start_new_thread(self._run, (work,))
-
-    def start(self) -> None:
-        # Called by the netns thread, then by the caller once that thread has ended: never at the same time.
-        if not self._opened:
-            self._opened = True
-            self._gate.release()
-
-    def _run(self, work: Callable[[], None]) -> None:
+    def deleting() -> None:
         try:
-            self._gate.acquire()
+            _delete_named(ifname, kind, about_to_send)
+        finally:
+            about_to_send()
+
+    try:
+        fd = open_netns(netns)
+    except NetnsNotFound:  # the pod is gone: nothing to delete, the addresses are still released
+        work()
+        return
+    except BaseException:  # not a netns, no access: released all the same; work's error wins, as in order
+        work()
+        raise
+    try:
+        try:
+            join = started_in_netns_fd(fd, deleting, _path=netns)
+        except RuntimeError:  # no thread to be had ("can't start new thread"): the sequential order
+            work()
+            in_netns_fd(fd, _delete_named, ifname, kind, None, _path=netns)
+            return
+        sending.acquire()
+        failed: Optional[BaseException] = None
+        try:
             work()
         except BaseException as e:
-            self.error = e
-        finally:
-            self._done.release()
-
-    def wait(self) -> None:
-        self._done.acquire()
+            failed = e
+        try:
+            join()
+        except BaseException as e:
+            failed = failed or e
+    finally:
+        posix.close(fd)
+    if failed is not None:
+        raise failed
 
 
 def pod_link(ifname: str) -> Link:

@@ -121,6 +121,13 @@ def in_netns(path: str, fn: Callable[..., T], *args, **kwargs) -> T:
 
 
 def in_netns_fd(fd: int, fn: Callable[..., T], *args, _path: str = "", **kwargs) -> T:
+    return started_in_netns_fd(fd, fn, *args, _path=_path, **kwargs)()
+
+
+def started_in_netns_fd(fd: int, fn: Callable[..., T], *args, _path: str = "", **kwargs) -> Callable[[], T]:
+    """fn(*args, **kwargs) started in its thread inside the netns of fd; the caller goes on in its own netns. The
+    returned join() waits for fn and returns its value or re-raises its exception (call it exactly once; fd must
+    stay open until it returns)."""
     # A bare _thread thread and a lock for the join: threading (~3.5 ms of start-up) adds nothing needed here.
     import _thread
 
@@ -144,10 +151,14 @@ def in_netns_fd(fd: int, fn: Callable[..., T], *args, _path: str = "", **kwargs)
             done.release()
 
     _thread.start_new_thread(runner, ())
-    done.acquire()  # the thread has finished fn: its netns dies with it, the main thread never moved
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
+
+    def join() -> T:
+        done.acquire()  # the thread has finished fn: its netns dies with it, the caller's thread never moved
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return box["value"]  # type: ignore[return-value]
+
+    return join
 
 
 def current_netns_path() -> str:

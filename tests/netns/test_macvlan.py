@@ -370,6 +370,45 @@ def test_del_releases_the_addresses_in_the_nodes_netns_while_the_link_goes(node,
     assert "net1" not in pod_links(pod)
 
 
+def test_del_whose_release_fails_still_deletes_the_link_and_reports_the_ipams_error(node, pod, tmp_path):
+    # the release runs beside the kernel's delete (childlink.delete_beside): its error is DEL's answer, the link
+    # goes all the same, and the retried DEL (IPAM working again) succeeds with nothing left to delete
+    flag = tmp_path / "fail-del"
+    exe = tmp_path / "bin" / "flaky-ipam"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\ncat >/dev/null\n"
+                   f"if [ \"$CNI_COMMAND\" = DEL ] && [ -e {flag} ]; then "
+                   "echo '{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"store unreachable\"}'; exit 1; fi\n"
+                   "if [ \"$CNI_COMMAND\" = DEL ]; then exit 0; fi\n"
+                   "echo '{\"cniVersion\": \"1.0.0\", \"ips\": [{\"address\": \"10.99.0.6/24\"}]}'\n")
+    exe.chmod(0o755)
+    c = conf(master="eth0", ipam={"type": "flaky-ipam"})
+    path = f"{exe.parent}:{ipam_path()}"
+    ok(run("ADD", c, node, pod, path=path))
+    flag.write_text("")
+    e = err(run("DEL", c, node, pod, path=path), 11)
+    assert e["msg"] == "store unreachable"
+    assert "net1" not in pod_links(pod)
+    flag.unlink()
+    ok(run("DEL", c, node, pod, path=path))
+
+
+def test_del_into_a_path_that_is_no_netns_still_releases_first(node, tmp_path):
+    # a netns path that is a plain file: the release runs (in order, before the delete's error), then the error
+    log = tmp_path / "ipam.log"
+    exe = tmp_path / "bin" / "log-ipam"
+    exe.parent.mkdir()
+    exe.write_text(f"#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> {log}\n")
+    exe.chmod(0o755)
+    not_netns = tmp_path / "not-a-netns"
+    not_netns.write_text("")
+    c = conf(master="eth0", ipam={"type": "log-ipam"})
+    r = run("DEL", c, node, topology.Pod(name="x", path=str(not_netns)), path=f"{exe.parent}:{ipam_path()}")
+    assert log.read_text().split() == ["DEL"]
+    e = err(r, 5)
+    assert "not a network namespace" in e["msg"], e
+
+
 def test_status_and_gc_delegate_to_ipam(node, tmp_path):
     path, log = fake_ipam(tmp_path)
     c = conf("1.1.0", master="eth0", ipam={"type": "fake-ipam"})
