@@ -343,29 +343,33 @@ def test_rollback_at_every_step(node, pod, tmp_path, step):
 
 
 # ------------------------------------------------------------------ STATUS / GC
+def script_ipam(tmp_path, name: str, body: str) -> str:
+    """An exec'd IPAM plugin `name`: a shell script (stdin read and dropped, then body); the CNI_PATH to find it."""
+    exe = tmp_path / "bin" / name
+    exe.parent.mkdir(exist_ok=True)
+    exe.write_text(f"#!/bin/sh\ncat >/dev/null\n{body}")
+    exe.chmod(0o755)
+    return f"{exe.parent}:{ipam_path()}"
+
+
 def fake_ipam(tmp_path):
     log = tmp_path / "ipam.log"
-    exe = tmp_path / "bin" / "fake-ipam"
-    exe.parent.mkdir()
-    exe.write_text(f"#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> {log}\n")
-    exe.chmod(0o755)
-    return str(exe.parent), log
+    return script_ipam(tmp_path, "fake-ipam", f"echo \"$CNI_COMMAND\" >> {log}\n").split(":")[0], log
+
+
+ADDRESS_ON_ADD = "echo '{\"cniVersion\": \"1.0.0\", \"ips\": [{\"address\": \"10.99.0.5/24\"}]}'\n"
 
 
 def test_del_releases_the_addresses_in_the_nodes_netns_while_the_link_goes(node, pod, tmp_path):
-    # DEL releases the addresses in a thread of its own while the kernel deletes the pod's link
-    # (childlink.delete_beside); that thread must run in the node's netns, as the IPAM call always did
-    # (cluster-ipam reaches etcd there; an exec'd IPAM inherits it), never in the pod's.
+    # DEL releases the addresses while the kernel deletes the pod's link (childlink.delete_beside: on the calling
+    # thread, the netns thread sends the delete); the release must run in the node's netns, as the IPAM call always
+    # did (cluster-ipam reaches etcd there; an exec'd IPAM inherits it), never in the pod's.
     seen = tmp_path / "ipam-netns"
-    exe = tmp_path / "bin" / "ns-ipam"
-    exe.parent.mkdir()
-    exe.write_text("#!/bin/sh\ncat >/dev/null\n"
-                   f"if [ \"$CNI_COMMAND\" = DEL ]; then readlink /proc/self/ns/net > {seen}; exit 0; fi\n"
-                   "echo '{\"cniVersion\": \"1.0.0\", \"ips\": [{\"address\": \"10.99.0.5/24\"}]}'\n")
-    exe.chmod(0o755)
+    path = script_ipam(tmp_path, "ns-ipam", f"if [ \"$CNI_COMMAND\" = DEL ]; then readlink /proc/self/ns/net > {seen}; "
+                       "exit 0; fi\n" + ADDRESS_ON_ADD)
     c = conf(master="eth0", ipam={"type": "ns-ipam"})
-    ok(run("ADD", c, node, pod, path=f"{exe.parent}:{ipam_path()}"))
-    ok(run("DEL", c, node, pod, path=f"{exe.parent}:{ipam_path()}"))
+    ok(run("ADD", c, node, pod, path=path))
+    ok(run("DEL", c, node, pod, path=path))
     assert seen.read_text().strip() == f"net:[{os.stat(node.path).st_ino}]"
     assert "net1" not in pod_links(pod)
 
@@ -374,16 +378,10 @@ def test_del_whose_release_fails_still_deletes_the_link_and_reports_the_ipams_er
     # the release runs beside the kernel's delete (childlink.delete_beside): its error is DEL's answer, the link
     # goes all the same, and the retried DEL (IPAM working again) succeeds with nothing left to delete
     flag = tmp_path / "fail-del"
-    exe = tmp_path / "bin" / "flaky-ipam"
-    exe.parent.mkdir()
-    exe.write_text("#!/bin/sh\ncat >/dev/null\n"
-                   f"if [ \"$CNI_COMMAND\" = DEL ] && [ -e {flag} ]; then "
-                   "echo '{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"store unreachable\"}'; exit 1; fi\n"
-                   "if [ \"$CNI_COMMAND\" = DEL ]; then exit 0; fi\n"
-                   "echo '{\"cniVersion\": \"1.0.0\", \"ips\": [{\"address\": \"10.99.0.6/24\"}]}'\n")
-    exe.chmod(0o755)
+    path = script_ipam(tmp_path, "flaky-ipam", f"if [ \"$CNI_COMMAND\" = DEL ] && [ -e {flag} ]; then "
+                       "echo '{\"cniVersion\": \"1.0.0\", \"code\": 11, \"msg\": \"store unreachable\"}'; exit 1; fi\n"
+                       "if [ \"$CNI_COMMAND\" = DEL ]; then exit 0; fi\n" + ADDRESS_ON_ADD)
     c = conf(master="eth0", ipam={"type": "flaky-ipam"})
-    path = f"{exe.parent}:{ipam_path()}"
     ok(run("ADD", c, node, pod, path=path))
     flag.write_text("")
     e = err(run("DEL", c, node, pod, path=path), 11)
@@ -396,14 +394,11 @@ def test_del_whose_release_fails_still_deletes_the_link_and_reports_the_ipams_er
 def test_del_into_a_path_that_is_no_netns_still_releases_first(node, tmp_path):
     # a netns path that is a plain file: the release runs (in order, before the delete's error), then the error
     log = tmp_path / "ipam.log"
-    exe = tmp_path / "bin" / "log-ipam"
-    exe.parent.mkdir()
-    exe.write_text(f"#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> {log}\n")
-    exe.chmod(0o755)
+    path = script_ipam(tmp_path, "log-ipam", f"echo \"$CNI_COMMAND\" >> {log}\n")
     not_netns = tmp_path / "not-a-netns"
     not_netns.write_text("")
     c = conf(master="eth0", ipam={"type": "log-ipam"})
-    r = run("DEL", c, node, topology.Pod(name="x", path=str(not_netns)), path=f"{exe.parent}:{ipam_path()}")
+    r = run("DEL", c, node, topology.Pod(name="x", path=str(not_netns)), path=path)
     assert log.read_text().split() == ["DEL"]
     e = err(r, 5)
     assert "not a network namespace" in e["msg"], e
