@@ -30,8 +30,13 @@ def traced(command: str, conf: dict) -> tuple[set[str], str]:
     return names, p.stdout.decode()
 
 
+# the etcd client's TCP connection is a _socket socket: the one extension module the plugins' NEVER list has that
+# cluster-ipam needs (ipam/cluster_ipam/etcd.py)
+ETCD_CLIENT = frozenset({"_socket"})
+
+
 def _check(names: set[str], what: str) -> None:
-    bad = sorted(names & (NEVER - PENDING))
+    bad = sorted(names & (NEVER - PENDING - ETCD_CLIENT))
     assert not bad, f"{what} imports {bad}"
 
 
