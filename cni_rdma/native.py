@@ -39,10 +39,11 @@ except ImportError:  # a plain wheel install, where _native was never built
                 except OSError:
                     pass
             s.bind((0, 0))
-            if timeout_us:
+            if timeout_us:  # a struct timeval: two native longs
+                import struct
+
                 s.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVTIMEO,
-                             (timeout_us // 1_000_000).to_bytes(8, "little") +
-                             (timeout_us % 1_000_000).to_bytes(8, "little"))
+                             struct.pack("@ll", timeout_us // 1_000_000, timeout_us % 1_000_000))
         except BaseException:
             s.close()
             raise

@@ -45,7 +45,7 @@ KIND = "ipvlan"
 MODES = ("l2", "l3", "l3s")
 FLAGS = ("bridge", "private", "vepa")
 # Imported inside add() and check(): a DEL configures no address or route, and every module it imports runs
-# before its RTM_DELLINK (cni_rdma.ipconfig brings sysctl and Rtnl's address, route and VF code: ~1 ms).
+# before its RTM_DELLINK (cni_rdma.ipconfig brings sysctl and the address and route requests: ~1 ms).
 # Frozen, these commands run them with this module's own imports (tools/build_bundle.py, cni_rdma.bundled).
 COMMAND_IMPORTS = {"ADD": ("cni_rdma.ipconfig",), "CHECK": ("cni_rdma.ipconfig",)}
 

@@ -33,7 +33,7 @@ ABOUT = "cni-rdma macvlan"
 KIND = "macvlan"
 MODES = ("bridge", "private", "vepa", "passthru", "source")
 # Imported inside add() and check(): a DEL configures no address or route, and every module it imports runs
-# before its RTM_DELLINK (cni_rdma.ipconfig brings sysctl and Rtnl's address, route and VF code: ~1 ms).
+# before its RTM_DELLINK (cni_rdma.ipconfig brings sysctl and the address and route requests: ~1 ms).
 # Frozen, these commands run them with this module's own imports (tools/build_bundle.py, cni_rdma.bundled).
 COMMAND_IMPORTS = {"ADD": ("cni_rdma.ipconfig",), "CHECK": ("cni_rdma.ipconfig",)}
 
