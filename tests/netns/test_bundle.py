@@ -190,6 +190,51 @@ def test_the_codec_registry_is_frozen_into_the_executable_and_finds_every_codec(
                                      [f"{tmp_path}/_internal/cni_rdma"], "BundledModules"])
 
 
+IO_PROBE = """
+import sys
+at_start = sorted(m for m in ("abc", "_abc", "codecs") if m in sys.modules)
+import cni_rdma.bundled
+cni_rdma.bundled.install()
+import cni_rdma.main, io
+code = cni_rdma.main.main([sys.argv[1]])  # a DEL, in-process host-local: every module it imports
+after_del = sorted(m for m in ("abc", "_abc") if m in sys.modules), "IOBase" in vars(io)
+import builtins, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    wrapper = io.OpenWrapper
+print(repr([at_start, code, after_del, io.__spec__.origin, builtins.open is io.open is wrapper,
+            [w.category.__name__ for w in caught], isinstance(sys.stdout, io.TextIOBase),
+            isinstance(sys.stdin.buffer, io.BufferedIOBase), isinstance(sys.stderr.buffer.raw, io.RawIOBase),
+            issubclass(io.FileIO, io.RawIOBase), issubclass(io.StringIO, io.IOBase), type(io.IOBase).__name__,
+            getattr(sys.modules[io.TextIOBase.__module__], io.TextIOBase.__qualname__) is io.TextIOBase,
+            io.abc is sys.modules["abc"], sorted({n for n in dir(io) if n[0] != "_"} - set(io.__all__))]))
+"""
+
+
+@frozen_only
+def test_io_is_frozen_without_abc_and_makes_its_abcs_when_asked(tmp_path):
+    # tools/launcher.c freezes cni_rdma/light_io.py as `io`: the interpreter's start and a whole plugin DEL import no
+    # abc; io's ABCs, asked for, answer isinstance/issubclass as the standard module's.
+    from tools.build_bundle import launcher_command
+
+    internal = (_exe().parent / "_internal").resolve()
+    (tmp_path / "_internal").symlink_to(internal)
+    cmd = launcher_command(tmp_path / "probe", internal, ("CNI_RDMA_PROBE",), rpath=f"{internal}/lib:{internal}")
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    (tmp_path / "macvlan").symlink_to(tmp_path / "probe")
+    (tmp_path / "host-local").symlink_to(tmp_path / "probe")  # our own IPAM: released in-process
+    conf = {"cniVersion": "1.1.0", "name": "io-probe", "type": "macvlan", "master": "eth0",
+            "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "ranges": [[{"subnet": "10.9.0.0/24"}]]}}
+    env = {"CNI_RDMA_PROBE_CODE": IO_PROBE, "CNI_COMMAND": "DEL", "CNI_CONTAINERID": "ioprobe", "CNI_NETNS": "",
+           "CNI_IFNAME": "net1", "CNI_PATH": str(tmp_path), "CNI_RDMA_STATE_ROOT": str(tmp_path / "state"),
+           "PATH": "/usr/bin:/bin"}
+    p = subprocess.run([str(tmp_path / "probe"), str(tmp_path / "macvlan")], input=json.dumps(conf), env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == repr([[], 0, ([], False), "frozen", True, ["DeprecationWarning"], True, True, True,
+                                     True, True, "ABCMeta", True, True, ["OpenWrapper", "abc"]]), p.stderr
+
+
 @frozen_only
 def test_install_links_refuses_go_plugin_and_uninstalls(tmp_path):
     bundle = _exe().parent
