@@ -20,12 +20,14 @@ from cni_rdma.skel import Request
 from cni_rdma.types import DNS, IPConfig, Result
 
 from . import config
-from .allocator import allocate, candidates
 from .store import ReservationStore, ip_key
 
 ABOUT = "cni-rdma host-local IPAM"
 DUPLICATE = PLUGIN
 NOT_FOUND = PLUGIN + 1
+# Imported inside add() and status(), the two commands that walk a range for a free address: a DEL (also CHECK, GC)
+# releases what the store lists. Frozen, these commands run it with this module's own imports (cni_rdma.bundled).
+COMMAND_IMPORTS = {"ADD": ("ipam.host_local.allocator",), "STATUS": ("ipam.host_local.allocator",)}
 
 
 def load_conf(req: Request) -> config.Config:
@@ -45,6 +47,8 @@ def _held(store: ReservationStore, cid: str, ifname: str) -> list[str]:
 
 
 def add(req: Request) -> Result:
+    from .allocator import allocate  # see COMMAND_IMPORTS
+
     conf = load_conf(req)
     dns = config.parse_resolv_conf(conf.resolv_conf) if conf.resolv_conf else DNS()
     cid, ifname = req.container_id, req.ifname
@@ -117,6 +121,8 @@ def check(req: Request) -> None:
 
 
 def status(req: Request) -> None:
+    from .allocator import candidates  # see COMMAND_IMPORTS
+
     conf = load_conf(req)
     store = ReservationStore(conf.data_dir, conf.name)
     try:

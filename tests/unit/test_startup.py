@@ -258,3 +258,22 @@ def test_a_child_link_del_imports_no_address_route_or_vf_code(linked_bin, tmp_pa
     else:
         assert '"code": ' in out and (master in out or not master), out
         assert ADD_ONLY <= loaded
+
+
+# What only an ADD (and STATUS) runs of host-local: the walk for a free address (COMMAND_IMPORTS). A DEL, CHECK or
+# GC releases or reads what the store lists (issue 13: every class and table a call creates is ~0.05 ms).
+HOST_LOCAL_ADD_ONLY = {"ipam.host_local.allocator"}
+
+
+def test_host_local_del_leaves_the_address_walk_out(linked_bin, tmp_path):
+    conf = {"cniVersion": "1.1.0", "name": "startup-hl", "type": "host-local", "dataDir": str(tmp_path / "ipam"),
+            "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "ranges": [[{"subnet": "10.233.1.0/24"}]]}}
+    env = {"CNI_CONTAINERID": "startup-hl", "CNI_NETNS": str(tmp_path / "gone"), "CNI_IFNAME": "net1",
+           "CNI_PATH": str(linked_bin)}
+    loaded = {}
+    for command in ("ADD", "DEL"):
+        loaded[command], out = _imported(dict(env, CNI_COMMAND=command), str(linked_bin / "host-local"),
+                                         json.dumps(conf).encode())
+        assert ('"10.233.1.2/24"' in out) if command == "ADD" else out == "", out
+    assert HOST_LOCAL_ADD_ONLY <= loaded["ADD"]  # the control: the probe sees it where it runs
+    assert loaded["DEL"] & HOST_LOCAL_ADD_ONLY == set(), "a host-local DEL imports the address walk"
