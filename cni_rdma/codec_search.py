@@ -10,7 +10,8 @@ The search is the standard library's, step for step (tests/unit/test_codec_searc
 every alias and codec name): a name is normalized, looked up in the alias table, and the codec module imported.
 Only the table is loaded on first need: for the names in `NOT_ALIASES` (none is a key of the table, the test
 checks) the lookup cannot find anything, so it is skipped. The package's other names (`normalize_encoding`,
-`CodecRegistryError`, `search_function`, `aliases`, `_aliases`, `_cache`) are here as there. It imports
+`CodecRegistryError`, `search_function`, `aliases`, `_aliases`, `_cache`) are here as there; the exception class,
+raised only for a broken codec module, is made on first use (~0.1M instructions of every call). It imports
 `_codecs`, not `codecs` (see cni_rdma/utf8_codec.py).
 """
 import _codecs
@@ -23,10 +24,6 @@ NOT_ALIASES = frozenset({"utf_8", "ascii", "latin_1", "utf_8_sig"})
 _cache: dict = {}
 _unknown = "--unknown--"
 _import_tail = ["*"]
-
-
-class CodecRegistryError(LookupError, SystemError):
-    pass
 
 
 def normalize_encoding(encoding):
@@ -47,7 +44,20 @@ def normalize_encoding(encoding):
     return "".join(chars)
 
 
+def _registry_error() -> type:
+    """`CodecRegistryError`, made on first use; one class however many threads ask at once."""
+    made = globals().get("CodecRegistryError")
+    if made is None:
+        class CodecRegistryError(LookupError, SystemError):
+            __qualname__ = "CodecRegistryError"  # named as at the standard package's top level
+
+        made = globals().setdefault("CodecRegistryError", CodecRegistryError)
+    return made
+
+
 def __getattr__(name):
+    if name == "CodecRegistryError":
+        return _registry_error()
     # `encodings._aliases` and `encodings.aliases`: the table, loaded on first use
     if name in ("_aliases", "aliases"):
         table = _alias_table()
@@ -96,13 +106,13 @@ def search_function(encoding):
         import codecs
 
         if not 4 <= len(entry) <= 7:
-            raise CodecRegistryError(f'module "{mod.__name__}" ({mod.__file__}) failed to register')
+            raise _registry_error()(f'module "{mod.__name__}" ({mod.__file__}) failed to register')
         if (not callable(entry[0]) or not callable(entry[1]) or
                 (entry[2] is not None and not callable(entry[2])) or
                 (entry[3] is not None and not callable(entry[3])) or
                 (len(entry) > 4 and entry[4] is not None and not callable(entry[4])) or
                 (len(entry) > 5 and entry[5] is not None and not callable(entry[5]))):
-            raise CodecRegistryError(f'incompatible codecs in module "{mod.__name__}" ({mod.__file__})')
+            raise _registry_error()(f'incompatible codecs in module "{mod.__name__}" ({mod.__file__})')
         if len(entry) < 7 or entry[6] is None:
             entry = (*entry, *(None,) * (6 - len(entry)), mod.__name__.split(".", 1)[1])
         entry = codecs.CodecInfo(*entry)

@@ -152,7 +152,8 @@ def test_plugin_modules_come_from_the_modules_file(tmp_path, modules_file):
 
 PROBE_CODE = """
 import sys
-aliases_at_start = "encodings.aliases" in sys.modules or "codecs" in sys.modules
+aliases_at_start = ("encodings.aliases" in sys.modules or "codecs" in sys.modules
+                    or "CodecRegistryError" in vars(sys.modules["encodings"]))
 utf8_entry = type(sys.stdout.buffer and __import__("encodings.utf_8").utf_8.getregentry()).__module__
 import codecs, encodings
 import cni_rdma.bundled
@@ -163,7 +164,7 @@ print(repr([aliases_at_start, utf8_entry, codecs.lookup("utf-8").name, codecs.ge
             sys.modules["encodings.utf_8"].__spec__.origin, codecs.lookup("cp1252").name,
             "bücher.de".encode("idna"), codecs.lookup("latin1").name, sys.modules["encodings.aliases"].__spec__.origin,
             sys.getfilesystemencoding(), cni_rdma.bundled.__spec__.origin, cni_rdma.__path__,
-            type(cni_rdma.main.__loader__).__name__]))
+            type(cni_rdma.main.__loader__).__name__, encodings.CodecRegistryError.__mro__[1:3]]))
 """
 
 
@@ -187,7 +188,7 @@ def test_the_codec_registry_is_frozen_into_the_executable_and_finds_every_codec(
                                      [f"{tmp_path}/_internal/encodings"], "frozen", "cp1252",
                                      b"xn--bcher-kva.de", "iso8859-1", f"{tmp_path}/_internal/encodings/aliases.pyc",
                                      "utf-8", "frozen",
-                                     [f"{tmp_path}/_internal/cni_rdma"], "BundledModules"])
+                                     [f"{tmp_path}/_internal/cni_rdma"], "BundledModules", (LookupError, SystemError)])
 
 
 IO_PROBE = """

@@ -80,3 +80,25 @@ def test_the_alias_table_loads_only_when_a_name_needs_it(ours):
 
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True", "True"]
+
+
+@pytest.mark.parametrize("entry", [("not", "callable", None, None), (len, len, None), (len, len, 1, None)])
+def test_a_broken_codec_module_raises_codecregistryerror_as_the_standard_one(ours, monkeypatch, tmp_path, entry):
+    # the exception class is made on first use (it is raised only here): the same class, name and message
+    assert "CodecRegistryError" not in vars(ours)
+    module = type(sys)("encodings.noos_broken")
+    module.__file__ = str(tmp_path / "noos_broken.py")
+    module.getregentry = lambda: entry
+    monkeypatch.setitem(sys.modules, "encodings.noos_broken", module)
+    outcomes = []
+    for search, error in ((encodings.search_function, encodings.CodecRegistryError), (ours.search_function, None)):
+        with pytest.raises(LookupError) as raised:
+            search("noos-broken")
+        outcomes.append((type(raised.value).__name__, str(raised.value)))
+        assert isinstance(raised.value, error or ours.CodecRegistryError)
+    assert outcomes[0] == outcomes[1]
+    mine = ours.CodecRegistryError
+    assert vars(ours)["CodecRegistryError"] is mine
+    assert mine.__mro__[1:] == encodings.CodecRegistryError.__mro__[1:]
+    assert (mine.__name__, mine.__qualname__, mine.__module__) == ("CodecRegistryError", "CodecRegistryError",
+                                                                  ours.__name__)
