@@ -150,6 +150,19 @@ def test_plugin_modules_come_from_the_modules_file(tmp_path, modules_file):
         assert answer["code"] == 999 and "failed to load" in answer["msg"], answer
 
 
+def _probe_launcher(tmp_path: Path) -> Path:
+    """A probe build of the bundle's launcher at tmp_path/probe, beside a link to the bundle's _internal:
+    CNI_RDMA_PROBE (tests only, never shipped) runs the Python source in $CNI_RDMA_PROBE_CODE in the bundle's
+    interpreter, started as a plugin call starts it."""
+    from tools.build_bundle import launcher_command
+
+    internal = (_exe().parent / "_internal").resolve()
+    (tmp_path / "_internal").symlink_to(internal)
+    cmd = launcher_command(tmp_path / "probe", internal, ("CNI_RDMA_PROBE",), rpath=f"{internal}/lib:{internal}")
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    return tmp_path / "probe"
+
+
 PROBE_CODE = """
 import sys
 aliases_at_start = ("encodings.aliases" in sys.modules or "codecs" in sys.modules
@@ -172,16 +185,9 @@ print(repr([aliases_at_start, utf8_entry, codecs.lookup("utf-8").name, codecs.ge
 def test_the_codec_registry_is_frozen_into_the_executable_and_finds_every_codec(tmp_path):
     # tools/launcher.c freezes encodings (our codec search, cni_rdma/codec_search.py: the alias table only when a
     # name needs it, from the modules file) and encodings.utf_8 (cni_rdma/utf8_codec.py: no codecs module at
-    # start; codecs.lookup and the stream classes still work once it is imported), and
-    # cni_rdma.bundled with its package; the packages' __path__ still leads to the bundle's files. A probe build of the same launcher
-    # (CNI_RDMA_PROBE: never shipped) runs this code in the bundle's interpreter.
-    from tools.build_bundle import launcher_command
-
-    internal = (_exe().parent / "_internal").resolve()
-    (tmp_path / "_internal").symlink_to(internal)
-    cmd = launcher_command(tmp_path / "probe", internal, ("CNI_RDMA_PROBE",), rpath=f"{internal}/lib:{internal}")
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    p = subprocess.run([str(tmp_path / "probe")], env={"CNI_RDMA_PROBE_CODE": PROBE_CODE}, capture_output=True,
+    # start; codecs.lookup and the stream classes still work once it is imported), and cni_rdma.bundled with its
+    # package; the packages' __path__ still leads to the bundle's files.
+    p = subprocess.run([str(_probe_launcher(tmp_path))], env={"CNI_RDMA_PROBE_CODE": PROBE_CODE}, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == repr([False, "encodings.utf_8", "utf-8", "StreamReader", "frozen",
@@ -216,20 +222,15 @@ print(repr([at_start, code, after_del, io.__spec__.origin, builtins.open is io.o
 def test_io_is_frozen_without_abc_and_makes_its_abcs_when_asked(tmp_path):
     # tools/launcher.c freezes cni_rdma/light_io.py as `io`: the interpreter's start and a whole plugin DEL import no
     # abc; io's ABCs, asked for, answer isinstance/issubclass as the standard module's.
-    from tools.build_bundle import launcher_command
-
-    internal = (_exe().parent / "_internal").resolve()
-    (tmp_path / "_internal").symlink_to(internal)
-    cmd = launcher_command(tmp_path / "probe", internal, ("CNI_RDMA_PROBE",), rpath=f"{internal}/lib:{internal}")
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    (tmp_path / "macvlan").symlink_to(tmp_path / "probe")
-    (tmp_path / "host-local").symlink_to(tmp_path / "probe")  # our own IPAM: released in-process
+    probe = _probe_launcher(tmp_path)
+    (tmp_path / "macvlan").symlink_to(probe)
+    (tmp_path / "host-local").symlink_to(probe)  # our own IPAM: released in-process
     conf = {"cniVersion": "1.1.0", "name": "io-probe", "type": "macvlan", "master": "eth0",
             "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "ranges": [[{"subnet": "10.9.0.0/24"}]]}}
     env = {"CNI_RDMA_PROBE_CODE": IO_PROBE, "CNI_COMMAND": "DEL", "CNI_CONTAINERID": "ioprobe", "CNI_NETNS": "",
            "CNI_IFNAME": "net1", "CNI_PATH": str(tmp_path), "CNI_RDMA_STATE_ROOT": str(tmp_path / "state"),
            "PATH": "/usr/bin:/bin"}
-    p = subprocess.run([str(tmp_path / "probe"), str(tmp_path / "macvlan")], input=json.dumps(conf), env=env,
+    p = subprocess.run([str(probe), str(tmp_path / "macvlan")], input=json.dumps(conf), env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == repr([[], 0, ([], False), "frozen", True, ["DeprecationWarning"], True, True, True,

@@ -4,13 +4,13 @@ from __future__ import annotations
 import codecs
 import encodings
 import encodings.aliases
-import importlib.util
 import random
 import sys
 
 import pytest
 
 from tests.topology import ROOT
+from tests.unit import load_source_as
 
 NAMES = sorted(set(encodings.aliases.aliases) | set(encodings.aliases.aliases.values())) + [
     "UTF-8", "utf8", "utf-8", "U8", "Latin-1", "latin1", "ISO-8859-15", "iso_8859_15", "cp1252", "US-ASCII",
@@ -22,10 +22,8 @@ NAMES = sorted(set(encodings.aliases.aliases) | set(encodings.aliases.aliases.va
 
 @pytest.fixture
 def ours():
-    spec = importlib.util.spec_from_file_location("codec_search_under_test", ROOT / "cni_rdma" / "codec_search.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # registers its search function (after the standard library's)
+    # registers its search function (after the standard library's)
+    module = load_source_as("codec_search_under_test", ROOT / "cni_rdma" / "codec_search.py")
     yield module
     codecs.unregister(module.search_function)
 

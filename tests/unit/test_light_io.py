@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import _io
 import abc
-import importlib.util
 import io
 import pickle
 import subprocess
@@ -14,6 +13,7 @@ import warnings
 import pytest
 
 from tests.topology import ROOT
+from tests.unit import load_source_as
 
 SOURCE = ROOT / "cni_rdma" / "light_io.py"
 ABCS = ("IOBase", "RawIOBase", "BufferedIOBase", "TextIOBase")
@@ -24,12 +24,7 @@ CLASSES = (io.FileIO, io.BytesIO, io.StringIO, io.BufferedReader, io.BufferedWri
 
 
 def _load():
-    # under the name it is frozen as (its classes say module "io"), not put in sys.modules
-    spec = importlib.util.spec_from_file_location("io", SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_source_as("io", SOURCE)  # the name it is frozen as: its classes say module "io"
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import codecs
 import encodings.utf_8 as theirs
-import importlib.util
 import io
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import sys
 import pytest
 
 from tests.topology import ROOT
+from tests.unit import load_source_as
 
 SOURCE = ROOT / "cni_rdma" / "utf8_codec.py"
 TEXTS = ["", "plain ascii", "bücher — ünïcödé", "日本語テキスト", "emoji 🦄🚀", "\udc80lone surrogate", "nul\0byte"]
@@ -19,11 +19,7 @@ ERRORS = ["strict", "replace", "ignore", "surrogateescape", "backslashreplace", 
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("utf8_codec_under_test", SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_source_as("utf8_codec_under_test", SOURCE)
 
 
 @pytest.fixture
