@@ -214,12 +214,12 @@ def _delete_named(ifname: str, kind: str, sending: Optional[Callable[[], None]] 
     with LinkOps() as nl:
         # Only our own kind: after an ADD that failed on a name clash, the runtime's DEL must not
         # remove another plugin's interface of the same name. Orphaned temp links go too (see temp_name).
-        for link in nl.links(kind=kind):
-            if link.kind == kind and (link.name == ifname or is_orphan_temp(link.name)):
+        for index, name, link_kind in nl.link_heads(kind):
+            if link_kind == kind and (name == ifname or is_orphan_temp(name)):
                 if sending is not None:
                     sending()
                 try:
-                    nl.link_del(link.index)
+                    nl.link_del(index)
                 except LinkNotFound:
                     pass
 

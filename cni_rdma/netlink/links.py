@@ -214,6 +214,20 @@ def decode_link(payload: bytes) -> Link:
     return Link(index=index, name=d_str(a[IFLA_IFNAME]), flags=flags, up=bool(flags & IFF_UP), **kw)
 
 
+def link_head(payload: bytes) -> tuple[int, str, str | None]:
+    """(index, name, kind) of an RTM_NEWLINK payload, the rest left undecoded: as decode_link reads them, at about
+    half its cost (a Link decodes every attribute, ~40 of them: ~0.3M instructions, ~0.2 ms)."""
+    index = unpack(IFINFOMSG, payload, "ifinfomsg")[2]
+    a = attr_map(payload, IFINFOMSG.size)
+    if IFLA_IFNAME not in a:
+        raise NetlinkDecodeError(f"link {index} has no IFLA_IFNAME")
+    kind = None
+    if IFLA_LINKINFO in a:
+        info = attr_map(a[IFLA_LINKINFO])
+        kind = d_str(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None
+    return index, d_str(a[IFLA_IFNAME]), kind
+
+
 def link_attrs(*, mac: str | None = None, mtu: int | None = None, txqlen: int | None = None,
                netns_fd: int | None = None) -> list[bytes]:
     """The optional IFLA_* attributes shared by link create, link set and a veth peer."""
@@ -263,6 +277,11 @@ class LinkOps(NetlinkSocket):
         for links of that IFLA_INFO_KIND only (a kernel without dump filtering, or a kind no module has
         registered, answers them all: callers still check link.kind)."""
         return [decode_link(p) for p in self.links_raw(kind=kind)]
+
+    def link_heads(self, kind: str) -> list[tuple[int, str, str | None]]:
+        """links(kind=kind) as (index, name, kind) only (link_head): what a DEL looks through before its delete
+        request, the critical path of a DEL (cni_rdma.childlink)."""
+        return [link_head(p) for p in self.links_raw(kind=kind)]
 
     def links_raw(self, vfs: bool = False, kind: str | None = None) -> list[bytes]:
         body = ifinfomsg() + a_u32(IFLA_EXT_MASK, _ext_mask(vfs))

@@ -112,7 +112,7 @@ def test_split_messages_never_crashes(b):
         pass
 
 
-@pytest.mark.parametrize("decode", [links.decode_link, addresses.decode_addr, routes.decode_route,
+@pytest.mark.parametrize("decode", [links.decode_link, links.link_head, addresses.decode_addr, routes.decode_route,
                                     lambda b: vfs.decode_vfinfo_list(b)])
 @settings(max_examples=300)
 @given(b=st.binary(max_size=300))
@@ -341,7 +341,9 @@ kind_data = st.one_of(
        st.one_of(st.none(), st.integers(-1, 2 ** 31 - 1)), kind_data, st.lists(names, max_size=3))
 def test_link_encode_decode_roundtrip(index, flags, name, mac, mtu, txqlen, link, netnsid, kd, altnames):
     kind, data, expect = kd
-    got = links.decode_link(_link_payload(index, flags, name, mac, mtu, txqlen, link, netnsid, kind, data, altnames))
+    payload = _link_payload(index, flags, name, mac, mtu, txqlen, link, netnsid, kind, data, altnames)
+    got = links.decode_link(payload)
+    assert links.link_head(payload) == (got.index, got.name, got.kind)  # what a DEL reads of it, the same
     assert (got.index, got.flags, got.name, got.mac, got.mtu, got.txqlen, got.link, got.link_netnsid) == \
         (index, flags, name, mac, mtu, txqlen, link, netnsid)
     assert got.up == bool(flags & 1) and got.operstate == "up" and got.kind == kind
@@ -469,6 +471,8 @@ def test_record_is_immutable_and_comparable():
 # ------------------------------------------------------------------ recorded kernel replies
 def test_recorded_links_decode_like_ip():
     ours = {l.name: l for l in (links.decode_link(bytes.fromhex(h)) for h in DATA["links"])}
+    heads = [links.link_head(bytes.fromhex(h)) for h in DATA["links"]]
+    assert heads == [(o.index, o.name, o.kind) for o in ours.values()]
     for t in DATA["ip_links"]:
         o = ours[t["ifname"]]
         assert (o.index, o.mtu, o.mac, o.txqlen) == (t["ifindex"], t["mtu"], t["address"], t["txqlen"])
