@@ -148,8 +148,18 @@ int main(int argc, char **argv)
         fail("argv", st);
         goto error;
     }
+    /* The cyclic GC off from the first moment it could run: a plugin process lives for one call and frees nothing
+     * that way (cni_rdma/main.py disables it too, for the dev launchers), but the interpreter's own start, ~5000
+     * container objects, set off 6 collections (~1M instructions of every call) before any line of ours. PEP 587's
+     * two-phase start: the core (builtins, sys, the frozen importlib), then GC off, then the rest (the import
+     * system, encodings, io: where the collections came). The operator CLI turns it back on (main.py). */
+    c._init_main = 0;
     st = Py_InitializeFromConfig(&c);
     PyConfig_Clear(&c);
+    if (PyStatus_Exception(st))
+        return fail("initialize", st);
+    PyGC_Disable();
+    st = _Py_InitializeMain();
     if (PyStatus_Exception(st))
         return fail("initialize", st);
 
