@@ -201,6 +201,22 @@ def preload_orders(internal: Path, module: str, first: tuple[str, ...] = ("cni_r
     return entries
 
 
+def extension_modules(internal: Path) -> dict[str, str]:
+    """The extension modules the launcher's first sys.path entry holds (python3.X/lib-dynload, tools/launcher.c):
+    top-level name -> the file's path relative to internal, as the path finder would pick it (the first suffix of
+    EXTENSION_SUFFIXES that exists)."""
+    import importlib.machinery
+
+    dynload = internal / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "lib-dynload"
+    found: dict[str, str] = {}
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        for path in sorted(dynload.glob(f"*{suffix}")):
+            name = path.name[:-len(suffix)]
+            if name.isidentifier() and name not in found:
+                found[name] = str(path.relative_to(internal))
+    return found
+
+
 def pack_modules(internal: Path, preloads: dict | None = None) -> int:
     """Write internal/cni_rdma.modules: every .pyc of the bundle in one file (format: cni_rdma/bundled.py),
     with each registry module's preload entries (`preload_orders`; `preloads` in its place for tests).
@@ -227,7 +243,7 @@ def pack_modules(internal: Path, preloads: dict | None = None) -> int:
         preloads = {}
         for module in sorted(set(PLUGINS.values())):
             preloads.update(preload_orders(internal, module))
-    raw_index = marshal.dumps((tuple(entries), preloads))
+    raw_index = marshal.dumps((tuple(entries), preloads, extension_modules(internal)))
     out = internal / MODULES_FILE
     with open(out, "wb") as f:
         f.write(MODULES_MAGIC + importlib.util.MAGIC_NUMBER + len(raw_index).to_bytes(4, "little") + raw_index)

@@ -102,7 +102,7 @@ def _modules_file_names(internal: Path) -> set[str]:
     raw = (internal / FILE_NAME).read_bytes()
     assert raw.startswith(MAGIC)
     size = int.from_bytes(raw[len(MAGIC) + 4:len(MAGIC) + 8], "little")
-    entries, preloads = marshal.loads(raw[len(MAGIC) + 8:len(MAGIC) + 8 + size])
+    entries, preloads, _ = marshal.loads(raw[len(MAGIC) + 8:len(MAGIC) + 8 + size])
     assert {key for key in preloads if isinstance(key, str)} == set(PLUGINS.values())
     return {entry[0] for entry in entries}
 

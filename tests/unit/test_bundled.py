@@ -167,6 +167,49 @@ def test_a_commands_lazy_imports_are_recorded_and_replayed_without_the_machinery
     assert out["add"] == ["top-lazy", []]  # add()'s import found its module run: no import machinery
 
 
+EXTENSION_PROBE = """
+import json, sys
+sys.path[:] = [{dynload!r}, {internal!r}]  # as tools/launcher.c sets it
+sys.frozen, sys._MEIPASS = True, {internal!r}
+sys.path.insert(0, {root!r})
+from cni_rdma import bundled
+sys.path.pop(0)
+bundled.install()
+finder = sys.meta_path[0]
+found = []
+find_spec = finder.find_spec
+finder.find_spec = lambda name, *a: found.append(name) or find_spec(name, *a)
+import _bisect
+spec = _bisect.__spec__
+print(json.dumps({{"module": [_bisect.__file__, _bisect.bisect_left([1, 2, 3], 2)],
+                  "spec": [spec.name, spec.origin, spec.has_location, spec.submodule_search_locations,
+                           type(spec.loader).__name__, spec.loader.path],
+                  "found": found, "path_finder_looked": sorted(sys.path_importer_cache)}}))
+"""
+
+
+def test_an_extension_module_of_the_bundle_is_found_without_the_path_finder(tmp_path):
+    # Its file is in the index (python3.X/lib-dynload): the spec is the path finder's, but no directory was listed.
+    import importlib.util
+    import shutil
+
+    internal = _tree(tmp_path)
+    dynload = internal / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "lib-dynload"
+    dynload.mkdir(parents=True)
+    real = Path(importlib.util.find_spec("_bisect").origin)  # this interpreter's own extension module
+    name = real.name
+    shutil.copy(real, dynload / name)
+    pack_modules(internal, {})
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", EXTENSION_PROBE.format(
+        internal=str(internal), dynload=str(dynload), root=str(ROOT))], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["module"] == [str(dynload / name), 1]
+    assert out["spec"] == ["_bisect", str(dynload / name), True, None, "ExtensionFileLoader", str(dynload / name)]
+    assert out["found"] == ["_bisect"]
+    assert str(dynload) not in out["path_finder_looked"]
+
+
 def test_a_bundle_without_the_file_uses_the_loose_files(tmp_path):
     internal = _tree(tmp_path)
     out = _probe(internal)
