@@ -159,9 +159,22 @@ int main(int argc, char **argv)
     if (PyStatus_Exception(st))
         return fail("initialize", st);
     PyGC_Disable();
+    /* No zip path hook: the main phase imports the frozen zipimport (a module body of classes, ~0.5M instructions)
+     * only to put its hook on sys.path_hooks, and our sys.path (lib-dynload, _internal) holds no zip archive.
+     * CPython takes a failed import there as "no zip import: okay"; the entry goes again after, so an explicit
+     * `import zipimport` still works. */
+    PyObject *modules = PyImport_GetModuleDict();
+    if (PyDict_SetItemString(modules, "zipimport", Py_None) != 0) {
+        PyErr_Print();
+        return 1;
+    }
     st = _Py_InitializeMain();
     if (PyStatus_Exception(st))
         return fail("initialize", st);
+    if (PyDict_DelItemString(modules, "zipimport") != 0) {
+        PyErr_Print();
+        return 1;
+    }
 
     PyObject *meipass = PyUnicode_DecodeFSDefault(home);
     if (meipass == NULL || PySys_SetObject("frozen", Py_True) || PySys_SetObject("_MEIPASS", meipass)) {

@@ -401,18 +401,15 @@ def test_frozen_add_and_check_run_their_lazy_imports_without_the_machinery_and_d
 
 
 @frozen_only
-def test_the_launcher_turns_the_cyclic_gc_off_before_the_import_system_starts(tmp_path):
+def test_the_launcher_turns_the_cyclic_gc_off_before_the_import_system_starts_and_skips_zipimport(tmp_path):
     # tools/launcher.c starts the interpreter in two phases and disables the GC between them: the collections the
     # interpreter's own start would run (import system, encodings, io) never come. A probe build of the launcher
     # (CNI_RDMA_PROBE, never shipped) reports the GC's state before any line of ours ran.
-    from tools.build_bundle import launcher_command
-
-    internal = (_exe().parent / "_internal").resolve()
-    (tmp_path / "_internal").symlink_to(internal)
-    cmd = launcher_command(tmp_path / "probe", internal, ("CNI_RDMA_PROBE",), rpath=f"{internal}/lib:{internal}")
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    code = "import gc, sys\nprint(gc.isenabled(), 'io' in sys.modules, 'encodings' in sys.modules)\n"
-    p = subprocess.run([str(tmp_path / "probe")], env={"CNI_RDMA_PROBE_CODE": code}, capture_output=True, text=True,
-                       timeout=60)
+    probe = _probe_launcher(tmp_path)
+    # ... and skips the zip path hook (no zip on sys.path): zipimport is not imported at start, yet importable
+    code = ("import gc, sys\nhooks = [h.__name__ for h in sys.path_hooks]\nstarted = 'zipimport' in sys.modules\n"
+            "import zipimport\nprint(gc.isenabled(), 'io' in sys.modules, 'encodings' in sys.modules, started, hooks, "
+            "zipimport.zipimporter.__name__)\n")
+    p = subprocess.run([str(probe)], env={"CNI_RDMA_PROBE_CODE": code}, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["False", "True", "True"]
+    assert p.stdout.strip() == "False True True False ['path_hook_for_FileFinder'] zipimporter"
