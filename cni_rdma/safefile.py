@@ -7,7 +7,9 @@ Every open adds O_NOFOLLOW (a symlink is ELOOP, never followed), O_NONBLOCK (a F
 without waiting for a peer), O_CLOEXEC and O_NOCTTY, then fstat()s the descriptor: anything but a regular file
 is refused before a byte is read, so a FIFO can never hang a call and /dev/zero can never fill memory. Reads
 stop at a named limit. Every refusal is an OSError (the caller already handles those) whose strerror says
-why; a path with a NUL byte or lone surrogates is an OSError too, never a ValueError traceback.
+why; a path with a NUL byte or lone surrogates is an OSError too, never a ValueError traceback. Plain OSErrors,
+no subclass of ours: every caller catches OSError and words it by its strerror (`describe`), and each class
+would be created on every call that imports this module (~0.1M instructions each, issue 13).
 """
 from __future__ import annotations
 
@@ -21,14 +23,6 @@ STATE_RECORD_MAX = 1 << 20      # one plugin state record (a few hundred bytes o
 _FLAGS = posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC | posix.O_NOCTTY
 _KINDS = ((_stat.S_ISFIFO, "a FIFO"), (_stat.S_ISCHR, "a character device"), (_stat.S_ISBLK, "a block device"),
           (_stat.S_ISDIR, "a directory"), (_stat.S_ISSOCK, "a socket"))
-
-
-class NotRegularFile(OSError):
-    """The path names a FIFO, device, directory or socket: refused before any read."""
-
-
-class FileTooLarge(OSError):
-    """The file holds more than the caller's named limit."""
 
 
 def kind(mode: int) -> str:
@@ -50,7 +44,8 @@ def open_regular(path: str | bytes, flags: int = posix.O_RDONLY, *, dir_fd: int 
     try:
         st = posix.fstat(fd)
         if not _stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errnos.EINVAL, f"is {kind(st.st_mode)}, not a regular file", path)
+            # a FIFO, device, directory or socket: refused before any read
+            raise OSError(errnos.EINVAL, f"is {kind(st.st_mode)}, not a regular file", path)
     except BaseException:
         posix.close(fd)
         raise
@@ -58,7 +53,7 @@ def open_regular(path: str | bytes, flags: int = posix.O_RDONLY, *, dir_fd: int 
 
 
 def read_fd(fd: int, limit: int) -> bytes:
-    """At most limit bytes of an open regular file; FileTooLarge if there are more."""
+    """At most limit bytes of an open regular file; an OSError (EFBIG) if there are more."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -68,7 +63,7 @@ def read_fd(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
-            raise FileTooLarge(errnos.EFBIG, f"is larger than {limit} bytes")
+            raise OSError(errnos.EFBIG, f"is larger than {limit} bytes")
 
 
 def read(path: str | bytes, limit: int, *, dir_fd: int | None = None, follow: bool = False) -> bytes:
