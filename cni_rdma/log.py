@@ -22,7 +22,6 @@ from __future__ import annotations
 import _stat  # the C half of stat (os and stat cost ~2 ms: cni_rdma/paths.py)
 import posix
 import sys
-import time
 
 LEVELS = {"panic": 0, "error": 1, "warning": 2, "info": 3, "debug": 4}
 PATH_MAX = 4096
@@ -165,6 +164,10 @@ class Logger:
     def _write(self, level: str, msg: str) -> None:
         if LEVELS[level] > self.level:
             return
+        # Imported by the first line written: the time module's start sets up the local zone (tzset, reading
+        # /etc/localtime), ~0.2M instructions of a call that may log nothing.
+        import time
+
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         line = f"{stamp}Z {level.upper()} {escape(self.prefix)} {escape(str(msg))}\n"
         try:

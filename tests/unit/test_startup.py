@@ -281,3 +281,15 @@ def test_host_local_del_leaves_the_address_walk_out(linked_bin, tmp_path):
     assert HOST_LOCAL_ADD_ONLY <= loaded["ADD"]  # the control: the probe sees it where it runs
     assert loaded["DEL"] & HOST_LOCAL_ADD_ONLY == set(), "a host-local DEL imports the address walk"
     assert (loaded["ADD"] | loaded["DEL"]) & NO_PLUGIN_CALL == set()
+
+
+# What a call that writes no log line never imports: time (its start sets up the local zone, reading /etc/localtime,
+# ~0.1 ms); cni_rdma.log imports it for the first line's timestamp. Checked on the imports (the dev interpreter's
+# zipimport imports time at start-up; the bundle's launcher installs no zip hook): ipvlan's state store uses it.
+@pytest.mark.parametrize("plugin", ["macvlan", "host-local"])
+def test_importing_macvlan_or_host_local_leaves_time_out(plugin):
+    code = (f"import sys; sys.modules.pop('time', None); sys.path.insert(0, {str(ROOT)!r})\n"
+            f"import cni_rdma.main, cni_rdma.skel, {PLUGINS[plugin]}\nprint('time' in sys.modules)")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "False", f"importing {plugin} imports time"
