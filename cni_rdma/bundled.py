@@ -20,11 +20,16 @@ The bundle's extension modules (`_json`, `_struct`... in python3.X/lib-dynload) 
 the path finder would list that directory and stat it on every call (~0.2 ms per module, half of what
 importing one costs); the spec is the one it would make.
 
-Format (all integers little-endian): MAGIC, the interpreter's 4-byte .pyc magic, the index's length (4 bytes),
-the index (marshal: a triple of a tuple of (name, is_package, offset, size), a dict registry module -> tuple
-of module names, and (registry module, command) -> tuple of module names, and a dict extension module name ->
-its file's path under the bundle's _internal directory), then the code objects; offsets count from the end of
-the index.
+The index is in two parts: the modules a plugin call may import (the preload entries and what importing
+cni_rdma.main runs), read by install(), and the rest of the bundle's ~360 modules (the operator CLI's, the
+stdlib's), read only when a name is not in the first: unmarshalling the whole index cost every call ~0.5M
+instructions.
+
+Format (all integers little-endian): MAGIC, the interpreter's 4-byte .pyc magic, the first part's length (4
+bytes), the first part (marshal: a 4-tuple of a dict module name -> (is_package, offset, size), a dict registry
+module -> tuple of module names, and (registry module, command) -> tuple of module names, a dict extension module
+name -> its file's path under the bundle's _internal directory, and the second part's length), the second part
+(marshal: a dict as the first one), then the code objects; offsets count from the end of the second part.
 """
 import marshal
 import posix
@@ -40,27 +45,38 @@ BUILTIN = "cni_rdma._native"
 class BundledModules:
     """Finder and loader over the modules file (one per process; see the module docstring)."""
 
-    def __init__(self, root: str, fd: int, index: dict, preloads: dict, base: int, extensions: dict) -> None:
+    def __init__(self, root: str, fd: int, index: dict, preloads: dict, base: int, extensions: dict,
+                 rest: tuple[int, int] | None) -> None:
         self.root = root  # the bundle's _internal directory
         self.fd = fd  # kept open (close-on-exec) for the process's life: imports can come at any time
-        self.index = index  # name -> (is_package, offset, size)
+        self.index = index  # name -> (is_package, offset, size): a plugin call's modules, then all
         self.preloads = preloads  # registry module (and (module, command)) -> the modules it runs, dependencies first
         self.base = base
         self.extensions = extensions  # top-level extension module name -> its file, relative to root
+        self.rest = rest  # (file offset, size) of the index's second part until it is read
         self.machinery = sys.modules["_frozen_importlib"]
 
     def find_spec(self, name, path=None, target=None):
         entry = self.index.get(name)
         if entry is None:
-            if name == BUILTIN and name in sys.builtin_module_names:
-                return self.machinery.ModuleSpec(name, self.machinery.BuiltinImporter, origin="built-in")
+            if name in sys.builtin_module_names:
+                if name == BUILTIN:
+                    return self.machinery.ModuleSpec(name, self.machinery.BuiltinImporter, origin="built-in")
+                return None  # never in the file: no need to read the rest of the index
             extension = self.extensions.get(name) if path is None else None
             if extension is not None:  # as the path finder's FileFinder makes it, without listing the directory
                 external = sys.modules["_frozen_importlib_external"]
                 location = f"{self.root}/{extension}"
                 return external.spec_from_file_location(name, location,
                                                         loader=external.ExtensionFileLoader(name, location))
-            return None
+            if self.rest is None:
+                return None
+            offset, size = self.rest
+            self.rest = None
+            self.index.update(marshal.loads(posix.pread(self.fd, size, offset)))
+            entry = self.index.get(name)
+            if entry is None:
+                return None
         return self._spec(name, entry[0])
 
     def _spec(self, name: str, is_package: bool):
@@ -139,9 +155,9 @@ def install() -> bool:
         raise ImportError(f"{root}/{FILE_NAME} is not a modules file of this interpreter")
     size = int.from_bytes(head[len(MAGIC) + 4:], "little")
     start = len(MAGIC) + 8
-    entries, preloads, extensions = marshal.loads(posix.pread(fd, size, start))
-    index = {name: (is_package, offset, length) for name, is_package, offset, length in entries}
-    sys.meta_path.insert(0, BundledModules(root, fd, index, preloads, start + size, extensions))
+    index, preloads, extensions, rest = marshal.loads(posix.pread(fd, size, start))
+    sys.meta_path.insert(0, BundledModules(root, fd, index, preloads, start + size + rest, extensions,
+                                           (start + size, rest) if rest else None))
     return True
 
 

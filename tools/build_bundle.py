@@ -235,21 +235,40 @@ def pack_modules(internal: Path, preloads: dict | None = None) -> int:
         if not all(part.isidentifier() for part in name.split(".")):
             continue  # not importable by that path (e.g. data inside a dist-info)
         modules.append((name, is_package, pyc_code(pyc)))
-    entries, offset = [], 0
+    index, offset = {}, 0
     for name, is_package, code in modules:
-        entries.append((name, is_package, offset, len(code)))
+        index[name] = (is_package, offset, len(code))
         offset += len(code)
+    call: set[str] = set()  # what a plugin call may import before any preload: cni_rdma.main's imports
     if preloads is None:
         preloads = {}
         for module in sorted(set(PLUGINS.values())):
             preloads.update(preload_orders(internal, module))
-    raw_index = marshal.dumps((tuple(entries), preloads, extension_modules(internal)))
+        call.update(preload_order(internal, "cni_rdma.main", first=()))
+    call.update(name for names in preloads.values() for name in names)
+    first = {name: entry for name, entry in index.items() if name in call}
+    raw_rest = marshal.dumps({name: entry for name, entry in index.items() if name not in call})
+    extensions = {name: path for name, path in extension_modules(internal).items() if name not in index}
+    raw_first = marshal.dumps((first, preloads, extensions, len(raw_rest)))
     out = internal / MODULES_FILE
     with open(out, "wb") as f:
-        f.write(MODULES_MAGIC + importlib.util.MAGIC_NUMBER + len(raw_index).to_bytes(4, "little") + raw_index)
+        f.write(MODULES_MAGIC + importlib.util.MAGIC_NUMBER + len(raw_first).to_bytes(4, "little") + raw_first)
+        f.write(raw_rest)
         for _, _, code in modules:
             f.write(code)
     return len(modules)
+
+
+def read_index(internal: Path) -> tuple[dict, dict, dict]:
+    """The modules file's index (format: cni_rdma/bundled.py), both parts: module name -> (is_package, offset,
+    size), the preload entries, the extension modules."""
+    import marshal
+
+    raw = (internal / MODULES_FILE).read_bytes()
+    size = int.from_bytes(raw[len(MODULES_MAGIC) + 4:len(MODULES_MAGIC) + 8], "little")
+    start = len(MODULES_MAGIC) + 8
+    index, preloads, extensions, rest = marshal.loads(raw[start:start + size])
+    return {**index, **marshal.loads(raw[start + size:start + size + rest])}, preloads, extensions
 
 
 # Frozen into the executable (PyImport_FrozenModules): what the interpreter imports before any line of ours, and

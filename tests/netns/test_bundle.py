@@ -95,16 +95,11 @@ def test_bundle_leaves_out_what_costs_startup():
 
 def _modules_file_names(internal: Path) -> set[str]:
     """The module names in the bundle's modules file (format: cni_rdma/bundled.py)."""
-    import marshal
+    from tools.build_bundle import read_index
 
-    from cni_rdma.bundled import FILE_NAME, MAGIC
-
-    raw = (internal / FILE_NAME).read_bytes()
-    assert raw.startswith(MAGIC)
-    size = int.from_bytes(raw[len(MAGIC) + 4:len(MAGIC) + 8], "little")
-    entries, preloads, _ = marshal.loads(raw[len(MAGIC) + 8:len(MAGIC) + 8 + size])
+    index, preloads, _ = read_index(internal)
     assert {key for key in preloads if isinstance(key, str)} == set(PLUGINS.values())
-    return {entry[0] for entry in entries}
+    return set(index)
 
 
 @frozen_only
@@ -353,7 +348,7 @@ preload = finder.preload
 finder.preload = lambda name, command=None: preload(name, command) or machinery.clear()  # after registry.load
 code = main.main([{argv0!r}])
 sys.stdout.flush()
-posix.write(posix.open({report!r}, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC), json.dumps({{"code": code, "machinery": machinery, "modules": sorted(sys.modules)}}).encode())
+posix.write(posix.open({report!r}, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC), json.dumps({{"code": code, "machinery": machinery, "modules": sorted(sys.modules), "rest_read": finder.rest is None}}).encode())
 """
 
 
@@ -398,6 +393,8 @@ def test_frozen_add_and_check_run_their_lazy_imports_without_the_machinery_and_d
     delete, out = _probe_call(tmp_path, node, "DEL", env, json.dumps(conf).encode())
     assert delete["code"] == 0, out
     assert (ADD_ONLY | VF_ONLY) & set(delete["modules"]) == set()
+    # every module the three import is in the index's first part: none read the rest (cni_rdma/bundled.py)
+    assert [add["rest_read"], check["rest_read"], delete["rest_read"]] == [False, False, False]
 
 
 @frozen_only

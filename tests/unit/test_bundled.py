@@ -167,6 +167,24 @@ def test_a_commands_lazy_imports_are_recorded_and_replayed_without_the_machinery
     assert out["add"] == ["top-lazy", []]  # add()'s import found its module run: no import machinery
 
 
+SECOND_PART_PROBE = RECORDING + """
+import top  # named by a preload entry: in the index's first part
+out = {{"after_first": finder.rest is not None}}
+out["builtin_new"] = "_locale" not in sys.modules
+import _locale  # a built-in module: never in the file, nothing more read
+out["after_builtin"] = finder.rest is not None
+import pkg.sub.lazy  # only in the second part: read now, once
+out["after_rest"] = [finder.rest is None, pkg.sub.lazy.LAZY, pkg.sub.lazy.__loader__ is finder]
+print(json.dumps(out))
+"""
+
+
+def test_the_index_second_part_is_read_only_for_a_module_not_in_the_first(tmp_path):
+    out = _packed_probe(_tree(tmp_path), {"top": ("top",)}, SECOND_PART_PROBE)
+    assert out == {"after_first": True, "builtin_new": True, "after_builtin": True,
+                   "after_rest": [True, "top-lazy", True]}
+
+
 EXTENSION_PROBE = """
 import json, sys
 sys.path[:] = [{dynload!r}, {internal!r}]  # as tools/launcher.c sets it
