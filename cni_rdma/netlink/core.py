@@ -9,8 +9,8 @@ Decoding never trusts lengths from the wire: every malformed or truncated messag
 """
 from __future__ import annotations
 
+import _struct  # struct's C half: struct.py would be one module more on every call
 import posix
-import struct
 
 from .. import errnos
 from ..native import nl_recv, nl_send, nl_socket  # not _socket: its import costs ~0.7 ms of every call
@@ -52,15 +52,15 @@ NLA_F_NESTED = 0x8000
 NLA_F_NET_BYTEORDER = 0x4000
 NLA_TYPE_MASK = 0x3FFF
 
-NLMSG_HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-NLA_HDR = struct.Struct("=HH")  # len, type
+NLMSG_HDR = _struct.Struct("=IHHII")  # len, type, flags, seq, pid
+NLA_HDR = _struct.Struct("=HH")  # len, type
 
-U8 = struct.Struct("=B")
-U16 = struct.Struct("=H")
-U32 = struct.Struct("=I")
-S32 = struct.Struct("=i")
-U64 = struct.Struct("=Q")
-BE16 = struct.Struct(">H")
+U8 = _struct.Struct("=B")
+U16 = _struct.Struct("=H")
+U32 = _struct.Struct("=I")
+S32 = _struct.Struct("=i")
+U64 = _struct.Struct("=Q")
+BE16 = _struct.Struct(">H")
 
 _DUMP_RETRIES = 5
 
@@ -137,7 +137,7 @@ def attr_map(data: bytes | memoryview, start: int = 0, end: int | None = None) -
     return dict(parse_attrs(data, start, end))
 
 
-def _fixed(st: struct.Struct, b: bytes, what: str):
+def _fixed(st: _struct.Struct, b: bytes, what: str):
     if len(b) < st.size:
         raise NetlinkDecodeError(f"{what}: {len(b)} bytes, need {st.size}")
     return st.unpack_from(b)[0]
@@ -172,7 +172,7 @@ def d_str(b: bytes, what: str = "string") -> str:
     return (b if i < 0 else b[:i]).decode(errors="replace")
 
 
-def unpack(st: struct.Struct, b: bytes, what: str, offset: int = 0) -> tuple:
+def unpack(st: _struct.Struct, b: bytes, what: str, offset: int = 0) -> tuple:
     if len(b) - offset < st.size or offset < 0:
         raise NetlinkDecodeError(f"{what}: {len(b) - offset} bytes, need {st.size}")
     return st.unpack_from(b, offset)

@@ -5,7 +5,7 @@ Links only tests create (veth, vlan, dummy) are in tests/netlink_ops.py.
 """
 from __future__ import annotations
 
-import struct
+import _struct  # struct's C half: struct.py would be one module more on every call
 
 from .. import errnos
 from ..record import Record
@@ -140,7 +140,7 @@ def _operstate(b: bytes) -> str:
 
 
 def _s32(b: bytes) -> int:
-    return struct.unpack("=i", b[:4].ljust(4, b"\0"))[0]
+    return _struct.unpack("=i", b[:4].ljust(4, b"\0"))[0]
 
 
 def _altnames(b: bytes) -> tuple:

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-import struct
+import _struct  # struct's C half: struct.py would be one module more on every call
 
 from .. import errnos
 from ..ipaddr import IPAddress, IPInterface, IPNetwork
@@ -25,7 +25,7 @@ from .core import (
 from .errors import NetlinkDecodeError, NetlinkError
 from .rtmsg import AF_INET, AF_INET6, AF_UNSPEC, RTM_GETROUTE, RTM_NEWROUTE, RTMSG, family_of, ip_from
 
-RTNEXTHOP = struct.Struct("=HBBi")  # len, flags, hops, ifindex
+RTNEXTHOP = _struct.Struct("=HBBi")  # len, flags, hops, ifindex
 
 RTA_DST = 1
 RTA_OIF = 4

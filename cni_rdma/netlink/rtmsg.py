@@ -1,7 +1,7 @@
 """rtnetlink basics shared by links, addresses, routes and VFs: families, message types, headers."""
 from __future__ import annotations
 
-import struct
+import _struct  # struct's C half: struct.py would be one module more on every call
 
 from ..ipaddr import IPAddress, from_packed
 from .errors import NetlinkDecodeError
@@ -16,9 +16,9 @@ RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWLINKPROP, RTM_DELLINKPROP = 108, 109
 
-IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
-IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
-RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+IFINFOMSG = _struct.Struct("=BxHiII")  # family, type, index, flags, change
+IFADDRMSG = _struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+RTMSG = _struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8

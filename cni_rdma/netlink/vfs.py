@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-import struct
+import _struct  # struct's C half: struct.py would be one module more on every call
 
 from .. import errnos
 from ..record import Record
@@ -29,12 +29,12 @@ IFLA_VF_IB_PORT_GUID = 11
 IFLA_VF_VLAN_LIST = 12
 IFLA_VF_VLAN_INFO = 1
 VF_LINK_STATES = {"auto": 0, "enable": 1, "disable": 2}
-VF_MAC = struct.Struct("=I32s")  # struct ifla_vf_mac
-VF_VLAN = struct.Struct("=III")  # struct ifla_vf_vlan: vf, vlan, qos
-VF_VLAN_INFO = struct.Struct("=IIIH2x")  # struct ifla_vf_vlan_info: 16 bytes, vlan_proto big-endian
-VF_SETTING = struct.Struct("=II")  # spoofchk, trust, link_state, tx_rate, rss_query_en: vf, value
-VF_RATE = struct.Struct("=III")  # vf, min_tx_rate, max_tx_rate
-VF_GUID = struct.Struct("=I4xQ")  # struct ifla_vf_guid (u64 aligned)
+VF_MAC = _struct.Struct("=I32s")  # struct ifla_vf_mac
+VF_VLAN = _struct.Struct("=III")  # struct ifla_vf_vlan: vf, vlan, qos
+VF_VLAN_INFO = _struct.Struct("=IIIH2x")  # struct ifla_vf_vlan_info: 16 bytes, vlan_proto big-endian
+VF_SETTING = _struct.Struct("=II")  # spoofchk, trust, link_state, tx_rate, rss_query_en: vf, value
+VF_RATE = _struct.Struct("=III")  # vf, min_tx_rate, max_tx_rate
+VF_GUID = _struct.Struct("=I4xQ")  # struct ifla_vf_guid (u64 aligned)
 _UNSET32 = 0xFFFFFFFF
 
 

@@ -18,7 +18,9 @@ NEVER = ("inspect", "ast", "dis", "tokenize", "pyroute2", "asyncio", "multiproce
          "json", "re", "enum", "ipaddress", "collections", "contextlib", "functools", "threading", "ctypes",
          "dataclasses", "socket", "importlib",
          # os and what it pulls (~2 ms): posix and cni_rdma.paths; fcntl and zlib (a dlopen each): cni_rdma._native
-         "os", "_collections_abc", "posixpath", "genericpath", "stat", "fcntl", "zlib")
+         "os", "_collections_abc", "posixpath", "genericpath", "stat", "fcntl", "zlib",
+         # struct.py, one module more than its C half _struct, which the netlink layer uses
+         "struct")
 
 PROBE = """
 import sys
