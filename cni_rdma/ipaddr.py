@@ -24,7 +24,7 @@ from .native import inet_pton  # not _socket's: its import costs ~0.7 ms of ever
 
 TYPE_CHECKING = False  # annotations only: importing typing costs ~2 ms on every plugin call
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Any, Optional
 
 AF_INET, AF_INET6 = 2, 10  # <sys/socket.h>
 
@@ -52,28 +52,26 @@ def ip_text(version: int, value: int) -> str:
     return ":".join(words[:best]) + "::" + ":".join(words[best + best_len:])
 
 
-class _Ordered(Frozen):
-    """Order by `_key()` among records of one class (ipaddress's order; both families: IPv4 first)."""
-
-    __slots__ = ()
-
-    def _key(self) -> tuple:
-        raise NotImplementedError
-
-    def __lt__(self, other: object) -> bool:
-        return self._key() < other._key() if other.__class__ is self.__class__ else NotImplemented
-
-    def __le__(self, other: object) -> bool:
-        return self._key() <= other._key() if other.__class__ is self.__class__ else NotImplemented
-
-    def __gt__(self, other: object) -> bool:
-        return self._key() > other._key() if other.__class__ is self.__class__ else NotImplemented
-
-    def __ge__(self, other: object) -> bool:
-        return self._key() >= other._key() if other.__class__ is self.__class__ else NotImplemented
+# The order of IPAddress and IPNetwork: by `_key()` among records of one class (ipaddress's order; both families:
+# IPv4 first). Functions both classes take as their comparisons, not a base class: each class is ~0.07M
+# instructions of every call that imports this module.
+def _lt(self: Any, other: Any) -> bool:
+    return self._key() < other._key() if other.__class__ is self.__class__ else NotImplemented
 
 
-class IPAddress(_Ordered):
+def _le(self: Any, other: Any) -> bool:
+    return self._key() <= other._key() if other.__class__ is self.__class__ else NotImplemented
+
+
+def _gt(self: Any, other: Any) -> bool:
+    return self._key() > other._key() if other.__class__ is self.__class__ else NotImplemented
+
+
+def _ge(self: Any, other: Any) -> bool:
+    return self._key() >= other._key() if other.__class__ is self.__class__ else NotImplemented
+
+
+class IPAddress(Frozen):
     """An IPv4 or IPv6 address; scope_id is an IPv6 zone ("fe80::1%eth0"), kept and printed back."""
 
     __slots__ = ("version", "value", "scope_id")
@@ -121,13 +119,15 @@ class IPAddress(_Ordered):
     def _key(self) -> tuple:
         return self.version, self.value
 
+    __lt__, __le__, __gt__, __ge__ = _lt, _le, _gt, _ge
+
 
 def _mask(version: int, prefixlen: int) -> int:
     bits = _BITS[version]
     return ((1 << prefixlen) - 1) << (bits - prefixlen)
 
 
-class IPNetwork(_Ordered):
+class IPNetwork(Frozen):
     """A network: its address (no host bits) and prefix length."""
 
     __slots__ = ("network_address", "prefixlen")
@@ -175,6 +175,8 @@ class IPNetwork(_Ordered):
 
     def _key(self) -> tuple:
         return self.version, self.network_address.value, self.prefixlen
+
+    __lt__, __le__, __gt__, __ge__ = _lt, _le, _gt, _ge
 
 
 class IPInterface(Frozen):
