@@ -316,6 +316,23 @@ def frozen_source(internal: Path) -> str:
             "\n\nconst struct _frozen cni_rdma_frozen[] = {\n" + "\n".join(entries) + "\n    {0},\n};\n")
 
 
+def deepfrozen_modules(archive: Path) -> list[str]:
+    """The modules a static libpython 3.11 deep-froze (code objects as C data, each behind a global function
+    `_Py_get_<module>_toplevel` the frozen importer calls), from its symbol table; none for another version or when
+    nm is missing."""
+    import re
+
+    if sys.version_info[:2] != (3, 11):
+        return []
+    try:
+        p = subprocess.run(["nm", "-g", "--defined-only", str(archive)], capture_output=True, text=True)
+    except OSError:
+        return []
+    if p.returncode != 0 or not re.search(r" T _Py_Deepfreeze_Init$", p.stdout, re.M):
+        return []
+    return sorted(set(re.findall(r" T _Py_get_(\w+)_toplevel$", p.stdout, re.M)))
+
+
 def launcher_command(out: Path, internal: Path, defines: tuple[str, ...] = (), rpath: str = "$ORIGIN/_internal",
                      static: bool = True) -> list[str]:
     """The cc command line that builds tools/launcher.c into `out` against the bundle's `internal` dir.
@@ -335,6 +352,17 @@ def launcher_command(out: Path, internal: Path, defines: tuple[str, ...] = (), r
     if static and archive.is_file():
         link = ["-Wl,--whole-archive", str(archive), "-Wl,--no-whole-archive", "-Wl,--export-dynamic",
                 "-lm", "-ldl", "-lpthread", "-lutil"]
+        deepfrozen = deepfrozen_modules(archive)
+        if deepfrozen:  # interned when imported, not all at start (tools/launcher.c, CNI_RDMA_LAZY_DEEPFREEZE)
+            defines = (*defines, "CNI_RDMA_LAZY_DEEPFREEZE")
+            link += ["-Wl,--wrap=_Py_Deepfreeze_Init", *(f"-Wl,--wrap=_Py_get_{m}_toplevel" for m in deepfrozen)]
+            with open(frozen, "a") as f:
+                f.write("\nPyObject *cni_rdma_interned(PyObject *code, int *done);\n")
+                for m in deepfrozen:
+                    f.write(f"PyObject *__real__Py_get_{m}_toplevel(void);\n"
+                            f"PyObject *__wrap__Py_get_{m}_toplevel(void);\n"
+                            f"PyObject *__wrap__Py_get_{m}_toplevel(void)\n{{\n    static int done;\n"
+                            f"    return cni_rdma_interned(__real__Py_get_{m}_toplevel(), &done);\n}}\n")
     else:
         libpython = f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"
         if not (internal / libpython).exists():

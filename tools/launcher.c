@@ -71,6 +71,50 @@ static int frozen_packages_find_their_files(const char *home)
     return 0;
 }
 
+#ifdef CNI_RDMA_LAZY_DEEPFREEZE
+/* CPython 3.11 interns, at every start, the names of all its deep-frozen modules' code objects (_Py_Deepfreeze_Init:
+ * 778 code objects of ~20 modules, ~1.3M instructions of every call), yet a plugin call runs two of those modules,
+ * importlib's. tools/build_bundle.launcher_command links this executable with --wrap for _Py_Deepfreeze_Init (it
+ * interns nothing here) and for each deep-frozen module's get function (_Py_get_<module>_toplevel, which the
+ * frozen importer calls to import it): the generated wrapper interns that module's code objects, all of them, the
+ * first time it is imported, with CPython's own _PyStaticCode_InternStrings. The same interning, module by
+ * module, when needed. */
+extern int _PyStaticCode_InternStrings(PyCodeObject *co);
+
+static int intern_code(PyObject *code)
+{
+    if (_PyStaticCode_InternStrings((PyCodeObject *)code) < 0)
+        return -1;
+    PyObject *consts = ((PyCodeObject *)code)->co_consts;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+        PyObject *item = PyTuple_GET_ITEM(consts, i);
+        if (PyCode_Check(item) && intern_code(item) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int __wrap__Py_Deepfreeze_Init(void);
+int __wrap__Py_Deepfreeze_Init(void)
+{
+    return 0;
+}
+
+/* Called by the generated wrappers: the module's code (a new reference, or NULL), its names interned once. */
+PyObject *cni_rdma_interned(PyObject *code, int *done);
+PyObject *cni_rdma_interned(PyObject *code, int *done)
+{
+    if (code != NULL && !*done) {
+        if (intern_code(code) < 0) {
+            Py_DECREF(code);
+            return NULL;
+        }
+        *done = 1;
+    }
+    return code;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     /* The bundle is the directory this executable lives in (symlinks, e.g. /opt/cni/bin/macvlan, resolved);

@@ -397,6 +397,32 @@ def test_frozen_add_and_check_run_their_lazy_imports_without_the_machinery_and_d
     assert [add["rest_read"], check["rest_read"], delete["rest_read"]] == [False, False, False]
 
 
+DEEPFROZEN_PROBE = """
+import _imp, sys
+def interned(name):  # without interning name itself: an equal new string interns to it only if it was
+    return sys.intern("".join(list(name))) is name
+def names(code):
+    yield from code.co_names
+    for const in code.co_consts:
+        if type(const) is type(code):
+            yield from names(const)
+new = "".join(["common", "path"])  # only posixpath and ntpath hold it (deep-frozen, never imported here); no literal
+before = sys.intern(new) is not new  # an equal string was interned already
+code = _imp.get_frozen_object("posixpath")  # the frozen importer's fetch
+print(before, new in set(names(code)), all(interned(n) for n in names(code) if len(n) > 1))
+"""
+
+
+@frozen_only
+def test_a_deep_frozen_module_gets_its_names_interned_when_it_is_first_fetched(tmp_path):
+    # tools/launcher.c: CPython's start no longer interns the names of every deep-frozen module's code (~1.3M
+    # instructions); the wrapped _Py_get_<module>_toplevel interns a module's when the frozen importer fetches it.
+    p = subprocess.run([str(_probe_launcher(tmp_path))], env={"CNI_RDMA_PROBE_CODE": DEEPFROZEN_PROBE},
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["False", "True", "True"]
+
+
 @frozen_only
 def test_the_launcher_turns_the_cyclic_gc_off_before_the_import_system_starts_and_skips_zipimport(tmp_path):
     # tools/launcher.c starts the interpreter in two phases and disables the GC between them: the collections the
