@@ -116,18 +116,18 @@ def is_orphan_temp(name: str) -> bool:
 
 def _rename(tmp: str, ifname: str) -> Link:
     with LinkOps() as nl:
-        link = nl.link_get(name=tmp)
+        index = nl.link_index(tmp)
         try:
-            nl.link_set(link.index, name=ifname)
+            nl.link_set(index, name=ifname)
         except NetlinkError as e:
             try:
-                nl.link_del(link.index)
+                nl.link_del(index)
             except NetlinkError:
                 pass
             if e.errno == errnos.EEXIST:
                 raise CniError(INVALID_ENV, f"interface {q(ifname)} already exists in the pod netns") from None
             raise CniError(IO_FAILURE, f"failed to rename {q(tmp)} to {q(ifname)}", e.details) from None
-        return nl.link_get(index=link.index)
+        return nl.link_get(index=index)
 
 
 def _make_here(make: Callable, tmp: str) -> None:
@@ -163,7 +163,7 @@ def create(netns: str, ifname: str, make: Callable, in_container: bool) -> Link:
 def _delete_temp(tmp: str) -> None:
     with LinkOps() as nl:
         try:
-            nl.link_del(nl.link_get(name=tmp).index)
+            nl.link_del(nl.link_index(tmp))
         except LinkNotFound:
             pass
 

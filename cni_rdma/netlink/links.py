@@ -265,6 +265,11 @@ class LinkOps(NetlinkSocket):
             raise NetlinkDecodeError(f"no RTM_NEWLINK in the reply for {dev}")
         return replies[0]
 
+    def link_index(self, name: str) -> int:
+        """The index of a link by name (or alternative name); LinkNotFound when absent. Only link_head decodes the
+        answer: ~half the cost of link_get, for callers that want nothing more."""
+        return link_head(self.link_get_raw(name, None))[0]
+
     def link_exists(self, name: str) -> bool:
         try:
             self.link_get(name=name)

@@ -175,7 +175,7 @@ class NetlinkVfManager(VfManager):
 
     def _pf(self, nl: Rtnl, name: str) -> int:
         if name not in self._pf_index:
-            self._pf_index[name] = nl.link_get(name=name).index  # no VF table: just the index
+            self._pf_index[name] = nl.link_index(name)  # no VF table: just the index
         return self._pf_index[name]
 
     # ------------------------------------------------------------------------------ snapshot
@@ -261,7 +261,7 @@ class NetlinkVfManager(VfManager):
             pass
         for name in self.sysfs.netdevs(st.device_id):
             try:
-                return nl.link_get(name=name).index
+                return nl.link_index(name)
             except LinkNotFound:
                 pass
         raise CniError(IO_FAILURE, f"VF {st.device_id}: its netdev {st.orig.host_ifname} is no longer in the host")

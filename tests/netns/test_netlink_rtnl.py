@@ -64,6 +64,7 @@ def test_link_get_by_name_and_index(node):
     by_index = nl_in(node.path, lambda nl: nl.link_get(index=eth0["ifindex"]))
     assert by_name == by_index
     assert by_name.name == "eth0" and by_name.mac == eth0["address"] and by_name.up
+    assert nl_in(node.path, lambda nl: nl.link_index("eth0")) == eth0["ifindex"]
 
 
 def test_link_not_found_is_enodev_naming_the_device(node):
@@ -73,6 +74,9 @@ def test_link_not_found_is_enodev_naming_the_device(node):
     assert "nope0" in str(ei.value) and "get link" in str(ei.value)
     with pytest.raises(LinkNotFound):
         nl_in(node.path, lambda nl: nl.link_get(index=99999))
+    with pytest.raises(LinkNotFound) as ei:
+        nl_in(node.path, lambda nl: nl.link_index("nope0"))
+    assert str(ei.value) == "netlink: get link 'nope0' failed: No such device (ENODEV)"
     assert nl_in(node.path, lambda nl: nl.link_exists("nope0")) is False
     assert nl_in(node.path, lambda nl: nl.link_exists("eth0")) is True
 
