@@ -240,7 +240,32 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "cni_rdma._native", NULL, 0, methods,
                                     NULL, NULL, NULL, NULL};
 
+/* Module: the type of the modules cni_rdma/bundled.py runs. The same module type but for one slot: a failed
+ * attribute lookup goes through the generic lookup, which `from x import y` asks without raising (it probes x for
+ * `__path__` to tell a package). The standard module's lookup words two AttributeErrors for it, ~9k instructions,
+ * ~100 times a call. What it loses: a module-level __getattr__ (PEP 562; cni_rdma/bundled.py gives a module that
+ * defines one the standard type back) and the wording of an AttributeError on a missing module attribute. */
+static PyTypeObject Module_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "module",
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, /* GC support inherited from the module type */
+    .tp_doc = "A module whose failed attribute lookups raise nothing when the caller does not want them to.",
+};
+
 PyMODINIT_FUNC PyInit__native(void)
 {
-    return PyModule_Create(&module);
+    Module_Type.tp_base = &PyModule_Type;
+    if (PyType_Ready(&Module_Type) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&Module_Type);
+    if (PyModule_AddObject(m, "Module", (PyObject *)&Module_Type) < 0) {
+        Py_DECREF(&Module_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

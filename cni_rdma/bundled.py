@@ -40,6 +40,7 @@ MAGIC = b"cni-rdma modules\n"
 # A dotted built-in module (tools/launcher.c links cni_rdma/_native.c into the executable): the interpreter's
 # BuiltinImporter only answers for top-level names, so this finder does for ours.
 BUILTIN = "cni_rdma._native"
+ModuleType = type(sys)
 
 
 class BundledModules:
@@ -54,6 +55,7 @@ class BundledModules:
         self.base = base
         self.extensions = extensions  # top-level extension module name -> its file, relative to root
         self.rest = rest  # (file offset, size) of the index's second part until it is read
+        self.module_type = ModuleType  # _native.Module once install() has imported it
         self.machinery = sys.modules["_frozen_importlib"]
 
     def find_spec(self, name, path=None, target=None):
@@ -89,7 +91,7 @@ class BundledModules:
         return spec
 
     def create_module(self, spec):
-        return None  # the default module object
+        return self.module_type(spec.name)  # set up by the import system as the default module would be
 
     def exec_module(self, module) -> None:
         _, offset, size = self.index[module.__spec__.name]
@@ -97,6 +99,8 @@ class BundledModules:
         if len(data) != size:
             raise ImportError(f"{FILE_NAME}: {module.__spec__.name} is truncated", name=module.__spec__.name)
         exec(marshal.loads(data), module.__dict__)
+        if "__getattr__" in module.__dict__ and type(module) is not ModuleType:
+            module.__class__ = ModuleType  # PEP 562's module __getattr__ needs the standard type's lookup
 
     def get_source(self, name):  # linecache asks (tracebacks): the bundle holds no sources
         return None
@@ -116,7 +120,7 @@ class BundledModules:
                 if mod_name in modules:
                     continue
             spec = self._spec(mod_name, self.index[mod_name][0])
-            module = type(sys)(mod_name)
+            module = self.module_type(mod_name)
             # the attributes importlib's module_from_spec sets for a module with a location
             attrs = module.__dict__
             attrs.update(__spec__=spec, __loader__=self, __file__=spec.origin, __cached__=spec.origin)
@@ -156,8 +160,13 @@ def install() -> bool:
     size = int.from_bytes(head[len(MAGIC) + 4:], "little")
     start = len(MAGIC) + 8
     index, preloads, extensions, rest = marshal.loads(posix.pread(fd, size, start))
-    sys.meta_path.insert(0, BundledModules(root, fd, index, preloads, start + size + rest, extensions,
-                                           (start + size, rest) if rest else None))
+    finder = BundledModules(root, fd, index, preloads, start + size + rest, extensions,
+                            (start + size, rest) if rest else None)
+    sys.meta_path.insert(0, finder)
+    if BUILTIN in sys.builtin_module_names:  # the executable's: its module type (see cni_rdma/_native.c)
+        from . import _native
+
+        finder.module_type = getattr(_native, "Module", ModuleType)
     return True
 
 

@@ -397,6 +397,35 @@ def test_frozen_add_and_check_run_their_lazy_imports_without_the_machinery_and_d
     assert [add["rest_read"], check["rest_read"], delete["rest_read"]] == [False, False, False]
 
 
+MODULE_TYPE_PROBE = """
+import sys, types
+import cni_rdma.bundled
+cni_rdma.bundled.install()
+from cni_rdma.errnos import ENOENT  # a module of the modules file: the import's __path__ probe raises nothing
+import cni_rdma.errnos as errnos
+out = [type(errnos).__name__, type(errnos) is types.ModuleType, isinstance(errnos, types.ModuleType), ENOENT,
+       hasattr(errnos, "nothing_here")]
+try:
+    errnos.nothing_here
+except AttributeError as e:
+    out.append(type(e).__name__)
+import cni_rdma.light_io as light_io  # defines a module __getattr__ (PEP 562): given the standard type back
+out += [type(light_io) is types.ModuleType, light_io.IOBase.__name__, type(sys.modules["io"]) is types.ModuleType]
+print(out)
+"""
+
+
+@frozen_only
+def test_the_bundles_modules_are_of_a_module_type_whose_failed_lookups_raise_nothing(tmp_path):
+    # cni_rdma/_native.c Module: `from x import y` probes x for __path__; the standard module type words two
+    # AttributeErrors for that (~9k instructions, ~100 times a call). A module defining __getattr__ keeps the
+    # standard type; frozen-table modules (io) are the interpreter's own.
+    p = subprocess.run([str(_probe_launcher(tmp_path))], env={"CNI_RDMA_PROBE_CODE": MODULE_TYPE_PROBE},
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == repr(["module", False, True, 2, False, "AttributeError", True, "IOBase", True])
+
+
 DEEPFROZEN_PROBE = """
 import _imp, sys
 def interned(name):  # without interning name itself: an equal new string interns to it only if it was
