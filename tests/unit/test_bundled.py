@@ -97,7 +97,7 @@ def test_imports_from_the_modules_file_only(tmp_path):
 # machinery (the finder's find_spec) recorded in `calls`.
 RECORDING = """
 import json, sys
-sys.path[:] = [{internal!r}]
+sys.path[:] = {path!r}  # the bundle's directory (tools/launcher.c puts lib-dynload first)
 sys.frozen, sys._MEIPASS = True, {internal!r}
 sys.path.insert(0, {root!r})
 from cni_rdma import bundled
@@ -119,13 +119,14 @@ print(json.dumps({{"preloaded": preloaded, "machinery": calls, "lazy": pkg.sub.l
 """
 
 
-def _packed_probe(internal: Path, preloads: dict, probe: str) -> dict:
-    """Pack the tree with these preload entries, leave only the modules file, run the probe; its JSON."""
+def _packed_probe(internal: Path, preloads: dict, probe: str, path: list[str] | None = None) -> dict:
+    """Pack the tree with these preload entries, leave only the modules file, run the probe (sys.path = path, by
+    default the tree alone); its JSON."""
     pack_modules(internal, preloads)
     for pyc in internal.rglob("*.pyc"):
         pyc.unlink()
-    p = subprocess.run([sys.executable, "-I", "-S", "-c", probe.format(internal=str(internal), root=str(ROOT))],
-                       capture_output=True, text=True, timeout=60)
+    code = probe.format(internal=str(internal), root=str(ROOT), path=path or [str(internal)])
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
@@ -185,24 +186,13 @@ def test_the_index_second_part_is_read_only_for_a_module_not_in_the_first(tmp_pa
                    "after_rest": [True, "top-lazy", True]}
 
 
-EXTENSION_PROBE = """
-import json, sys
-sys.path[:] = [{dynload!r}, {internal!r}]  # as tools/launcher.c sets it
-sys.frozen, sys._MEIPASS = True, {internal!r}
-sys.path.insert(0, {root!r})
-from cni_rdma import bundled
-sys.path.pop(0)
-bundled.install()
-finder = sys.meta_path[0]
-found = []
-find_spec = finder.find_spec
-finder.find_spec = lambda name, *a: found.append(name) or find_spec(name, *a)
+EXTENSION_PROBE = RECORDING + """
 import _bisect
 spec = _bisect.__spec__
 print(json.dumps({{"module": [_bisect.__file__, _bisect.bisect_left([1, 2, 3], 2)],
                   "spec": [spec.name, spec.origin, spec.has_location, spec.submodule_search_locations,
                            type(spec.loader).__name__, spec.loader.path],
-                  "found": found, "path_finder_looked": sorted(sys.path_importer_cache)}}))
+                  "found": calls, "path_finder_looked": sorted(sys.path_importer_cache)}}))
 """
 
 
@@ -217,11 +207,7 @@ def test_an_extension_module_of_the_bundle_is_found_without_the_path_finder(tmp_
     real = Path(importlib.util.find_spec("_bisect").origin)  # this interpreter's own extension module
     name = real.name
     shutil.copy(real, dynload / name)
-    pack_modules(internal, {})
-    p = subprocess.run([sys.executable, "-I", "-S", "-c", EXTENSION_PROBE.format(
-        internal=str(internal), dynload=str(dynload), root=str(ROOT))], capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
+    out = _packed_probe(internal, {}, EXTENSION_PROBE, [str(dynload), str(internal)])
     assert out["module"] == [str(dynload / name), 1]
     assert out["spec"] == ["_bisect", str(dynload / name), True, None, "ExtensionFileLoader", str(dynload / name)]
     assert out["found"] == ["_bisect"]
