@@ -42,8 +42,10 @@ def escape(text: str) -> str:
     """One printable line (module doc). Non-printable code points, lone surrogates among them (JSON "\\udcff",
     undecodable env bytes), become \\uXXXX: the encode can never fail."""
     if not _escapes:
-        _escapes.update({c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0), *map(ord, "$`;&|<>"))})
-        _escapes[ord("\\")] = "\\\\"
+        # built whole, then published by one update(): another thread never sees a table without the backslash
+        table = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0), *map(ord, "$`;&|<>"))}
+        table[ord("\\")] = "\\\\"
+        _escapes.update(table)
     out = text.translate(_escapes)
     if not out.isascii():  # format characters, unassigned code points, lone surrogates, U+2028/9
         out = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
