@@ -6,7 +6,7 @@ Rerun after `make build`: `.venv/bin/python bench/profile.py` (as root: it makes
    and nothing else). Both load the bundle's own glibc and _internal, as bench/bench.py's floor build does.
 2. Runs each call once under `valgrind --tool=callgrind --cache-sim=yes`: the empty app, VERSION, and a macvlan +
    host-local ADD and DEL (from a node netns with a veth `eth0` into a pod netns; both deleted at the end, even on
-   a failure). Callgrind dumps a first part when the launcher calls PyRun_SimpleStringFlags (`--dump-before`), so
+   a failure). Callgrind dumps a first part when the launcher calls cni_rdma_run_main (`--dump-before`), so
    the second part is exactly our code, the threads it starts included.
 3. Splits the cost with `callgrind_annotate --inclusive=yes` (`phases`) and counts the classes created (calls of
    type_new) and the module bodies run (calls of builtin_exec) in each part.
@@ -38,7 +38,9 @@ CALLS = ("empty", "VERSION", "ADD", "DEL")
 EVENTS = ("Ir", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 L1_MISSES = ("I1mr", "D1mr", "D1mw")
 LL_MISSES = ("ILmr", "DLmr", "DLmw")
-OURS = "PyRun_SimpleStringFlags"  # the launcher's one call into our Python code
+# The launcher's one call into our Python code: cni_rdma_run_main for a plugin call, PyRun_SimpleStringFlags for the
+# empty app (CNI_RDMA_FLOOR)
+OURS = ("cni_rdma_run_main", "PyRun_SimpleStringFlags")
 UNMARSHAL = ("marshal_loads", "PyMarshal_ReadObjectFromString")
 CLASSES = "builtin___build_class__"
 COUNTED = ("type_new", "builtin_exec")
@@ -101,7 +103,7 @@ def netns_pair() -> Iterator[tuple[str, str]]:
 
 def callgrind(exe: Path, out: Path, env: dict[str, str], stdin: str = "", netns: str = "") -> str:
     """Step 2: one call of `exe` under callgrind; its stdout. Writes `out`.1 (up to our code) and `out` (our code)."""
-    cmd = ["valgrind", "--tool=callgrind", "--cache-sim=yes", f"--dump-before={OURS}",
+    cmd = ["valgrind", "--tool=callgrind", "--cache-sim=yes", *(f"--dump-before={name}" for name in OURS),
            f"--callgrind-out-file={out}", "-q", str(exe)]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
@@ -202,7 +204,7 @@ def phases(out: Path) -> list[tuple[str, Costs]]:
             ("  core: pyinit_core", start("pyinit_core")),
             ("  main part: init_interp_main", start("init_interp_main")),
             ("launcher's own: pre-init, config, paths", sub(start("main"), interp)),
-            (f"our code: {OURS} on (its threads too)", ours_total),
+            (f"our code: {OURS[0]} (the empty app: {OURS[1]}) on (its threads too)", ours_total),
             ("  unmarshal: marshal_loads + PyMarshal_ReadObjectFromString", unmarshal),
             (f"  class creation: {CLASSES}", classes),
             ("  the rest: module bodies, the command's work", sub(ours_total, unmarshal, classes))]
@@ -283,7 +285,7 @@ def report(commit: str, profiles: dict[str, list[tuple[str, Costs]]],
         "unstripped in build/profile/ (same link, the bundle's own glibc and _internal): the empty app "
         "(`CNI_RDMA_FLOOR`: the interpreter's start, then `posix._exit`), VERSION, and a macvlan + host-local "
         "ADD and DEL in throwaway netns. Costs are callgrind_annotate's inclusive costs; callgrind dumps a first "
-        "part when the launcher calls `PyRun_SimpleStringFlags`, so `our code` is everything from there on, the "
+        "part when the launcher calls `cni_rdma_run_main` (the empty app: `PyRun_SimpleStringFlags`), so `our code` is everything from there on, the "
         "netns thread included. Indented rows are parts of the row above them. Ir: instructions executed. CEst: "
         "the cachegrind/KCachegrind cycle estimate, Ir + 10 x L1 misses + 100 x last-level misses "
         "(I1mr+D1mr+D1mw, ILmr+DLmr+DLmw), with callgrind's simulated caches.", "",

@@ -17,7 +17,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define STR_(x) #x
@@ -71,52 +73,94 @@ static int frozen_packages_find_their_files(const char *home)
     return 0;
 }
 
-#ifdef CNI_RDMA_LAZY_DEEPFREEZE
-/* CPython 3.11 interns, at every start, the names of all its deep-frozen modules' code objects (_Py_Deepfreeze_Init:
- * 778 code objects of ~20 modules, ~1.3M instructions of every call), yet a plugin call runs two of those modules,
- * importlib's. tools/build_bundle.launcher_command links this executable with --wrap for _Py_Deepfreeze_Init (it
- * interns nothing here) and for each deep-frozen module's get function (_Py_get_<module>_toplevel, which the
- * frozen importer calls to import it): the generated wrapper interns that module's code objects, all of them, the
- * first time it is imported, with CPython's own _PyStaticCode_InternStrings. The same interning, module by
- * module, when needed. */
-extern int _PyStaticCode_InternStrings(PyCodeObject *co);
+/* Python's objects live in obmalloc's 1 MiB arenas, and a plugin call fills 2-3 of them: ~200 page faults each
+ * (every 4 KiB page a fault: allocated, zeroed, charged to the cgroup), ~0.8 ms of a DEL's CPU (bench/README.md,
+ * round 6). The first arenas are slots of one 2 MiB-aligned region that the kernel may back with transparent huge
+ * pages (MADV_HUGEPAGE: one fault per 2 MiB): where THP is off ("never"), or no 2 MiB page is free, it is ordinary
+ * pages, faulted as before. More arenas than the region holds are mapped one by one, as CPython does. A freed
+ * slot is kept (not returned to the kernel, which would split the huge page) and given out again. */
+#define ARENA_REGION ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+static char *arena_region;
+static size_t arena_slot; /* the arena size, set by the first request */
+static unsigned arena_slots_used;
 
-static int intern_code(PyObject *code)
+static void *arena_alloc(void *ctx, size_t size)
 {
-    if (_PyStaticCode_InternStrings((PyCodeObject *)code) < 0)
-        return -1;
-    PyObject *consts = ((PyCodeObject *)code)->co_consts;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
-        PyObject *item = PyTuple_GET_ITEM(consts, i);
-        if (PyCode_Check(item) && intern_code(item) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-int __wrap__Py_Deepfreeze_Init(void);
-int __wrap__Py_Deepfreeze_Init(void)
-{
-    return 0;
-}
-
-/* Called by the generated wrappers: the module's code (a new reference, or NULL), its names interned once. */
-PyObject *cni_rdma_interned(PyObject *code, int *done);
-PyObject *cni_rdma_interned(PyObject *code, int *done)
-{
-    if (code != NULL && !*done) {
-        if (intern_code(code) < 0) {
-            Py_DECREF(code);
-            return NULL;
+    (void)ctx;
+    if (arena_slot == 0 && size > 0 && ARENA_REGION % size == 0 && ARENA_REGION / size <= 32) {
+        arena_slot = size;
+        char *p = mmap(NULL, ARENA_REGION + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) {
+            char *aligned = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+            if (aligned > p)
+                munmap(p, (size_t)(aligned - p));
+            munmap(aligned + ARENA_REGION, (size_t)(p + HUGE_PAGE - aligned));
+            madvise(aligned, ARENA_REGION, MADV_HUGEPAGE); /* advice: on a kernel without THP, nothing changes */
+            arena_region = aligned;
         }
-        *done = 1;
     }
-    return code;
+    if (arena_region != NULL && size == arena_slot)
+        for (unsigned i = 0; i < ARENA_REGION / arena_slot; i++)
+            if (!(arena_slots_used & (1u << i))) {
+                arena_slots_used |= 1u << i;
+                return arena_region + i * arena_slot;
+            }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
 }
-#endif
+
+static void arena_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    char *c = ptr;
+    if (arena_region != NULL && c >= arena_region && c < arena_region + ARENA_REGION) {
+        arena_slots_used &= ~(1u << ((size_t)(c - arena_region) / arena_slot));
+        return;
+    }
+    munmap(ptr, size);
+}
+
+/* What the launcher runs, as the Python lines
+ *     import cni_rdma.bundled
+ *     try:
+ *         cni_rdma.bundled.install()
+ *     except Exception:
+ *         pass
+ *     from cni_rdma.main import run
+ *     run()
+ * would, without parsing and compiling them at every start (~0.1M instructions): the modules file first
+ * (cni_rdma.bundled, frozen in), then main and everything after it from there. A broken file is left to main(),
+ * which answers it as a CNI error. -1 with the exception set (run() ends the process otherwise). */
+int cni_rdma_run_main(void);
+__attribute__((noinline)) int cni_rdma_run_main(void)
+{
+    PyObject *bundled = PyImport_ImportModule("cni_rdma.bundled");
+    if (bundled == NULL)
+        return -1;
+    PyObject *installed = PyObject_CallMethod(bundled, "install", NULL);
+    Py_DECREF(bundled);
+    if (installed == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return -1;
+        PyErr_Clear();
+    }
+    Py_XDECREF(installed);
+    PyObject *main_module = PyImport_ImportModule("cni_rdma.main");
+    if (main_module == NULL)
+        return -1;
+    PyObject *result = PyObject_CallMethod(main_module, "run", NULL);
+    Py_DECREF(main_module);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
+    PyObjectArenaAllocator arenas = {NULL, arena_alloc, arena_free}; /* before the interpreter's first object */
+    PyObject_SetArenaAllocator(&arenas);
     /* The bundle is the directory this executable lives in (symlinks, e.g. /opt/cni/bin/macvlan, resolved);
      * without /proc (a bare chroot), argv[0] as the caller spelled it: runtimes exec plugins by path. */
     char exe[PATH_MAX], home[PATH_MAX], dynload[PATH_MAX];
@@ -260,8 +304,8 @@ int main(int argc, char **argv)
 #else
     /* The modules file first (cni_rdma.bundled, frozen in): main and everything after it come from there. A
      * broken file is left to main(), which answers it as a CNI error. */
-    PyRun_SimpleString("import cni_rdma.bundled\ntry:\n    cni_rdma.bundled.install()\nexcept Exception:\n    pass\n"
-                       "from cni_rdma.main import run\nrun()\n");
+    if (cni_rdma_run_main() != 0)
+        PyErr_Print(); /* SystemExit: finalize, flush, exit with its code; another exception: its traceback */
 #endif
     /* Only an exception other than SystemExit gets here; its traceback is printed on stderr. */
     return Py_FinalizeEx() < 0 ? 120 : 1;
