@@ -285,7 +285,8 @@ def report(commit: str, profiles: dict[str, list[tuple[str, Costs]]],
         "unstripped in build/profile/ (same link, the bundle's own glibc and _internal): the empty app "
         "(`CNI_RDMA_FLOOR`: the interpreter's start, then `posix._exit`), VERSION, and a macvlan + host-local "
         "ADD and DEL in throwaway netns. Costs are callgrind_annotate's inclusive costs; callgrind dumps a first "
-        "part when the launcher calls `cni_rdma_run_main` (the empty app: `PyRun_SimpleStringFlags`), so `our code` is everything from there on, the "
+        "part when the launcher calls `cni_rdma_run_main` (the empty app: `PyRun_SimpleStringFlags`), so `our "
+        "code` is everything from there on, the "
         "netns thread included. Indented rows are parts of the row above them. Ir: instructions executed. CEst: "
         "the cachegrind/KCachegrind cycle estimate, Ir + 10 x L1 misses + 100 x last-level misses "
         "(I1mr+D1mr+D1mw, ILmr+DLmr+DLmw), with callgrind's simulated caches.", "",
