@@ -6,6 +6,8 @@ Interleaved rounds (the order alternates every round), each plugin a real proces
   8-rail      an 8-attachment pod: 8 x (macvlan + host-local) ADD, then the 8 DELs, totals
   dual-stack  macvlan + host-local with an IPv4 and an IPv6 range: Go waits for IPv6 DAD (~1-2 s), ours
               returns at once with optimistic DAD (the `dad` key's default; tests/netns/test_ipconfig_parity.py)
+  kernel      after the timed rounds: each plugin's ADD, then bench/dellink.c deletes the link (the kernel's
+              share of a DEL's wall: its RTM_DELLINK waits for an RCU grace period), then the plugin's DEL
 For each: wall time, CPU time (user+sys from wait4: the plugin and every child it reaped, i.e. Go's IPAM
 exec) and peak RSS, measured by the small C helper bench/spawn.c (needs cc); min/median/max, and the median
 of the per-round ours/Go ratios. Writes bench/results.md.
@@ -56,16 +58,19 @@ class Series:
 
 
 SPAWN = ROOT / "build" / "bench" / "spawn"
+DELLINK = ROOT / "build" / "bench" / "dellink"
 
 
 def build_spawn() -> None:
-    src = ROOT / "bench" / "spawn.c"
-    if SPAWN.exists() and SPAWN.stat().st_mtime >= src.stat().st_mtime:
-        return
-    SPAWN.parent.mkdir(parents=True, exist_ok=True)
-    if not shutil.which("cc"):
-        sys.exit("bench: needs a C compiler for bench/spawn.c (apt-get install gcc)")
-    subprocess.run(["cc", "-O2", "-Wall", "-o", str(SPAWN), str(src)], check=True)
+    """bench/spawn.c (runs and measures one plugin) and bench/dellink.c (the kernel's share of a DEL)."""
+    for exe in (SPAWN, DELLINK):
+        src = ROOT / "bench" / f"{exe.name}.c"
+        if exe.exists() and exe.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        if not shutil.which("cc"):
+            sys.exit(f"bench: needs a C compiler for bench/{src.name} (apt-get install gcc)")
+        subprocess.run(["cc", "-O2", "-Wall", "-o", str(exe), str(src)], check=True)
 
 
 def run(exe: Path, command: str, env_extra: dict, stdin: bytes = b"", args: tuple[str, ...] = ()
@@ -222,6 +227,16 @@ class Bench:
 
         return total(adds), total(dels)
 
+    def kernel_delete(self, impl: str, cid: str, pod: str) -> tuple[Sample, float]:
+        """That plugin's ADD, then bench/dellink.c deletes the link (the process, and the RTM_DELLINK alone, ms);
+        the plugin's DEL then releases the address (the link is gone: DEL is idempotent)."""
+        c = conf(impl, 0, self.data_dir(impl))
+        env = self.env(impl, cid, "net1", pod)
+        run(self.dirs[impl] / "macvlan", "ADD", env, c)
+        s, out, _ = run(DELLINK, "DEL", {}, args=(pod, "net1"))
+        run(self.dirs[impl] / "macvlan", "DEL", env, c)
+        return s, int(out) / 1e3
+
 
 def table(results: dict[str, Series]) -> list[str]:
     lines = [
@@ -323,6 +338,33 @@ def floor_table(floors: dict[str, list[Sample]]) -> list[str]:
     return lines
 
 
+def kernel_table(results: dict[str, Series], kernel: dict[str, list[tuple[Sample, float]]]) -> list[str]:
+    """The DEL's wall beside the kernel's own delete of the same link (bench/dellink.c, after each plugin's ADD)."""
+    if not kernel["ours"] or not kernel["go"]:
+        return []
+    med = statistics.median
+
+    def dels(impl: str) -> float:
+        return med(x.wall_ms for x in results["DEL"].samples[impl])
+
+    procs = {impl: med(s.wall_ms for s, _ in xs) for impl, xs in kernel.items()}
+    sends = {impl: med(k for _, k in xs) for impl, xs in kernel.items()}
+    return ["## The kernel's share of a DEL's wall time", "",
+            "bench/dellink.c, a C program that only enters the pod netns and deletes the link with one RTM_DELLINK, "
+            f"run after each plugin's ADD ({len(kernel['ours'])} rounds each, after the timed rounds; the plugin's "
+            "DEL then releases the address). Inside that one request the kernel unregisters the device: three "
+            "expedited RCU grace periods, then netdev_run_todo's rcu_barrier(), which waits for a normal grace "
+            "period (bench/README.md, round 7). Every DEL of a macvlan waits for it, in any language.", "",
+            "| wall ms, median | after our ADD | after Go's ADD |", "|---|---|---|",
+            f"| the plugin's DEL (the DEL rows above) | {dels('ours'):.1f} | {dels('go'):.1f} |",
+            f"| the C program's whole delete (exec to exit) | {procs['ours']:.1f} | {procs['go']:.1f} |",
+            f"| of which the RTM_DELLINK request | {sends['ours']:.1f} | {sends['go']:.1f} |",
+            f"| the plugin's DEL above the C program's delete | {dels('ours') - procs['ours']:.1f} | "
+            f"{dels('go') - procs['go']:.1f} |", "",
+            f"A DEL that cost nothing but the kernel's delete would be {procs['ours'] / dels('go'):.2f}× Go's DEL "
+            "wall here; ours is the row above that.", ""]
+
+
 def summary(results: dict[str, Series], ours: Path, floors: dict[str, list[Sample]] | None = None) -> list[str]:
     """Where our time goes, from the table's own medians (CPU: robust on a shared machine)."""
     def med(op: str, impl: str, metric: str = "cpu_ms") -> float:
@@ -386,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     pod = topology.make_pod()
     work = tempfile.mkdtemp(prefix="cni-rdma-bench-")
     results = {op: Series() for op in ("VERSION", "ADD", "DEL", "8-rail ADD", "8-rail DEL", "dual-stack ADD")}
+    kernel: dict[str, list[tuple[Sample, float]]] = {"ours": [], "go": []}
     floor_exe = build_floor(args.ours)
     imports_exe = build_floor(args.ours, ("CNI_RDMA_IMPORTS_FLOOR",), "imports-floor")
     imports_add_exe = build_floor(args.ours, ("CNI_RDMA_IMPORTS_FLOOR", "CNI_RDMA_IMPORTS_FLOOR_ADD"),
@@ -433,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.dual_rounds if with_add else 0):
             for impl in (order if i % 2 == 0 else order[::-1]):
                 results["dual-stack ADD"].samples[impl].append(b.dual(impl, f"dual{i}-{impl}", pod.path))
+        for i in range(args.rounds if with_add else 0):  # after the timed rounds: they stay as they were
+            for impl in (order if i % 2 == 0 else order[::-1]):
+                kernel[impl].append(b.kernel_delete(impl, f"kdel{i}-{impl}", pod.path))
         elapsed = time.monotonic() - t0
         profile = [] if args.no_profile or not with_add else importtime_profile(args.ours, pod.path, work,
                                                                                 args.rebuild_profile)
@@ -451,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += table(results)
     lines += ["", *floor_table(floors), ""]
     lines += summary(results, args.ours, floors)
+    lines += kernel_table(results, kernel)
     if profile:
         lines += ["## What an ADD imports inside the frozen app (`-X importtime`)", "", *profile, ""]
     text = "\n".join(lines) + "\n"
